@@ -1,0 +1,34 @@
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { formatError } from './errors.js';
+import { registerInspect } from './inspect.js';
+
+const packageJson = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+export function buildProgram(): Command {
+  const program = new Command('btmount')
+    .description('Mount a BitTorrent dataset by its hash as a read-only directory.')
+    .version(packageJson.version)
+    .option('--debug', 'print stack traces and verbose logs')
+    .showHelpAfterError('(run btmount --help for usage)')
+    .exitOverride();
+  registerInspect(program);
+  return program;
+}
+
+/** Runs the CLI and returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    // commander already printed its own message (usage errors, --help, --version).
+    if (err instanceof CommanderError) return err.exitCode;
+    process.stderr.write(formatError(err) + '\n');
+    if (argv.includes('--debug') && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+    return 1;
+  }
+}

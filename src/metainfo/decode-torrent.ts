@@ -1,0 +1,188 @@
+import bencode from 'bencode';
+import { createHash } from 'node:crypto';
+import { InvalidTorrentError } from './errors.js';
+import { asInfoHash, type InfoHash } from './piece-layout.js';
+
+/**
+ * The fields of a .torrent file, checked for shape and sense but not yet
+ * turned into a tree. Names are still raw bytes; sanitizing is file-tree.ts's job.
+ */
+export interface DecodedTorrent {
+  infoHash: InfoHash;
+  /** The exact bencoded info dictionary: what ut_metadata serves and what the infohash is of. */
+  infoBuffer: Buffer;
+  name: Uint8Array;
+  pieceLength: number;
+  pieceHashes: Buffer;
+  /** Files in torrent order (single-file torrents have one, with an empty path). */
+  files: DecodedFile[];
+  totalLength: number;
+  private: boolean;
+  announce: string[];
+  urlList: string[];
+  created?: Date;
+  createdBy?: string;
+  comment?: string;
+}
+
+export interface DecodedFile {
+  path: Uint8Array[];
+  length: number;
+  /** BEP 47 pad file: bytes that exist only to align the next file to a piece. */
+  pad: boolean;
+}
+
+export const MIN_PIECE_LENGTH = 16 * 1024;
+export const MAX_PIECE_LENGTH = 64 * 1024 * 1024;
+/** 2^53 - 1 bytes is already absurd; anything above cannot even be addressed exactly. */
+const MAX_TOTAL_LENGTH = Number.MAX_SAFE_INTEGER;
+
+type Dict = Record<string, unknown>;
+
+export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
+  const top = decodeWhole(raw);
+  if (!isDict(top)) throw new InvalidTorrentError('not a torrent: the file is not a bencoded dictionary');
+  const info = field(top, 'info');
+  if (!isDict(info)) throw new InvalidTorrentError('missing or malformed "info" dictionary');
+
+  const name = bytes(field(info, 'name.utf-8')) ?? bytes(field(info, 'name'));
+  if (!name) throw new InvalidTorrentError('missing "info.name"');
+
+  const pieceLength = integer(field(info, 'piece length'), 'info."piece length"');
+  if (pieceLength < MIN_PIECE_LENGTH || pieceLength > MAX_PIECE_LENGTH || (pieceLength & (pieceLength - 1)) !== 0) {
+    throw new InvalidTorrentError(
+      `piece length ${pieceLength} is not a power of two between 16 KiB and 64 MiB`,
+    );
+  }
+
+  const piecesField = field(info, 'pieces');
+  if (!(piecesField instanceof Uint8Array)) {
+    if (field(info, 'file tree') !== undefined) {
+      throw new InvalidTorrentError('BitTorrent v2-only torrents are not supported (no v1 "pieces")');
+    }
+    throw new InvalidTorrentError('missing "info.pieces"');
+  }
+  if (piecesField.length % 20 !== 0) {
+    throw new InvalidTorrentError(`"info.pieces" is ${piecesField.length} bytes, not a multiple of 20`);
+  }
+
+  const files = decodeFiles(info);
+  let totalLength = 0;
+  for (const file of files) {
+    totalLength += file.length;
+    if (totalLength > MAX_TOTAL_LENGTH) throw new InvalidTorrentError('total size is absurdly large (over 2^53 bytes)');
+  }
+  const pieceCount = piecesField.length / 20;
+  const expectedPieces = Math.ceil(totalLength / pieceLength);
+  if (pieceCount !== expectedPieces) {
+    throw new InvalidTorrentError(
+      `torrent has ${pieceCount} piece hashes but its ${totalLength} bytes need ${expectedPieces} pieces of ${pieceLength}`,
+    );
+  }
+
+  const infoBuffer = Buffer.from(bencode.encode(info));
+  // The infohash is of the info dictionary exactly as written. bencode has one
+  // canonical form; a torrent whose info dict is not in it would get a different
+  // hash from every client, so refuse it rather than guess.
+  if (Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).indexOf(infoBuffer) < 0) {
+    throw new InvalidTorrentError('the "info" dictionary is not canonical bencode (unsorted or duplicate keys)');
+  }
+  const infoHash = asInfoHash(createHash('sha1').update(infoBuffer).digest('hex'));
+
+  const decoded: DecodedTorrent = {
+    infoHash,
+    infoBuffer,
+    name,
+    pieceLength,
+    pieceHashes: Buffer.from(piecesField),
+    files,
+    totalLength,
+    private: field(info, 'private') === 1,
+    announce: announceUrls(top),
+    urlList: textList(field(top, 'url-list')),
+  };
+  const created = field(top, 'creation date');
+  if (typeof created === 'number' && Number.isSafeInteger(created) && created > 0) {
+    decoded.created = new Date(created * 1000);
+  }
+  const createdBy = text(field(top, 'created by'));
+  if (createdBy !== undefined) decoded.createdBy = createdBy;
+  const comment = text(field(top, 'comment'));
+  if (comment !== undefined) decoded.comment = comment;
+  return decoded;
+}
+
+function decodeWhole(raw: Uint8Array): unknown {
+  let value: unknown;
+  try {
+    value = bencode.decode(raw);
+  } catch (err) {
+    // Covers bad syntax and also absurd nesting (the decoder recurses: RangeError).
+    throw new InvalidTorrentError(`malformed bencode: ${(err as Error).message}`);
+  }
+  // The decoder quietly accepts truncated strings and trailing bytes; a torrent must be exactly one value.
+  if (value === null || bencode.decode.position !== raw.length) {
+    throw new InvalidTorrentError('malformed bencode: the file is truncated or has trailing bytes');
+  }
+  return value;
+}
+
+function decodeFiles(info: Dict): DecodedFile[] {
+  const list = field(info, 'files');
+  if (list === undefined) {
+    return [{ path: [], length: integer(field(info, 'length'), 'info.length'), pad: false }];
+  }
+  if (!Array.isArray(list) || list.length === 0) throw new InvalidTorrentError('"info.files" is not a non-empty list');
+  return list.map((entry: unknown, i: number): DecodedFile => {
+    if (!isDict(entry)) throw new InvalidTorrentError(`file #${i} is not a dictionary`);
+    const length = integer(field(entry, 'length'), `file #${i} length`);
+    const pathField = pathList(field(entry, 'path.utf-8')) ?? pathList(field(entry, 'path'));
+    if (!pathField) throw new InvalidTorrentError(`file #${i} has a missing or malformed path`);
+    const attr = text(field(entry, 'attr')) ?? '';
+    const first = pathField[0];
+    const legacyPad = first !== undefined && Buffer.from(first).toString('latin1') === '.pad';
+    return { path: pathField, length, pad: attr.includes('p') || legacyPad };
+  });
+}
+
+/** Own properties only: a hostile "__proto__" key must not make a field appear. */
+function field(dict: Dict, key: string): unknown {
+  return Object.hasOwn(dict, key) ? dict[key] : undefined;
+}
+
+function isDict(value: unknown): value is Dict {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
+}
+
+function bytes(value: unknown): Uint8Array | undefined {
+  return value instanceof Uint8Array && value.length > 0 ? value : undefined;
+}
+
+function text(value: unknown): string | undefined {
+  return value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : undefined;
+}
+
+function integer(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidTorrentError(`${what} is missing, negative or not an exact integer`);
+  }
+  return value;
+}
+
+function pathList(value: unknown): Uint8Array[] | undefined {
+  if (!Array.isArray(value) || value.length === 0) return undefined;
+  if (!value.every((part) => part instanceof Uint8Array)) return undefined;
+  return value as Uint8Array[];
+}
+
+function textList(value: unknown): string[] {
+  if (value instanceof Uint8Array) return value.length > 0 ? [text(value)!] : [];
+  if (!Array.isArray(value)) return [];
+  return value.map(text).filter((s): s is string => s !== undefined && s.length > 0);
+}
+
+function announceUrls(top: Dict): string[] {
+  const tiers = field(top, 'announce-list');
+  const urls = Array.isArray(tiers) && tiers.length > 0 ? tiers.flatMap(textList) : textList(field(top, 'announce'));
+  return [...new Set(urls)];
+}

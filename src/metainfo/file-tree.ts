@@ -1,0 +1,136 @@
+import { InvalidTorrentError } from './errors.js';
+import { sanitizeComponent, NAME_MAX_BYTES, truncateUtf8 } from './sanitize-path.js';
+import type { DecodedFile } from './decode-torrent.js';
+
+/** One file of the torrent, at its place in the torrent's byte stream. */
+export class TorrentFile {
+  readonly kind = 'file';
+  constructor(
+    /** Position in the torrent's file list (pad files included). */
+    readonly index: number,
+    /** Path inside the mount, '/'-separated, sanitized; '' for pad files, which are not in the tree. */
+    readonly path: string,
+    readonly length: number,
+    /** Byte offset of the file's first byte in the torrent's stream. */
+    readonly offset: number,
+    readonly pad: boolean,
+  ) {}
+}
+
+export class TorrentDir {
+  readonly kind = 'dir';
+  readonly children = new Map<string, TreeNode>();
+  constructor(readonly path: string) {}
+}
+
+export type TreeNode = TorrentFile | TorrentDir;
+
+/** Deeper or longer paths cannot be opened by ordinary programs (PATH_MAX is 4096 with the mountpoint). */
+export const MAX_PATH_DEPTH = 256;
+export const MAX_PATH_BYTES = 3072;
+
+/**
+ * The virtual directory tree of a torrent, built once. Lookup walks one Map per
+ * path component; a listing is the directory's own Map. Tree-wide rules:
+ *
+ * - the mount root is the torrent's top folder (multi-file) or holds the one file (single-file);
+ * - a directory wins over a file of the same path; the file, and any later duplicate
+ *   file, gets `~2`, `~3`, … before its extension;
+ * - a path deeper than 256 levels or longer than 3072 bytes refuses the whole torrent;
+ * - BEP 47 pad files are left out of the tree but keep their place in `files`.
+ */
+export class FileTree {
+  readonly root = new TorrentDir('');
+  /** Every file in torrent order, pad files included: the byte map is built on this. */
+  readonly files: readonly TorrentFile[];
+  readonly fileCount: number;
+  readonly dirCount: number;
+
+  constructor(singleFileName: Uint8Array | undefined, decoded: readonly DecodedFile[]) {
+    let dirCount = 0;
+    const makeDir = (parent: TorrentDir, name: string): TorrentDir => {
+      const existing = parent.children.get(name);
+      if (existing instanceof TorrentDir) return existing;
+      const dir = new TorrentDir(parent.path === '' ? name : `${parent.path}/${name}`);
+      parent.children.set(name, dir);
+      dirCount++;
+      return dir;
+    };
+
+    // Pass 1: every directory, so that directories win over files of the same name.
+    const placement: Array<{ parent: TorrentDir; name: string } | undefined> = [];
+    decoded.forEach((file, i) => {
+      if (file.pad) return void placement.push(undefined);
+      const parts = (singleFileName ? [singleFileName] : file.path).map(sanitizeComponent).filter((p) => p !== '');
+      if (parts.length === 0) throw new InvalidTorrentError(`file #${i} has an empty path`);
+      if (parts.length > MAX_PATH_DEPTH) {
+        throw new InvalidTorrentError(`file #${i} is nested ${parts.length} levels deep (limit ${MAX_PATH_DEPTH})`);
+      }
+      const bytes = parts.reduce((sum, p) => sum + Buffer.byteLength(p) + 1, 0);
+      if (bytes > MAX_PATH_BYTES) {
+        throw new InvalidTorrentError(`file #${i} has a path of ${bytes} bytes (limit ${MAX_PATH_BYTES})`);
+      }
+      let parent = this.root;
+      for (const part of parts.slice(0, -1)) parent = makeDir(parent, part);
+      placement.push({ parent, name: parts[parts.length - 1]! });
+    });
+
+    // Pass 2: files, renamed where their name is already taken.
+    const files: TorrentFile[] = [];
+    let offset = 0;
+    let fileCount = 0;
+    decoded.forEach((file, i) => {
+      const place = placement[i];
+      let path = '';
+      if (place) {
+        const name = freeName(place.parent, place.name);
+        path = place.parent.path === '' ? name : `${place.parent.path}/${name}`;
+      }
+      const entry = new TorrentFile(i, path, file.length, offset, file.pad);
+      if (place) {
+        place.parent.children.set(path.slice(path.lastIndexOf('/') + 1), entry);
+        fileCount++;
+      }
+      files.push(entry);
+      offset += file.length;
+    });
+    this.files = files;
+    this.fileCount = fileCount;
+    this.dirCount = dirCount;
+  }
+
+  /** The node at `path` ('a/b', '/a/b' and '' or '/' for the root), or undefined. */
+  lookup(path: string): TreeNode | undefined {
+    let node: TreeNode = this.root;
+    let start = 0;
+    while (start < path.length) {
+      let end = path.indexOf('/', start);
+      if (end < 0) end = path.length;
+      if (end > start) {
+        if (!(node instanceof TorrentDir)) return undefined;
+        const child: TreeNode | undefined = node.children.get(path.slice(start, end));
+        if (!child) return undefined;
+        node = child;
+      }
+      start = end + 1;
+    }
+    return node;
+  }
+
+  /** Files in the tree (no pad files), in torrent order. */
+  *visibleFiles(): Iterable<TorrentFile> {
+    for (const file of this.files) if (!file.pad) yield file;
+  }
+}
+
+function freeName(dir: TorrentDir, name: string): string {
+  if (!dir.children.has(name)) return name;
+  const dot = name.lastIndexOf('.');
+  const stem = dot > 0 ? name.slice(0, dot) : name;
+  const ext = dot > 0 ? name.slice(dot) : '';
+  for (let n = 2; ; n++) {
+    const tag = `~${n}${ext}`;
+    const candidate = truncateUtf8(stem, NAME_MAX_BYTES - Buffer.byteLength(tag)) + tag;
+    if (!dir.children.has(candidate)) return candidate;
+  }
+}

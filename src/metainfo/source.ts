@@ -1,0 +1,55 @@
+import parseTorrent from 'parse-torrent';
+import { readFile } from 'node:fs/promises';
+import { InvalidTorrentError } from './errors.js';
+import { Metainfo } from './metainfo.js';
+import { asInfoHash, type InfoHash } from './piece-layout.js';
+
+/**
+ * What the user named: a complete torrent, or only a hash (magnet / bare
+ * infohash) whose info dictionary must still come from peers (BEP 9).
+ */
+export type TorrentSource =
+  | { kind: 'torrent'; metainfo: Metainfo }
+  | { kind: 'hash'; infoHash: InfoHash; name?: string; announce: string[]; urlList: string[]; peers: string[] };
+
+const BARE_HASH = /^[0-9a-fA-F]{40}$|^[a-zA-Z2-7]{32}$/;
+
+/** Reads a .torrent path, a magnet URI or a bare infohash (40 hex or 32 base32). */
+export async function loadSource(spec: string): Promise<TorrentSource> {
+  if (spec.startsWith('magnet:') || BARE_HASH.test(spec)) return parseHashSource(spec);
+  let raw: Buffer;
+  try {
+    raw = await readFile(spec);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+    throw new InvalidTorrentError(`${why} (expected a .torrent file, magnet URI or infohash)`);
+  }
+  return { kind: 'torrent', metainfo: Metainfo.fromTorrentFile(raw) };
+}
+
+/** Like loadSource, but the caller needs the file tree now (no metadata fetch). */
+export async function loadMetainfo(spec: string): Promise<Metainfo> {
+  const source = await loadSource(spec);
+  if (source.kind === 'torrent') return source.metainfo;
+  throw new InvalidTorrentError(`${spec} names only a hash; this command needs the .torrent file`);
+}
+
+async function parseHashSource(spec: string): Promise<TorrentSource> {
+  let parsed;
+  try {
+    parsed = await parseTorrent(spec);
+  } catch {
+    throw new InvalidTorrentError(`not a valid magnet URI or infohash: ${spec}`);
+  }
+  if (!parsed.infoHash) throw new InvalidTorrentError(`magnet URI has no BitTorrent v1 infohash (xt=urn:btih:…): ${spec}`);
+  const name = Array.isArray(parsed.name) ? parsed.name[0] : parsed.name;
+  return {
+    kind: 'hash',
+    infoHash: asInfoHash(parsed.infoHash),
+    ...(name ? { name } : {}),
+    announce: parsed.announce,
+    urlList: parsed.urlList,
+    peers: parsed.peerAddresses ?? [],
+  };
+}

@@ -1,0 +1,11 @@
+declare module 'parse-torrent' {
+  /** The fields btmount reads from a parsed magnet URI or bare infohash. */
+  export interface ParsedMagnet {
+    infoHash?: string;
+    name?: string | string[];
+    announce: string[];
+    urlList: string[];
+    peerAddresses?: string[];
+  }
+  export default function parseTorrent(torrentId: string | Uint8Array): Promise<ParsedMagnet>;
+}
