@@ -69,5 +69,5 @@ test('the infohash is the SHA-1 of the info dictionary, as another implementatio
   const { default: parseTorrent } = await import('parse-torrent');
   const raw = buildTorrent({ files: [{ path: ['a', 'b.txt'], length: 3000 }, { path: ['c'], length: 40000 }] });
   const reference = (await parseTorrent(raw)) as { infoHash?: string };
-  t.is<string | undefined>(parseTorrentBuffer(raw).infoHash, reference.infoHash);
+  t.is(String(parseTorrentBuffer(raw).infoHash), String(reference.infoHash));
 });
