@@ -1,0 +1,878 @@
+import { BLOCK_SIZE, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
+import { AvailabilityBuckets } from './availability.js';
+import { PRIORITIES_HIGH_FIRST, PRIORITY_RANK, type Priority } from './priority.js';
+import { RateMeter } from './rate-meter.js';
+
+/**
+ * Which block to request from which peer, and when. A pure unit: no sockets,
+ * no timers, no buffers. Time comes in as `now` (ms) so every decision can be
+ * replayed in a test. The Swarm feeds it peer events and sends what it returns.
+ *
+ * Rules, in order of precedence:
+ * 1. Priorities: urgent > readahead > warm. A peer's free request slots go to
+ *    the highest priority it can serve.
+ * 2. Pre-emption (`schedule`): pending urgent blocks go to the peers with the
+ *    shortest expected queue time; a peer whose pipeline is full of lower
+ *    priority requests has the most recent of them cancelled to make room.
+ * 3. Deadlines: within `duplicateLeadMs` of an urgent piece's deadline, each of its
+ *    outstanding blocks is also requested from a second peer; when one copy
+ *    arrives the other is cancelled.
+ * 4. Among equals: pieces already started by this peer first (one piece, one
+ *    source, so a hash failure names its culprit), then new pieces rarest first.
+ * 5. Pipelining: requests in flight per peer = measured rate × target queue time,
+ *    within the peer's reqq; slow start before the rate is known.
+ * 6. A peer that delivers nothing for `requestTimeoutMs` is snubbed: its blocks go
+ *    back to the pool and it gets one request at a time until it delivers.
+ */
+
+export type PeerKey = string;
+
+export interface BlockRequest {
+  readonly index: PieceIndex;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface PeerRequest extends BlockRequest {
+  readonly peer: PeerKey;
+}
+
+export interface SchedulerOptions {
+  /** Seconds of transfer to keep queued at each peer (bandwidth-delay). Default 1 s. */
+  targetQueueMs?: number;
+  /** Requests in flight for a new peer, before its rate is known. Default 32. */
+  initialDepth?: number;
+  /** Lower bound on requests in flight per (non-snubbed) peer. Default 4. */
+  minDepth?: number;
+  /** Our own upper bound per peer, whatever its reqq. Default 1024. */
+  maxDepth?: number;
+  /** reqq assumed when a peer does not advertise one. Default 250. */
+  defaultReqq?: number;
+  /** A peer with requests outstanding that delivers nothing this long is snubbed. Default 15 s. */
+  requestTimeoutMs?: number;
+  /** How close to an urgent piece's deadline its blocks get a second requester. Default 1 s. */
+  duplicateLeadMs?: number;
+  /** A block outstanding this long may be duplicated by an idle peer (endgame). Default 2 s. */
+  endgameAgeMs?: number;
+  /** Bytes of started, unfinished pieces beyond which no new non-urgent piece is started. Default 256 MiB. */
+  maxPartialBytes?: number;
+  /** All requests in flight, all peers together. Default 8192 (128 MiB). */
+  maxTotalInflight?: number;
+  /** Rate assumed for a peer with no measurement yet, bytes/s (queue-time estimates). Default 1 MiB/s. */
+  assumedRate?: number;
+}
+
+const DEFAULTS: Required<SchedulerOptions> = {
+  targetQueueMs: 1000,
+  initialDepth: 32,
+  minDepth: 4,
+  maxDepth: 1024,
+  defaultReqq: 250,
+  requestTimeoutMs: 15_000,
+  duplicateLeadMs: 1000,
+  endgameAgeMs: 2000,
+  maxPartialBytes: 256 * 1024 * 1024,
+  maxTotalInflight: 8192,
+  assumedRate: 1024 * 1024,
+};
+
+/** What became of a block a peer sent. Only `accepted` data belongs in the piece. */
+export type BlockVerdict =
+  | 'accepted' // store these bytes
+  | 'duplicate' // we asked, but another copy got there first, or nobody wants the piece any more
+  | 'late' // we asked, then cancelled; harmless
+  | 'unrequested' // never asked for: the peer is misbehaving
+  | 'invalid'; // not a block of this torrent
+
+export interface BlockOutcome {
+  verdict: BlockVerdict;
+  /** All blocks of the piece are in: hash it, then call `pieceVerified` or `pieceFailed`. */
+  pieceComplete: boolean;
+  /** Duplicate requests for this block on other peers: send them a cancel. */
+  cancels: PeerRequest[];
+}
+
+export interface Assignment {
+  requests: Map<PeerKey, BlockRequest[]>;
+  cancels: PeerRequest[];
+}
+
+interface InFlight {
+  readonly index: PieceIndex;
+  readonly block: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly rank: number;
+  readonly sentAt: number;
+  readonly duplicate: boolean;
+}
+
+const blockKey = (index: number, block: number): number => index * 0x100000 + block;
+
+class PeerState {
+  reqq: number;
+  /** BitTorrent-order bitfield of the pieces the peer has. */
+  pieces: Uint8Array;
+  haveAll = false;
+  choked = true;
+  fast = false;
+  readonly allowedFast = new Set<number>();
+  /** Requests sent and not answered, oldest first. */
+  readonly inflight = new Map<number, InFlight>();
+  /** Requests we cancelled recently (a copy may still arrive): key → time. */
+  readonly cancelled = new Map<number, number>();
+  readonly meter: RateMeter;
+  lastBlockAt: number;
+  snubbed = false;
+  slowStart = true;
+  slowStartDepth: number;
+  lastTickRate = 0;
+  lastTickAt: number;
+  /** Wanted, unfinished pieces this peer has: > 0 means we are interested. */
+  interesting = 0;
+
+  constructor(
+    readonly key: PeerKey,
+    pieceCount: number,
+    reqq: number,
+    initialDepth: number,
+    now: number,
+  ) {
+    this.reqq = reqq;
+    this.pieces = new Uint8Array(Math.ceil(pieceCount / 8));
+    this.meter = new RateMeter(now);
+    this.lastBlockAt = now;
+    this.lastTickAt = now;
+    this.slowStartDepth = initialDepth;
+  }
+
+  has(index: number): boolean {
+    return this.haveAll || (this.pieces[index >> 3]! & (0x80 >> (index & 7))) !== 0;
+  }
+}
+
+class WantedPiece {
+  started = false;
+  verifying = false;
+  /** Per block: received yet? */
+  received: Uint8Array | undefined;
+  /** Per block: peers it is requested from (normally one; two near a deadline). */
+  requesters: Array<PeerKey[] | undefined> = [];
+  /** Per block: peer whose copy was accepted. */
+  sources: Array<PeerKey | undefined> = [];
+  receivedCount = 0;
+  /** Blocks neither received nor requested from anyone. */
+  needed = 0;
+  /** Lowest block that may be needed. */
+  cursor = 0;
+  /** The peer that started the piece (whole pieces from one source where possible). */
+  owner: PeerKey | undefined;
+
+  constructor(
+    readonly index: PieceIndex,
+    public priority: Priority,
+    public deadline: number | undefined,
+    readonly size: number,
+    readonly blockCount: number,
+  ) {}
+
+  start(owner: PeerKey | undefined): void {
+    this.started = true;
+    this.received = new Uint8Array(this.blockCount);
+    this.requesters = new Array(this.blockCount);
+    this.sources = new Array(this.blockCount);
+    this.receivedCount = 0;
+    this.needed = this.blockCount;
+    this.cursor = 0;
+    this.owner = owner;
+  }
+
+  blockLength(block: number): number {
+    return Math.min(BLOCK_SIZE, this.size - block * BLOCK_SIZE);
+  }
+}
+
+export class Scheduler {
+  private readonly opts: Required<SchedulerOptions>;
+  private readonly peers = new Map<PeerKey, PeerState>();
+  private readonly wanted = new Map<PieceIndex, WantedPiece>();
+  /** Wanted pieces not started, rarest first, one set per priority. */
+  private readonly queued: Record<Priority, AvailabilityBuckets> = {
+    urgent: new AvailabilityBuckets(),
+    readahead: new AvailabilityBuckets(),
+    warm: new AvailabilityBuckets(),
+  };
+  /** Started pieces with blocks nobody has been asked for yet. */
+  private readonly active: Record<Priority, Set<PieceIndex>> = { urgent: new Set(), readahead: new Set(), warm: new Set() };
+  /** Started pieces not yet verified (for endgame and the memory bound). */
+  private readonly started = new Map<PieceIndex, WantedPiece>();
+  /** Per piece: peers with a bitfield bit set (have-all peers are counted apart). */
+  private readonly availability: Uint32Array;
+  private haveAllPeers = 0;
+  private totalInflight = 0;
+  private partialBytes = 0;
+
+  constructor(
+    private readonly layout: PieceLayout,
+    options: SchedulerOptions = {},
+  ) {
+    this.opts = { ...DEFAULTS, ...stripUndefined(options) };
+    this.availability = new Uint32Array(layout.pieceCount);
+  }
+
+  // ── wanted pieces ──────────────────────────────────────────────────────────
+
+  /** Wants a piece at this priority (replacing an earlier priority) with an optional deadline (ms). */
+  want(index: PieceIndex, priority: Priority, deadline?: number): void {
+    if (!this.layout.isValidPiece(index)) throw new RangeError(`no piece ${index}`);
+    const existing = this.wanted.get(index);
+    if (existing) {
+      existing.deadline = deadline;
+      if (existing.priority === priority) return;
+      const old = existing.priority;
+      existing.priority = priority;
+      if (this.queued[old].delete(index)) this.queued[priority].add(index, this.availability[index]!);
+      if (this.active[old].delete(index)) this.active[priority].add(index);
+      return;
+    }
+    const piece = new WantedPiece(index, priority, deadline, this.layout.pieceSize(index), this.layout.blockCount(index));
+    this.wanted.set(index, piece);
+    this.queued[priority].add(index, this.availability[index]!);
+    for (const peer of this.peers.values()) if (peer.has(index)) peer.interesting++;
+  }
+
+  /** Stops wanting a piece; returns the requests to cancel. Partial data is dropped. */
+  unwant(index: PieceIndex): PeerRequest[] {
+    const piece = this.wanted.get(index);
+    if (!piece) return [];
+    const cancels = this.dropInflightOf(piece);
+    this.forget(piece);
+    return cancels;
+  }
+
+  isWanted(index: PieceIndex): boolean {
+    return this.wanted.has(index);
+  }
+
+  priorityOf(index: PieceIndex): Priority | undefined {
+    return this.wanted.get(index)?.priority;
+  }
+
+  wantedCount(): number {
+    return this.wanted.size;
+  }
+
+  *wantedPieces(): Iterable<PieceIndex> {
+    yield* this.wanted.keys();
+  }
+
+  /** The piece passed its hash and is stored: it is no longer wanted. Returns leftover duplicates to cancel. */
+  pieceVerified(index: PieceIndex): PeerRequest[] {
+    return this.unwant(index);
+  }
+
+  /**
+   * The piece failed its hash. It goes back to the queue (whole, to be fetched
+   * again). Returns which peer sent which blocks, for charging.
+   */
+  pieceFailed(index: PieceIndex): Map<PeerKey, number[]> {
+    const piece = this.wanted.get(index);
+    const byPeer = new Map<PeerKey, number[]>();
+    if (!piece || !piece.started) return byPeer;
+    piece.sources.forEach((peer, block) => {
+      if (peer === undefined) return;
+      const list = byPeer.get(peer) ?? [];
+      list.push(block);
+      byPeer.set(peer, list);
+    });
+    this.dropInflightOf(piece);
+    this.unstart(piece);
+    this.queued[piece.priority].add(index, this.availability[index]!);
+    return byPeer;
+  }
+
+  // ── peers ──────────────────────────────────────────────────────────────────
+
+  addPeer(key: PeerKey, now: number, opts: { reqq?: number; fast?: boolean } = {}): void {
+    if (this.peers.has(key)) throw new Error(`peer ${key} already added`);
+    const peer = new PeerState(key, this.layout.pieceCount, this.clampReqq(opts.reqq), this.opts.initialDepth, now);
+    peer.fast = opts.fast ?? false;
+    this.peers.set(key, peer);
+  }
+
+  hasPeer(key: PeerKey): boolean {
+    return this.peers.has(key);
+  }
+
+  /** The peer's advertised request queue length (extended handshake `reqq`). */
+  setReqq(key: PeerKey, reqq: number | undefined): void {
+    this.peer(key).reqq = this.clampReqq(reqq);
+  }
+
+  setFast(key: PeerKey, fast: boolean): void {
+    this.peer(key).fast = fast;
+  }
+
+  /** Replaces the peer's piece set with a BitTorrent bitfield (MSB = piece 0). */
+  peerBitfield(key: PeerKey, bitfield: Uint8Array): void {
+    const peer = this.peer(key);
+    this.forgetPieces(peer);
+    const count = this.layout.pieceCount;
+    const bytes = Math.min(bitfield.length, peer.pieces.length);
+    for (let i = 0; i < bytes; i++) {
+      const byte = bitfield[i]!;
+      if (byte === 0) continue;
+      for (let bit = 0; bit < 8; bit++) {
+        const index = i * 8 + bit;
+        if (index < count && byte & (0x80 >> bit)) this.addHave(peer, index as PieceIndex);
+      }
+    }
+  }
+
+  peerHave(key: PeerKey, index: PieceIndex): void {
+    const peer = this.peer(key);
+    if (!this.layout.isValidPiece(index) || peer.has(index)) return;
+    this.addHave(peer, index);
+  }
+
+  peerHaveAll(key: PeerKey): void {
+    const peer = this.peer(key);
+    if (peer.haveAll) return;
+    this.forgetPieces(peer);
+    peer.haveAll = true;
+    this.haveAllPeers++;
+    peer.interesting = this.wanted.size - this.countVerifying();
+  }
+
+  peerHas(key: PeerKey, index: PieceIndex): boolean {
+    return this.peers.get(key)?.has(index) ?? false;
+  }
+
+  /** True when the peer has a wanted piece: send `interested`. */
+  isInteresting(key: PeerKey): boolean {
+    const peer = this.peers.get(key);
+    return peer !== undefined && peer.interesting > 0;
+  }
+
+  allowedFast(key: PeerKey, index: PieceIndex): void {
+    const peer = this.peer(key);
+    if (peer.allowedFast.size < 64) peer.allowedFast.add(index);
+  }
+
+  /**
+   * The peer choked or unchoked us. Without the fast extension a choke discards
+   * our requests at the peer, so they go back to the pool; with it, the peer
+   * rejects each one explicitly.
+   */
+  setChoked(key: PeerKey, choked: boolean): void {
+    const peer = this.peer(key);
+    peer.choked = choked;
+    if (choked && !peer.fast) for (const f of [...peer.inflight.values()]) this.release(peer, f, false);
+  }
+
+  isChoked(key: PeerKey): boolean {
+    return this.peer(key).choked;
+  }
+
+  removePeer(key: PeerKey): void {
+    const peer = this.peers.get(key);
+    if (!peer) return;
+    for (const f of [...peer.inflight.values()]) this.release(peer, f, false);
+    this.forgetPieces(peer);
+    this.peers.delete(key);
+  }
+
+  // ── blocks ─────────────────────────────────────────────────────────────────
+
+  onBlock(key: PeerKey, index: PieceIndex, offset: number, length: number, now: number): BlockOutcome {
+    const peer = this.peer(key);
+    const none: BlockOutcome = { verdict: 'invalid', pieceComplete: false, cancels: [] };
+    if (!this.layout.isValidPiece(index) || offset % BLOCK_SIZE !== 0) return none;
+    const block = offset / BLOCK_SIZE;
+    if (block >= this.layout.blockCount(index)) return none;
+    const expectedLength = Math.min(BLOCK_SIZE, this.layout.pieceSize(index) - offset);
+    if (length !== expectedLength) return none;
+
+    const k = blockKey(index, block);
+    const flight = peer.inflight.get(k);
+    const piece = this.wanted.get(index);
+    if (!flight) {
+      const verdict: BlockVerdict = peer.cancelled.delete(k) ? 'late' : 'unrequested';
+      return { verdict, pieceComplete: false, cancels: [] };
+    }
+
+    peer.inflight.delete(k);
+    this.totalInflight--;
+    peer.meter.add(now, length);
+    peer.lastBlockAt = now;
+    peer.snubbed = false;
+    if (peer.slowStart && peer.slowStartDepth < this.hardCap(peer)) peer.slowStartDepth++;
+
+    if (!piece || !piece.started || piece.verifying || piece.received![block]) {
+      return { verdict: 'duplicate', pieceComplete: false, cancels: [] };
+    }
+    const requesters = piece.requesters[block] ?? [];
+    const cancels: PeerRequest[] = [];
+    for (const other of requesters) {
+      if (other === key) continue;
+      const otherPeer = this.peers.get(other);
+      const f = otherPeer?.inflight.get(k);
+      if (otherPeer && f) {
+        this.unsend(otherPeer, f, now);
+        cancels.push({ peer: other, index, offset, length });
+      }
+    }
+    piece.requesters[block] = undefined;
+    piece.received![block] = 1;
+    piece.sources[block] = key;
+    piece.receivedCount++;
+    if (piece.receivedCount === piece.blockCount) {
+      piece.verifying = true;
+      this.active[piece.priority].delete(index);
+      for (const p of this.peers.values()) if (p.has(index)) p.interesting--;
+      return { verdict: 'accepted', pieceComplete: true, cancels };
+    }
+    return { verdict: 'accepted', pieceComplete: false, cancels };
+  }
+
+  /** The peer rejected a request (fast extension): the block goes back to the pool. */
+  onReject(key: PeerKey, index: PieceIndex, offset: number): void {
+    const peer = this.peer(key);
+    const f = peer.inflight.get(blockKey(index, offset / BLOCK_SIZE));
+    if (f) this.release(peer, f, false);
+  }
+
+  /** Which of the piece's blocks are in, for a caller that assembles it. */
+  isBlockReceived(index: PieceIndex, offset: number): boolean {
+    const piece = this.wanted.get(index);
+    return piece?.received?.[offset / BLOCK_SIZE] === 1;
+  }
+
+  // ── picking ────────────────────────────────────────────────────────────────
+
+  /** Requests in flight the peer should have now. */
+  depth(key: PeerKey, now: number): number {
+    const peer = this.peer(key);
+    if (peer.snubbed) return 1;
+    const byRate = Math.ceil((peer.meter.rate(now) * this.opts.targetQueueMs) / 1000 / BLOCK_SIZE);
+    const depth = Math.max(byRate, peer.slowStart ? peer.slowStartDepth : 0, this.opts.minDepth);
+    return Math.min(depth, this.hardCap(peer));
+  }
+
+  rate(key: PeerKey, now: number): number {
+    return this.peers.get(key)?.meter.rate(now) ?? 0;
+  }
+
+  inflightCount(key?: PeerKey): number {
+    if (key === undefined) return this.totalInflight;
+    return this.peers.get(key)?.inflight.size ?? 0;
+  }
+
+  /** The peer's outstanding requests, oldest first. */
+  outstanding(key: PeerKey): BlockRequest[] {
+    const peer = this.peers.get(key);
+    if (!peer) return [];
+    return [...peer.inflight.values()].map((f) => ({ index: f.index, offset: f.offset, length: f.length }));
+  }
+
+  /** Milliseconds until the peer would deliver a block requested now. */
+  expectedQueueMs(key: PeerKey, now: number): number {
+    const peer = this.peer(key);
+    return this.etaMs(peer, now, this.inflightBytes(peer) + BLOCK_SIZE);
+  }
+
+  /** Tops up one peer's pipeline. Called after each block it delivers. */
+  fill(key: PeerKey, now: number): BlockRequest[] {
+    const peer = this.peers.get(key);
+    if (!peer) return [];
+    const out: BlockRequest[] = [];
+    let budget = Math.min(this.depth(key, now) - peer.inflight.size, this.opts.maxTotalInflight - this.totalInflight);
+    if (budget <= 0 || peer.interesting <= 0) return out;
+
+    for (const priority of PRIORITIES_HIGH_FIRST) {
+      const rank = PRIORITY_RANK[priority];
+      // Pieces this peer started: finish them.
+      for (const index of this.active[priority]) {
+        if (budget <= 0) return out;
+        const piece = this.wanted.get(index)!;
+        if (piece.owner === key && this.canRequest(peer, index)) budget -= this.take(peer, piece, budget, rank, now, out);
+      }
+      // Urgent pieces others started: help them.
+      if (priority === 'urgent') budget = this.helpActive(peer, priority, budget, rank, now, out);
+      // New pieces, rarest first.
+      budget = this.startNew(peer, priority, budget, rank, now, out);
+      // Others' pieces, so that no piece waits on one slow peer.
+      if (priority !== 'urgent') budget = this.helpActive(peer, priority, budget, rank, now, out);
+      if (budget <= 0) return out;
+    }
+    this.endgame(peer, budget, now, out);
+    return out;
+  }
+
+  /**
+   * Assigns pending urgent blocks across peers by expected queue time,
+   * pre-empting lower priorities; adds deadline duplicates; then tops up every
+   * peer. Call when wants change, a peer unchokes, or on each tick.
+   */
+  schedule(now: number): Assignment {
+    const requests = new Map<PeerKey, BlockRequest[]>();
+    const cancels: PeerRequest[] = [];
+    const add = (key: PeerKey, r: BlockRequest): void => {
+      const list = requests.get(key);
+      if (list) list.push(r);
+      else requests.set(key, [r]);
+    };
+    this.assignUrgent(now, add, cancels);
+    this.duplicateNearDeadline(now, add);
+    for (const key of this.peers.keys()) for (const r of this.fill(key, now)) add(key, r);
+    return { requests, cancels };
+  }
+
+  /**
+   * Periodic upkeep (about once a second): ends slow start when a peer's rate
+   * stops growing; snubs peers that deliver nothing. Returns requests to cancel.
+   */
+  tick(now: number): PeerRequest[] {
+    const cancels: PeerRequest[] = [];
+    for (const peer of this.peers.values()) {
+      if (now - peer.lastTickAt >= 1000) {
+        const rate = peer.meter.rate(now);
+        if (peer.slowStart && peer.lastTickRate > 0 && rate < peer.lastTickRate * 1.1) peer.slowStart = false;
+        peer.lastTickRate = rate;
+        peer.lastTickAt = now;
+      }
+      const oldest = peer.inflight.values().next().value as InFlight | undefined;
+      if (oldest && now - Math.max(peer.lastBlockAt, oldest.sentAt) > this.opts.requestTimeoutMs) {
+        peer.snubbed = true;
+        peer.slowStart = false;
+        for (const f of [...peer.inflight.values()]) {
+          this.release(peer, f, true, now);
+          cancels.push({ peer: peer.key, index: f.index, offset: f.offset, length: f.length });
+        }
+      }
+      for (const [k, at] of peer.cancelled) {
+        if (now - at < 60_000 && peer.cancelled.size <= 2 * this.opts.maxDepth) break;
+        peer.cancelled.delete(k);
+      }
+    }
+    return cancels;
+  }
+
+  isSnubbed(key: PeerKey): boolean {
+    return this.peer(key).snubbed;
+  }
+
+  /** How many connected peers have the piece (for "why are we waiting"). */
+  peersWith(index: PieceIndex): { total: number; unchoked: number } {
+    let total = 0;
+    let unchoked = 0;
+    for (const peer of this.peers.values()) {
+      if (!peer.has(index)) continue;
+      total++;
+      if (this.canRequest(peer, index)) unchoked++;
+    }
+    return { total, unchoked };
+  }
+
+  // ── internals ──────────────────────────────────────────────────────────────
+
+  private peer(key: PeerKey): PeerState {
+    const peer = this.peers.get(key);
+    if (!peer) throw new Error(`unknown peer ${key}`);
+    return peer;
+  }
+
+  private clampReqq(reqq: number | undefined): number {
+    if (reqq === undefined || !Number.isFinite(reqq) || reqq < 1) return this.opts.defaultReqq;
+    return Math.floor(reqq);
+  }
+
+  private hardCap(peer: PeerState): number {
+    return Math.max(1, Math.min(peer.reqq, this.opts.maxDepth));
+  }
+
+  private canRequest(peer: PeerState, index: number): boolean {
+    return peer.has(index) && (!peer.choked || (peer.fast && peer.allowedFast.has(index)));
+  }
+
+  private inflightBytes(peer: PeerState): number {
+    let bytes = 0;
+    for (const f of peer.inflight.values()) bytes += f.length;
+    return bytes;
+  }
+
+  private etaMs(peer: PeerState, now: number, bytes: number): number {
+    const rate = Math.max(peer.meter.rate(now), this.opts.assumedRate * (peer.snubbed ? 0.01 : 1));
+    return (bytes * 1000) / rate;
+  }
+
+  private addHave(peer: PeerState, index: PieceIndex): void {
+    peer.pieces[index >> 3]! |= 0x80 >> (index & 7);
+    this.availability[index]!++;
+    const piece = this.wanted.get(index);
+    if (piece) {
+      if (!piece.verifying) peer.interesting++;
+      if (!piece.started) this.queued[piece.priority].update(index, this.availability[index]!);
+    }
+  }
+
+  /** Takes the peer's pieces out of the availability counts. */
+  private forgetPieces(peer: PeerState): void {
+    if (peer.haveAll) {
+      peer.haveAll = false;
+      this.haveAllPeers--;
+    } else {
+      for (let i = 0; i < peer.pieces.length; i++) {
+        const byte = peer.pieces[i]!;
+        if (byte === 0) continue;
+        for (let bit = 0; bit < 8; bit++) {
+          if (!(byte & (0x80 >> bit))) continue;
+          const index = (i * 8 + bit) as PieceIndex;
+          this.availability[index]!--;
+          const piece = this.wanted.get(index);
+          if (piece && !piece.started) this.queued[piece.priority].update(index, this.availability[index]!);
+        }
+      }
+    }
+    peer.pieces.fill(0);
+    peer.interesting = 0;
+  }
+
+  private countVerifying(): number {
+    let n = 0;
+    for (const piece of this.started.values()) if (piece.verifying) n++;
+    return n;
+  }
+
+  private send(peer: PeerState, piece: WantedPiece, block: number, rank: number, now: number, duplicate: boolean): BlockRequest {
+    const offset = block * BLOCK_SIZE;
+    const length = piece.blockLength(block);
+    const f: InFlight = { index: piece.index, block, offset, length, rank, sentAt: now, duplicate };
+    peer.inflight.set(blockKey(piece.index, block), f);
+    peer.cancelled.delete(blockKey(piece.index, block));
+    this.totalInflight++;
+    const requesters = piece.requesters[block];
+    if (requesters) requesters.push(peer.key);
+    else {
+      piece.requesters[block] = [peer.key];
+      piece.needed--;
+      if (piece.needed === 0) this.active[piece.priority].delete(piece.index);
+    }
+    return { index: piece.index, offset, length };
+  }
+
+  /** Forgets a request we cancel at the peer (a late copy is then 'late', not 'unrequested'). */
+  private unsend(peer: PeerState, f: InFlight, now: number): void {
+    const k = blockKey(f.index, f.block);
+    peer.inflight.delete(k);
+    this.totalInflight--;
+    peer.cancelled.set(k, now);
+  }
+
+  /** A request is gone (rejected, choked, timed out, peer left): the block may be needed again. */
+  private release(peer: PeerState, f: InFlight, cancelled: boolean, now = 0): void {
+    const k = blockKey(f.index, f.block);
+    if (!peer.inflight.delete(k)) return;
+    this.totalInflight--;
+    if (cancelled) peer.cancelled.set(k, now);
+    const piece = this.wanted.get(f.index);
+    if (!piece || !piece.started || piece.verifying) return;
+    const requesters = piece.requesters[f.block];
+    if (!requesters) return;
+    const rest = requesters.filter((p) => p !== peer.key);
+    if (rest.length > 0) {
+      piece.requesters[f.block] = rest;
+      return;
+    }
+    piece.requesters[f.block] = undefined;
+    if (piece.received![f.block]) return;
+    piece.needed++;
+    piece.cursor = Math.min(piece.cursor, f.block);
+    this.active[piece.priority].add(piece.index);
+  }
+
+  private dropInflightOf(piece: WantedPiece): PeerRequest[] {
+    const cancels: PeerRequest[] = [];
+    if (!piece.started) return cancels;
+    piece.requesters.forEach((requesters, block) => {
+      for (const key of requesters ?? []) {
+        const peer = this.peers.get(key);
+        const f = peer?.inflight.get(blockKey(piece.index, block));
+        if (!peer || !f) continue;
+        this.unsend(peer, f, f.sentAt);
+        cancels.push({ peer: key, index: piece.index, offset: f.offset, length: f.length });
+      }
+    });
+    return cancels;
+  }
+
+  private unstart(piece: WantedPiece): void {
+    if (!piece.started) return;
+    if (piece.verifying) for (const p of this.peers.values()) if (p.has(piece.index)) p.interesting++;
+    this.active[piece.priority].delete(piece.index);
+    this.started.delete(piece.index);
+    this.partialBytes -= piece.size;
+    piece.started = false;
+    piece.verifying = false;
+    piece.received = undefined;
+    piece.requesters = [];
+    piece.sources = [];
+  }
+
+  private forget(piece: WantedPiece): void {
+    this.unstart(piece); // counts the piece as interesting again if it was verifying
+    this.queued[piece.priority].delete(piece.index);
+    this.wanted.delete(piece.index);
+    for (const p of this.peers.values()) if (p.has(piece.index)) p.interesting--;
+  }
+
+  private startPiece(piece: WantedPiece, owner: PeerKey | undefined): void {
+    this.queued[piece.priority].delete(piece.index);
+    piece.start(owner);
+    this.started.set(piece.index, piece);
+    this.partialBytes += piece.size;
+    this.active[piece.priority].add(piece.index);
+  }
+
+  /** Requests up to `budget` needed blocks of `piece` from `peer`; returns how many. */
+  private take(peer: PeerState, piece: WantedPiece, budget: number, rank: number, now: number, out: BlockRequest[]): number {
+    let taken = 0;
+    for (let b = piece.cursor; b < piece.blockCount && taken < budget && piece.needed > 0; b++) {
+      if (piece.received![b] || piece.requesters[b]) {
+        if (b === piece.cursor) piece.cursor++;
+        continue;
+      }
+      out.push(this.send(peer, piece, b, rank, now, false));
+      taken++;
+      if (b === piece.cursor) piece.cursor++;
+    }
+    return taken;
+  }
+
+  private helpActive(peer: PeerState, priority: Priority, budget: number, rank: number, now: number, out: BlockRequest[]): number {
+    if (budget <= 0) return budget;
+    const order = priority === 'urgent' ? this.byDeadline(this.active[priority]) : this.active[priority];
+    for (const index of order) {
+      if (budget <= 0) break;
+      const piece = this.wanted.get(index)!;
+      if (this.canRequest(peer, index)) budget -= this.take(peer, piece, budget, rank, now, out);
+    }
+    return budget;
+  }
+
+  private startNew(peer: PeerState, priority: Priority, budget: number, rank: number, now: number, out: BlockRequest[]): number {
+    for (const index of this.queued[priority].inOrder()) {
+      if (budget <= 0) break;
+      if (!this.canRequest(peer, index)) continue;
+      const piece = this.wanted.get(index)!;
+      if (priority !== 'urgent' && this.partialBytes + piece.size > this.opts.maxPartialBytes && this.partialBytes > 0) break;
+      this.startPiece(piece, peer.key);
+      budget -= this.take(peer, piece, budget, rank, now, out);
+    }
+    return budget;
+  }
+
+  private byDeadline(indices: Iterable<PieceIndex>): PieceIndex[] {
+    return [...indices].sort((a, b) => {
+      const da = this.wanted.get(a)!.deadline ?? Infinity;
+      const db = this.wanted.get(b)!.deadline ?? Infinity;
+      return da - db || a - b;
+    });
+  }
+
+  /** With nothing left to ask for, an idle peer duplicates blocks outstanding for long elsewhere. */
+  private endgame(peer: PeerState, budget: number, now: number, out: BlockRequest[]): void {
+    for (const piece of this.started.values()) {
+      if (budget <= 0) return;
+      if (piece.verifying || !this.canRequest(peer, piece.index)) continue;
+      for (let b = 0; b < piece.blockCount && budget > 0; b++) {
+        const requesters = piece.requesters[b];
+        if (!requesters || requesters.length !== 1 || requesters[0] === peer.key) continue;
+        const f = this.peers.get(requesters[0]!)?.inflight.get(blockKey(piece.index, b));
+        if (!f || now - f.sentAt < this.opts.endgameAgeMs) continue;
+        out.push(this.send(peer, piece, b, PRIORITY_RANK[piece.priority], now, true));
+        budget--;
+      }
+    }
+  }
+
+  private assignUrgent(now: number, add: (key: PeerKey, r: BlockRequest) => void, cancels: PeerRequest[]): void {
+    const candidates = [...this.active.urgent, ...this.queued.urgent.inOrder()];
+    if (candidates.length === 0) return;
+    const queuedBytes = new Map<PeerState, number>();
+    const bytesAhead = (p: PeerState): number => {
+      let b = queuedBytes.get(p);
+      if (b === undefined) queuedBytes.set(p, (b = this.inflightBytes(p)));
+      return b;
+    };
+    const rank = PRIORITY_RANK.urgent;
+    for (const index of this.byDeadline(candidates)) {
+      const piece = this.wanted.get(index)!;
+      const peers = [...this.peers.values()].filter((p) => this.canRequest(p, index) && !p.snubbed);
+      if (peers.length === 0) continue;
+      if (!piece.started) this.startPiece(piece, undefined);
+      for (let b = piece.cursor; b < piece.blockCount && piece.needed > 0; b++) {
+        if (piece.received![b] || piece.requesters[b]) continue;
+        if (this.totalInflight >= this.opts.maxTotalInflight) return;
+        let best: PeerState | undefined;
+        let bestEta = Infinity;
+        for (const p of peers) {
+          if (p.inflight.size >= this.hardCap(p)) continue;
+          const full = p.inflight.size >= this.depth(p.key, now);
+          if (full && !this.hasLowerPriority(p, rank)) continue;
+          const eta = this.etaMs(p, now, bytesAhead(p) + piece.blockLength(b));
+          if (eta < bestEta) {
+            bestEta = eta;
+            best = p;
+          }
+        }
+        if (!best) break;
+        if (best.inflight.size >= this.depth(best.key, now)) {
+          const victim = this.newestLowerPriority(best, rank)!;
+          this.release(best, victim, true, now);
+          cancels.push({ peer: best.key, index: victim.index, offset: victim.offset, length: victim.length });
+        }
+        add(best.key, this.send(best, piece, b, rank, now, false));
+        queuedBytes.set(best, bytesAhead(best) + piece.blockLength(b));
+      }
+    }
+  }
+
+  private hasLowerPriority(peer: PeerState, rank: number): boolean {
+    return this.newestLowerPriority(peer, rank) !== undefined;
+  }
+
+  private newestLowerPriority(peer: PeerState, rank: number): InFlight | undefined {
+    let found: InFlight | undefined;
+    for (const f of peer.inflight.values()) if (f.rank < rank) found = f;
+    return found;
+  }
+
+  private duplicateNearDeadline(now: number, add: (key: PeerKey, r: BlockRequest) => void): void {
+    for (const piece of this.started.values()) {
+      if (piece.priority !== 'urgent' || piece.verifying || piece.deadline === undefined) continue;
+      if (now < piece.deadline - this.opts.duplicateLeadMs) continue;
+      for (let b = 0; b < piece.blockCount; b++) {
+        const requesters = piece.requesters[b];
+        if (!requesters || requesters.length !== 1) continue;
+        let best: PeerState | undefined;
+        let bestEta = Infinity;
+        for (const p of this.peers.values()) {
+          if (p.key === requesters[0] || p.snubbed || !this.canRequest(p, piece.index)) continue;
+          if (p.inflight.size >= this.hardCap(p)) continue;
+          const eta = this.expectedQueueMs(p.key, now);
+          if (eta < bestEta) {
+            bestEta = eta;
+            best = p;
+          }
+        }
+        if (!best) continue;
+        add(best.key, this.send(best, piece, b, PRIORITY_RANK.urgent, now, true));
+      }
+    }
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
