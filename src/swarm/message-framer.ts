@@ -1,0 +1,177 @@
+import { BLOCK_SIZE } from '../metainfo/piece-layout.js';
+
+/**
+ * Sits between a peer's socket and bittorrent-protocol's Wire, and hands the
+ * Wire whole, checked messages only. Why it exists (bittorrent-protocol 5):
+ *
+ * - The Wire buffers a message of any announced length: a peer announcing
+ *   2^31-1 bytes makes it hold everything that follows. Here a length above
+ *   what the protocol needs is an error, so memory stays bounded.
+ * - The Wire concatenates its whole buffer on every socket chunk: a large
+ *   message trickled in small chunks costs O(n²) copying. Here the Wire only
+ *   ever receives complete messages (a chunk's complete prefix is forwarded
+ *   as is; only a message split across chunks is copied, once).
+ * - The Wire reads fixed fields past the end of short messages (a 1-byte
+ *   "request" becomes request(0,0,0)), and accepts any piece index. Here every
+ *   message id has its exact length, and indices are checked against the torrent.
+ */
+
+export class FramingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FramingError';
+  }
+}
+
+const PROTOCOL = Buffer.from('\x13BitTorrent protocol', 'latin1');
+const HANDSHAKE_LENGTH = 68;
+/** Extension (BEP 10) payloads: handshakes and ut_metadata pieces (16 KiB + a small dict). */
+const MAX_EXTENDED = 128 * 1024;
+/** Messages we do not know are ignored by the Wire, if small. */
+const MAX_UNKNOWN = 32 * 1024;
+/** The largest block we accept in a "piece" message (we only ask for 16 KiB). */
+const MAX_BLOCK = BLOCK_SIZE;
+
+export interface FramerLimits {
+  pieceCount: number;
+}
+
+export class MessageFramer {
+  private handshakeDone = false;
+  private carry: Buffer[] = [];
+  private carryLength = 0;
+  /** Size of the unit being carried, once its header is complete; -1 before. */
+  private carrySize = -1;
+  private readonly bitfieldLength: number;
+  /** Bytes of the largest message we accept. */
+  readonly maxMessage: number;
+
+  constructor(private readonly limits: FramerLimits) {
+    this.bitfieldLength = 1 + Math.ceil(limits.pieceCount / 8);
+    this.maxMessage = Math.max(this.bitfieldLength, 9 + MAX_BLOCK, MAX_EXTENDED);
+  }
+
+  /** Bytes held waiting for the rest of a message (bounded by maxMessage). */
+  get buffered(): number {
+    return this.carryLength;
+  }
+
+  /**
+   * Takes a socket chunk; returns buffers made only of complete messages, in
+   * order. Throws FramingError when the peer breaks the protocol.
+   */
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let data = chunk;
+    if (this.carryLength > 0) {
+      if (this.carrySize < 0) {
+        // The carried header is a few bytes: joining it to the chunk is cheap.
+        data = Buffer.concat([...this.carry, chunk]);
+        this.resetCarry();
+      } else {
+        const missing = this.carrySize - this.carryLength;
+        if (chunk.length < missing) {
+          this.carry.push(chunk);
+          this.carryLength += chunk.length;
+          return out;
+        }
+        this.carry.push(chunk.subarray(0, missing));
+        out.push(Buffer.concat(this.carry, this.carrySize));
+        this.resetCarry();
+        this.unitDone();
+        data = chunk.subarray(missing);
+      }
+    }
+    let pos = 0;
+    for (;;) {
+      const size = this.unitSize(data, pos);
+      if (size < 0 || pos + size > data.length) break;
+      pos += size;
+      this.unitDone();
+    }
+    if (pos > 0) out.push(data.subarray(0, pos));
+    if (pos < data.length) {
+      const rest = data.subarray(pos);
+      this.carry = [rest];
+      this.carryLength = rest.length;
+      this.carrySize = this.unitSize(rest, 0);
+    }
+    return out;
+  }
+
+  private resetCarry(): void {
+    this.carry = [];
+    this.carryLength = 0;
+    this.carrySize = -1;
+  }
+
+  private unitDone(): void {
+    this.handshakeDone = true;
+  }
+
+  /** Size of the unit starting at `pos`, -1 if its header is not complete yet. Throws on a bad header. */
+  private unitSize(data: Buffer, pos: number): number {
+    const available = data.length - pos;
+    if (!this.handshakeDone) {
+      const n = Math.min(available, PROTOCOL.length);
+      if (data.compare(PROTOCOL, 0, n, pos, pos + n) !== 0) throw new FramingError('not the BitTorrent protocol');
+      return available >= PROTOCOL.length ? HANDSHAKE_LENGTH : -1;
+    }
+    if (available < 4) return -1;
+    const length = data.readUInt32BE(pos);
+    if (length === 0) return 4; // keep-alive
+    if (length > this.maxMessage) throw new FramingError(`message of ${length} bytes (limit ${this.maxMessage})`);
+    if (available < 5) return -1;
+    const id = data[pos + 4]!;
+    this.checkLength(id, length);
+    if (hasPieceIndex(id)) {
+      if (available < 9) return -1; // header = length, id and piece index
+      const index = data.readUInt32BE(pos + 5);
+      if (index >= this.limits.pieceCount) throw new FramingError(`message ${id} for piece ${index} of ${this.limits.pieceCount}`);
+    }
+    return 4 + length;
+  }
+
+  private checkLength(id: number, length: number): void {
+    const exact = EXACT_LENGTH[id];
+    if (exact !== undefined) {
+      if (length !== exact) throw new FramingError(`message ${id} of ${length} bytes (expected ${exact})`);
+      return;
+    }
+    switch (id) {
+      case 5:
+        if (length !== this.bitfieldLength) throw new FramingError(`bitfield of ${length - 1} bytes (expected ${this.bitfieldLength - 1})`);
+        return;
+      case 7:
+        if (length <= 9 || length > 9 + MAX_BLOCK) throw new FramingError(`piece message of ${length} bytes`);
+        return;
+      case 20:
+        if (length < 2 || length > MAX_EXTENDED) throw new FramingError(`extended message of ${length} bytes`);
+        return;
+      default:
+        if (length > MAX_UNKNOWN) throw new FramingError(`unknown message ${id} of ${length} bytes`);
+    }
+  }
+}
+
+/** Messages whose length is fixed by BEP 3 / BEP 6. */
+const EXACT_LENGTH: Record<number, number> = {
+  0: 1, // choke
+  1: 1, // unchoke
+  2: 1, // interested
+  3: 1, // not interested
+  4: 5, // have
+  6: 13, // request
+  8: 13, // cancel
+  9: 3, // port
+  13: 5, // suggest
+  14: 1, // have all
+  15: 1, // have none
+  16: 13, // reject
+  17: 5, // allowed fast
+};
+
+/** Messages whose first field is a piece index. */
+function hasPieceIndex(id: number): boolean {
+  return id === 4 || id === 6 || id === 7 || id === 8 || id === 13 || id === 16 || id === 17;
+}

@@ -1,0 +1,167 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import Wire from 'bittorrent-protocol';
+import utMetadata from 'ut_metadata';
+import type { InfoHash } from '../metainfo/piece-layout.js';
+import { FramingError, MessageFramer } from './message-framer.js';
+
+export type PeerSource = 'static' | 'dht' | 'tracker' | 'pex' | 'incoming';
+
+export interface PeerConnectionOptions {
+  socket: Socket;
+  direction: 'in' | 'out';
+  /** host:port we dialed, or the remote end of an accepted socket. */
+  host: string;
+  port: number;
+  source: PeerSource;
+  infoHash: InfoHash;
+  peerId: Buffer;
+  pieceCount: number;
+  /** How many requests we queue from this peer (advertised as reqq). */
+  reqq: number;
+  listenPort?: number;
+  infoBuffer?: Buffer;
+  handshakeTimeoutMs?: number;
+}
+
+/**
+ * One peer: a socket, the framing guard and a bittorrent-protocol Wire. It
+ * checks the handshake (protocol, infohash, not ourselves) and emits 'ready'
+ * when both handshakes are done, 'close'(reason) once when it ends. The Swarm
+ * listens to `wire` for the protocol messages themselves.
+ */
+export class PeerConnection extends EventEmitter {
+  readonly wire: Wire;
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+  readonly direction: 'in' | 'out';
+  readonly source: PeerSource;
+  readonly connectedAt = Date.now();
+  lastReceivedAt = Date.now();
+  ready = false;
+  closed = false;
+  closeReason = '';
+  /** Blocks received that were never requested (nor recently cancelled). */
+  unrequestedBlocks = 0;
+  /** The peer's advertised request queue length, once its extended handshake is in. */
+  peerReqq: number | undefined;
+  peerClient: string | undefined;
+  bytesReceived = 0;
+
+  private readonly framer: MessageFramer;
+  private readonly socket: Socket;
+  private readonly opts: PeerConnectionOptions;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private corked = false;
+
+  constructor(opts: PeerConnectionOptions) {
+    super();
+    this.opts = opts;
+    this.socket = opts.socket;
+    this.host = opts.host;
+    this.port = opts.port;
+    this.address = `${opts.host}:${opts.port}`;
+    this.direction = opts.direction;
+    this.source = opts.source;
+    this.framer = new MessageFramer({ pieceCount: opts.pieceCount });
+    this.wire = new Wire(opts.direction === 'in' ? 'tcpIncoming' : 'tcpOutgoing');
+    this.wire.extendedHandshake = {
+      reqq: opts.reqq,
+      v: 'btmount',
+      ...(opts.listenPort ? { p: opts.listenPort } : {}),
+    };
+    if (opts.infoBuffer) this.wire.use(utMetadata(opts.infoBuffer));
+
+    const socket = this.socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.destroy(`socket error: ${err.message}`));
+    socket.on('end', () => this.destroy('peer closed the connection'));
+    socket.on('close', () => this.destroy('connection closed'));
+    socket.on('drain', () => this.emit('drain'));
+
+    const wire = this.wire;
+    wire.on('data', (buf: Uint8Array) => this.send(buf));
+    wire.on('handshake', (infoHash: string, peerId: string) => this.onHandshake(infoHash, peerId));
+    wire.on('extended', (ext: string, info: Record<string, unknown>) => {
+      if (ext !== 'handshake') return;
+      const reqq = info['reqq'];
+      if (typeof reqq === 'number' && Number.isInteger(reqq) && reqq > 0) this.peerReqq = Math.min(reqq, 100_000);
+      const v = info['v'];
+      if (v instanceof Uint8Array) this.peerClient = Buffer.from(v).toString('utf8').slice(0, 64);
+      this.emit('extended-handshake');
+    });
+    wire.on('finish', () => this.destroy('wire ended'));
+    wire.on('close', () => this.destroy('wire closed'));
+    wire.on('error', (err: Error) => this.destroy(`wire error: ${err.message}`));
+
+    this.handshakeTimer = setTimeout(() => this.destroy('handshake timed out'), opts.handshakeTimeoutMs ?? 10_000);
+    this.handshakeTimer.unref();
+    if (opts.direction === 'out') this.wire.handshake(opts.infoHash, opts.peerId, { fast: true, dht: false });
+  }
+
+  /** Bytes queued in the socket for sending (upload backpressure). */
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  pauseReading(): void {
+    if (!this.closed) this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.closed) this.socket.resume();
+  }
+
+  destroy(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    clearTimeout(this.handshakeTimer);
+    this.socket.destroy();
+    try {
+      this.wire.destroy();
+    } catch {
+      // the wire may already be ending
+    }
+    this.emit('close', reason);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastReceivedAt = Date.now();
+    this.bytesReceived += chunk.length;
+    let messages: Buffer[];
+    try {
+      messages = this.framer.push(chunk);
+    } catch (err) {
+      if (err instanceof FramingError) return this.destroy(`protocol violation: ${err.message}`);
+      throw err;
+    }
+    for (const m of messages) this.wire.write(m);
+  }
+
+  private send(buf: Uint8Array): void {
+    if (this.closed) return;
+    // Coalesce the many small messages the wire pushes in one turn into one write.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(buf);
+  }
+
+  private onHandshake(infoHash: string, peerId: string): void {
+    if (infoHash !== this.opts.infoHash) return this.destroy(`handshake for another torrent (${infoHash})`);
+    if (peerId === this.opts.peerId.toString('hex')) return this.destroy('connected to ourselves');
+    if (this.opts.direction === 'in') this.wire.handshake(this.opts.infoHash, this.opts.peerId, { fast: true, dht: false });
+    clearTimeout(this.handshakeTimer);
+    this.ready = true;
+    this.emit('ready', peerId);
+  }
+}

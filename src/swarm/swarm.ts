@@ -1,0 +1,773 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { BLOCK_SIZE, type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
+import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
+import { VerifiedPiece } from '../store/verified-piece.js';
+import { chooseUnchoked } from './choker.js';
+import { PeerConnection, type PeerSource } from './peer-connection.js';
+import type { PieceStorage } from './piece-storage.js';
+import { TokenBucket } from './rate-limiter.js';
+
+export type { Priority } from '../scheduler/index.js';
+
+export interface SwarmOptions {
+  infoHash: InfoHash;
+  layout: PieceLayout;
+  storage: PieceStorage;
+  log?: Logger;
+  /** Listen port; 0 = any free port; undefined = first free of 6881–6889, else any. */
+  port?: number;
+  /** Listen address (default: all interfaces). */
+  host?: string;
+  /** Open connections, both directions (default 50). */
+  maxConnections?: number;
+  /** Bytes/s, 0 = no limit. */
+  uploadLimit?: number;
+  downloadLimit?: number;
+  /** The bencoded info dictionary, served to peers that ask for it (BEP 9). */
+  infoBuffer?: Buffer;
+  /** Regular unchoke slots; one optimistic slot comes on top (default 8). */
+  uploadSlots?: number;
+  /** Requests we queue per peer, advertised as reqq (default 1000). */
+  requestQueue?: number;
+  /** An urgent fetch without a deadline gets one this far ahead (default 3 s). */
+  urgentDeadlineMs?: number;
+  /** Hash failures a host may cause before it is banned (default 2). */
+  banThreshold?: number;
+  scheduler?: SchedulerOptions;
+}
+
+export interface SwarmPeerStats {
+  address: string;
+  source: string;
+  client: string | undefined;
+  downloadRate: number;
+  uploadRate: number;
+  /** The peer chokes us. */
+  choked: boolean;
+  /** We choke the peer. */
+  choking: boolean;
+  interested: boolean;
+  inflight: number;
+}
+
+export interface SwarmStats {
+  peers: SwarmPeerStats[];
+  downloaded: number;
+  uploaded: number;
+  hashFailures: number;
+  banned: string[];
+  wanted: number;
+}
+
+type Source = Exclude<PeerSource, 'incoming'>;
+
+interface Candidate {
+  host: string;
+  port: number;
+  source: Source;
+  failures: number;
+  nextAttemptAt: number;
+  conn: Conn | undefined;
+}
+
+interface UploadRequest {
+  index: PieceIndex;
+  offset: number;
+  length: number;
+  respond: (err: Error | null, buf?: Uint8Array) => void;
+}
+
+interface Conn {
+  key: string;
+  pc: PeerConnection;
+  candidate: Candidate | undefined;
+  peerId: string | undefined;
+  uploadQueue: UploadRequest[];
+  uploadsActive: number;
+}
+
+interface Waiter {
+  priority: Priority;
+  deadline: number | undefined;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  cleanup: () => void;
+}
+
+const CLIENT_PREFIX = '-BM0100-';
+const UPLOADS_PER_PEER = 8;
+const UPLOAD_SOCKET_HIGH_WATER = 2 * 1024 * 1024;
+const MAX_UNREQUESTED_BLOCKS = 16;
+const IDLE_TIMEOUT_MS = 150_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+const RECHOKE_EVERY_MS = 10_000;
+const OPTIMISTIC_EVERY_MS = 30_000;
+const MAX_SUSPECT_PIECES = 256;
+
+/**
+ * The swarm engine for one torrent: connects to peers, asks the scheduler what
+ * to request, assembles and verifies pieces, stores them, and serves what the
+ * storage holds to other peers. It knows pieces and peers, nothing of paths.
+ */
+export class Swarm extends EventEmitter {
+  readonly infoHash: InfoHash;
+  readonly layout: PieceLayout;
+  readonly peerId: Buffer;
+  private readonly storage: PieceStorage;
+  private readonly log: Logger;
+  private readonly opts: SwarmOptions;
+  private readonly scheduler: Scheduler;
+  private readonly maxConnections: number;
+  private readonly ourReqq: number;
+  private readonly uploadSlots: number;
+  private readonly uploadBucket: TokenBucket;
+  private readonly downloadBucket: TokenBucket;
+  private server: net.Server | undefined;
+  private listenPort = 0;
+  private readonly candidates = new Map<string, Candidate>();
+  private readonly conns = new Map<string, Conn>();
+  private connSeq = 0;
+  private readonly fetches = new Map<PieceIndex, Set<Waiter>>();
+  /** Verified pieces on their way into storage. */
+  private readonly storing = new Set<PieceIndex>();
+  private readonly assembling = new Map<PieceIndex, Buffer>();
+  private readonly bannedHosts = new Set<string>();
+  private readonly strikes = new Map<string, number>();
+  /** Smart ban: per failed piece, who sent which block with what digest. */
+  private readonly suspects = new Map<PieceIndex, Array<{ host: string; block: number; digest: Buffer }>>();
+  private hashFailures = 0;
+  private downloaded = 0;
+  private uploaded = 0;
+  private scheduled = false;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private readingPaused = false;
+  private lastRechoke = 0;
+  private lastOptimisticRotation = 0;
+  private optimistic: string | undefined;
+  private closed = false;
+  private readonly onAdded = (index: PieceIndex): void => this.pieceAvailable(index);
+
+  constructor(opts: SwarmOptions) {
+    super();
+    this.opts = opts;
+    this.infoHash = opts.infoHash;
+    this.layout = opts.layout;
+    this.storage = opts.storage;
+    this.log = (opts.log ?? silentLogger).child({ swarm: opts.infoHash.slice(0, 8) });
+    this.scheduler = new Scheduler(opts.layout, opts.scheduler);
+    this.maxConnections = opts.maxConnections ?? 50;
+    this.ourReqq = opts.requestQueue ?? 1000;
+    this.uploadSlots = opts.uploadSlots ?? 8;
+    this.uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
+    this.downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
+    this.peerId = Buffer.concat([Buffer.from(CLIENT_PREFIX, 'latin1'), randomBytes(12)]);
+    this.storage.on('added', this.onAdded);
+    this.tickTimer = setInterval(() => this.tick(), 1000);
+    this.tickTimer.unref();
+  }
+
+  // ── public API ─────────────────────────────────────────────────────────────
+
+  /** Starts accepting peers; resolves with the bound port. */
+  async listen(): Promise<number> {
+    if (this.server) return this.listenPort;
+    const host = this.opts.host;
+    const ports = this.opts.port === undefined ? [6881, 6882, 6883, 6884, 6885, 6886, 6887, 6888, 6889, 0] : [this.opts.port];
+    let lastError: unknown;
+    for (const port of ports) {
+      const server = net.createServer((socket) => this.accept(socket));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ port, ...(host ? { host } : {}) }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        lastError = err;
+        server.close();
+        continue;
+      }
+      server.on('error', (err) => this.log.error({ err }, 'listen socket error'));
+      this.server = server;
+      this.listenPort = (server.address() as net.AddressInfo).port;
+      this.log.info({ port: this.listenPort }, 'listening for peers');
+      return this.listenPort;
+    }
+    throw lastError instanceof Error ? lastError : new Error('cannot listen');
+  }
+
+  get port(): number {
+    return this.listenPort;
+  }
+
+  /** A peer to connect to. Static peers are retried for ever (with backoff); others three times. */
+  addPeer(host: string, port: number, source: Source = 'static'): void {
+    if (this.closed || !Number.isInteger(port) || port <= 0 || port > 65535) return;
+    host = normalizeHost(host);
+    if (this.bannedHosts.has(host)) return;
+    const address = `${host}:${port}`;
+    if (this.candidates.has(address)) return;
+    this.candidates.set(address, { host, port, source, failures: 0, nextAttemptAt: 0, conn: undefined });
+    this.connectSome();
+  }
+
+  /**
+   * Resolves once the storage holds the piece. Callers asking for the same
+   * piece share one fetch; the highest priority among them wins. An aborted
+   * caller is rejected with the signal's reason; when none are left the piece
+   * is no longer wanted.
+   */
+  fetch(index: PieceIndex, priority: Priority, signal?: AbortSignal, deadline?: number): Promise<void> {
+    if (!this.layout.isValidPiece(index)) return Promise.reject(new RangeError(`no piece ${index} in this torrent`));
+    if (this.storage.has(index)) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error('swarm is closed'));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (priority === 'urgent' && deadline === undefined) deadline = Date.now() + (this.opts.urgentDeadlineMs ?? 3000);
+    let waiters = this.fetches.get(index);
+    if (!waiters) {
+      waiters = new Set();
+      this.fetches.set(index, waiters);
+    }
+    const set = waiters;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        set.delete(waiter);
+        reject(signal!.reason);
+        this.rewant(index);
+      };
+      const waiter: Waiter = {
+        priority,
+        deadline,
+        resolve,
+        reject,
+        cleanup: () => signal?.removeEventListener('abort', onAbort),
+      };
+      set.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.rewant(index);
+    });
+  }
+
+  stats(): SwarmStats {
+    const now = Date.now();
+    const peers: SwarmPeerStats[] = [];
+    for (const c of this.conns.values()) {
+      if (!c.pc.ready) continue;
+      peers.push({
+        address: c.pc.address,
+        source: c.pc.source,
+        client: c.pc.peerClient,
+        downloadRate: Math.round(this.scheduler.rate(c.key, now)),
+        uploadRate: Math.round(c.pc.wire.uploadSpeed()),
+        choked: c.pc.wire.peerChoking,
+        choking: c.pc.wire.amChoking,
+        interested: c.pc.wire.peerInterested,
+        inflight: this.scheduler.inflightCount(c.key),
+      });
+    }
+    return {
+      peers,
+      downloaded: this.downloaded,
+      uploaded: this.uploaded,
+      hashFailures: this.hashFailures,
+      banned: [...this.bannedHosts],
+      wanted: this.fetches.size,
+    };
+  }
+
+  /** Why wanted pieces are not arriving, in a few words (for EIO log lines). */
+  waitingReason(): string {
+    if (this.closed) return 'swarm closed';
+    const ready = [...this.conns.values()].filter((c) => c.pc.ready);
+    const parts: string[] = [];
+    if (ready.length === 0) {
+      parts.push(this.candidates.size > 0 ? `no peers connected (${this.candidates.size} known)` : 'no peers');
+    } else {
+      const index = this.mostWantedPiece();
+      if (index === undefined) parts.push(`nothing wanted (${ready.length} peers)`);
+      else {
+        const { total, unchoked } = this.scheduler.peersWith(index);
+        if (total === 0) parts.push(`no peer has piece ${index}`);
+        else if (unchoked === 0) parts.push(total === ready.length ? `all ${total} peers choking us` : `all ${total} peers with piece ${index} choking us`);
+        else parts.push(`piece ${index} requested from ${unchoked} of ${ready.length} peers`);
+      }
+    }
+    if (this.hashFailures > 0) parts.push(`${this.hashFailures} hash failures`);
+    if (this.bannedHosts.size > 0) parts.push(`${this.bannedHosts.size} banned`);
+    return parts.join('; ');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.tickTimer);
+    this.storage.off('added', this.onAdded);
+    for (const [index, waiters] of this.fetches) {
+      for (const w of waiters) {
+        w.cleanup();
+        w.reject(new Error(`swarm closed before piece ${index} arrived`));
+      }
+    }
+    this.fetches.clear();
+    for (const c of [...this.conns.values()]) c.pc.destroy('swarm closing');
+    const server = this.server;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  // ── connections ────────────────────────────────────────────────────────────
+
+  private connectSome(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    for (const cand of this.candidates.values()) {
+      if (this.conns.size >= this.maxConnections) return;
+      if (cand.conn || cand.nextAttemptAt > now) continue;
+      this.dial(cand);
+    }
+  }
+
+  private dial(cand: Candidate): void {
+    const socket = net.connect({ host: cand.host, port: cand.port });
+    const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), CONNECT_TIMEOUT_MS);
+    timer.unref();
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+    const conn = this.attach(socket, 'out', cand.host, cand.port, cand.source, cand);
+    cand.conn = conn;
+  }
+
+  private accept(socket: net.Socket): void {
+    const host = normalizeHost(socket.remoteAddress ?? '');
+    if (this.closed || this.bannedHosts.has(host) || this.conns.size >= this.maxConnections) {
+      socket.destroy();
+      return;
+    }
+    this.attach(socket, 'in', host, socket.remotePort ?? 0, 'incoming', undefined);
+  }
+
+  private attach(socket: net.Socket, direction: 'in' | 'out', host: string, port: number, source: PeerSource, candidate: Candidate | undefined): Conn {
+    const key = `${host}:${port}#${++this.connSeq}`;
+    const pc = new PeerConnection({
+      socket,
+      direction,
+      host,
+      port,
+      source,
+      infoHash: this.infoHash,
+      peerId: this.peerId,
+      pieceCount: this.layout.pieceCount,
+      reqq: this.ourReqq,
+      ...(this.listenPort ? { listenPort: this.listenPort } : {}),
+      ...(this.opts.infoBuffer ? { infoBuffer: this.opts.infoBuffer } : {}),
+    });
+    const conn: Conn = { key, pc, candidate, peerId: undefined, uploadQueue: [], uploadsActive: 0 };
+    this.conns.set(key, conn);
+    if (this.readingPaused) pc.pauseReading();
+    pc.once('ready', (peerId: string) => this.onReady(conn, peerId));
+    pc.once('close', (reason: string) => this.onClose(conn, reason));
+    return conn;
+  }
+
+  private onReady(conn: Conn, peerId: string): void {
+    for (const other of this.conns.values()) {
+      if (other !== conn && other.peerId === peerId) return conn.pc.destroy('already connected to this peer');
+    }
+    conn.peerId = peerId;
+    const { pc } = conn;
+    const wire = pc.wire;
+    const key = conn.key;
+    this.log.debug({ peer: pc.address, direction: pc.direction, fast: wire.hasFast }, 'peer connected');
+    this.scheduler.addPeer(key, Date.now(), { fast: wire.hasFast });
+    if (conn.candidate && conn.candidate.failures > 0) conn.candidate.failures = 0;
+    this.sendOurPieces(wire);
+    wire.setKeepAlive(true);
+
+    wire.on('bitfield', (bf: { buffer: Uint8Array }) => {
+      this.scheduler.peerBitfield(key, bf.buffer);
+      this.requestSchedule();
+    });
+    wire.on('have', (index: number) => {
+      this.scheduler.peerHave(key, index as PieceIndex);
+      this.requestSchedule();
+    });
+    wire.on('have-all', () => {
+      this.scheduler.peerHaveAll(key);
+      this.requestSchedule();
+    });
+    wire.on('choke', () => this.scheduler.setChoked(key, true));
+    wire.on('unchoke', () => {
+      this.scheduler.setChoked(key, false);
+      this.requestSchedule();
+    });
+    wire.on('interested', () => this.onPeerInterested(conn));
+    wire.on('uninterested', () => {
+      conn.uploadQueue.length = 0;
+    });
+    wire.on('piece', (index: number, offset: number, block: Uint8Array) => this.onBlock(conn, index as PieceIndex, offset, block));
+    wire.on('reject', (index: number, offset: number) => {
+      this.scheduler.onReject(key, index as PieceIndex, offset);
+      this.requestSchedule();
+    });
+    wire.on('allowed-fast', (index: number) => this.scheduler.allowedFast(key, index as PieceIndex));
+    wire.on('request', (index: number, offset: number, length: number, respond: UploadRequest['respond']) =>
+      this.onRequest(conn, index as PieceIndex, offset, length, respond),
+    );
+    wire.on('cancel', (index: number, offset: number, length: number) => {
+      conn.uploadQueue = conn.uploadQueue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
+    });
+    pc.on('extended-handshake', () => this.scheduler.setReqq(key, pc.peerReqq));
+    pc.on('drain', () => this.pumpUploads(conn));
+    this.requestSchedule();
+  }
+
+  private sendOurPieces(wire: PeerConnection['wire']): void {
+    const have = [...this.storage.haveIndices()];
+    if (wire.hasFast && have.length === 0) return wire.haveNone();
+    if (wire.hasFast && have.length === this.layout.pieceCount) return wire.haveAll();
+    if (have.length === 0) return;
+    const bits = new Uint8Array(Math.ceil(this.layout.pieceCount / 8));
+    for (const i of have) bits[i >> 3]! |= 0x80 >> (i & 7);
+    wire.bitfield(bits);
+  }
+
+  private onClose(conn: Conn, reason: string): void {
+    this.conns.delete(conn.key);
+    if (this.scheduler.hasPeer(conn.key)) this.scheduler.removePeer(conn.key);
+    conn.uploadQueue.length = 0;
+    if (this.optimistic === conn.key) this.optimistic = undefined;
+    this.log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
+    const cand = conn.candidate;
+    if (cand && cand.conn === conn) {
+      cand.conn = undefined;
+      const lived = Date.now() - conn.pc.connectedAt;
+      if (!conn.pc.ready || lived < 30_000) cand.failures++;
+      if (cand.source !== 'static' && cand.failures >= 3) this.candidates.delete(`${cand.host}:${cand.port}`);
+      else cand.nextAttemptAt = Date.now() + Math.min(60_000, 500 * 2 ** Math.min(cand.failures, 7));
+    }
+    if (!this.closed) {
+      this.emit('peer-closed', conn.pc.address, reason);
+      this.requestSchedule();
+    }
+  }
+
+  // ── downloading ────────────────────────────────────────────────────────────
+
+  private rewant(index: PieceIndex): void {
+    const waiters = this.fetches.get(index);
+    if (!waiters || waiters.size === 0) {
+      this.fetches.delete(index);
+      this.assembling.delete(index);
+      this.sendCancels(this.scheduler.unwant(index));
+      this.requestSchedule();
+      return;
+    }
+    let priority: Priority = 'warm';
+    let deadline: number | undefined;
+    for (const w of waiters) {
+      priority = higherPriority(priority, w.priority);
+      if (w.priority === 'urgent' && w.deadline !== undefined) deadline = Math.min(deadline ?? Infinity, w.deadline);
+    }
+    if (!this.storing.has(index)) this.scheduler.want(index, priority, priority === 'urgent' ? deadline : undefined);
+    this.requestSchedule();
+  }
+
+  private mostWantedPiece(): PieceIndex | undefined {
+    let best: PieceIndex | undefined;
+    let bestRank = -1;
+    for (const index of this.scheduler.wantedPieces()) {
+      const p = this.scheduler.priorityOf(index)!;
+      const rank = p === 'urgent' ? 3 : p === 'readahead' ? 2 : 1;
+      if (rank > bestRank) {
+        best = index;
+        bestRank = rank;
+      }
+    }
+    return best;
+  }
+
+  private onBlock(conn: Conn, index: PieceIndex, offset: number, block: Uint8Array): void {
+    const now = Date.now();
+    this.downloaded += block.length;
+    const wait = this.downloadBucket.take(block.length, now);
+    if (wait > 0) this.pauseReading(wait);
+    if (!this.scheduler.hasPeer(conn.key)) return;
+    const out = this.scheduler.onBlock(conn.key, index, offset, block.length, now);
+    this.sendCancels(out.cancels);
+    switch (out.verdict) {
+      case 'accepted': {
+        let piece = this.assembling.get(index);
+        if (!piece) {
+          piece = Buffer.allocUnsafeSlow(this.layout.pieceSize(index));
+          this.assembling.set(index, piece);
+        }
+        piece.set(block, offset);
+        if (out.pieceComplete) this.verify(index);
+        break;
+      }
+      case 'unrequested':
+        if (++conn.pc.unrequestedBlocks > MAX_UNREQUESTED_BLOCKS) return conn.pc.destroy('sent blocks nobody asked for');
+        break;
+      case 'invalid':
+        return conn.pc.destroy(`sent an invalid block (piece ${index}, offset ${offset}, ${block.length} bytes)`);
+      default:
+        break;
+    }
+    this.sendRequests(conn, this.scheduler.fill(conn.key, now));
+  }
+
+  private verify(index: PieceIndex): void {
+    const data = this.assembling.get(index);
+    this.assembling.delete(index);
+    if (!data) return;
+    const piece = VerifiedPiece.check(this.layout, index, data);
+    if (!piece) return this.onHashFailure(index, data);
+    this.sendCancels(this.scheduler.pieceVerified(index));
+    this.clearSuspects(index, data);
+    this.storing.add(index);
+    this.storage.put(piece).then(
+      (stored) => {
+        this.storing.delete(index);
+        if (stored || this.storage.has(index)) this.pieceAvailable(index);
+        else this.failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
+      },
+      (err: unknown) => {
+        this.storing.delete(index);
+        this.log.error({ err, index }, 'storing a verified piece failed');
+        this.failFetch(index, err);
+      },
+    );
+    this.emit('verified', index);
+  }
+
+  private onHashFailure(index: PieceIndex, data: Buffer): void {
+    this.hashFailures++;
+    const sources = this.scheduler.pieceFailed(index);
+    const hosts = new Map<string, number[]>();
+    for (const [key, blocks] of sources) {
+      const host = hostOfKey(key);
+      hosts.set(host, [...(hosts.get(host) ?? []), ...blocks]);
+    }
+    this.log.warn({ index, sources: [...hosts.keys()] }, 'piece failed its hash check');
+    this.emit('hash-failure', index, [...hosts.keys()]);
+    if (hosts.size === 1) {
+      this.strike([...hosts.keys()][0]!, `sent piece ${index}, which failed its hash check`);
+    } else {
+      // Several sources: remember each one's blocks; when the piece later verifies, the differing blocks name the liar.
+      const list: Array<{ host: string; block: number; digest: Buffer }> = [];
+      for (const [host, blocks] of hosts) {
+        for (const block of blocks) list.push({ host, block, digest: blockDigest(data, block) });
+      }
+      if (list.length > 0) {
+        if (this.suspects.size >= MAX_SUSPECT_PIECES) this.suspects.delete(this.suspects.keys().next().value as PieceIndex);
+        this.suspects.set(index, list);
+      }
+    }
+    this.requestSchedule();
+  }
+
+  private clearSuspects(index: PieceIndex, good: Buffer): void {
+    const list = this.suspects.get(index);
+    if (!list) return;
+    this.suspects.delete(index);
+    const liars = new Set<string>();
+    for (const s of list) if (!blockDigest(good, s.block).equals(s.digest)) liars.add(s.host);
+    for (const host of liars) this.strike(host, `sent corrupt blocks of piece ${index}`);
+  }
+
+  private strike(host: string, reason: string): void {
+    const n = (this.strikes.get(host) ?? 0) + 1;
+    this.strikes.set(host, n);
+    this.log.warn({ host, strikes: n, reason }, 'peer charged');
+    if (n >= (this.opts.banThreshold ?? 2)) this.ban(host, reason);
+  }
+
+  private ban(host: string, reason: string): void {
+    if (this.bannedHosts.has(host)) return;
+    this.bannedHosts.add(host);
+    this.log.warn({ host, reason }, 'peer banned');
+    for (const [address, cand] of this.candidates) if (cand.host === host) this.candidates.delete(address);
+    for (const c of [...this.conns.values()]) if (c.pc.host === host) c.pc.destroy(`banned: ${reason}`);
+    this.emit('ban', host, reason);
+  }
+
+  private pieceAvailable(index: PieceIndex): void {
+    if (this.closed) return;
+    this.assembling.delete(index);
+    if (this.scheduler.isWanted(index)) this.sendCancels(this.scheduler.unwant(index));
+    for (const c of this.conns.values()) {
+      if (c.pc.ready && !c.pc.wire.peerPieces.get(index)) c.pc.wire.have(index);
+    }
+    const waiters = this.fetches.get(index);
+    this.fetches.delete(index);
+    for (const w of waiters ?? []) {
+      w.cleanup();
+      w.resolve();
+    }
+    this.requestSchedule();
+  }
+
+  private failFetch(index: PieceIndex, err: unknown): void {
+    const waiters = this.fetches.get(index);
+    this.fetches.delete(index);
+    for (const w of waiters ?? []) {
+      w.cleanup();
+      w.reject(err);
+    }
+  }
+
+  private sendRequests(conn: Conn | undefined, requests: readonly BlockRequest[]): void {
+    if (!conn || conn.pc.closed) return;
+    for (const r of requests) conn.pc.wire.request(r.index, r.offset, r.length, noop);
+  }
+
+  private sendCancels(cancels: readonly PeerRequest[]): void {
+    for (const c of cancels) {
+      const conn = this.conns.get(c.peer);
+      if (conn && !conn.pc.closed) conn.pc.wire.cancel(c.index, c.offset, c.length);
+    }
+  }
+
+  /** Runs the scheduler soon, once, however many events asked for it. */
+  private requestSchedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.runSchedule();
+    });
+  }
+
+  private runSchedule(): void {
+    if (this.closed) return;
+    const { requests, cancels } = this.scheduler.schedule(Date.now());
+    this.sendCancels(cancels);
+    for (const [key, list] of requests) this.sendRequests(this.conns.get(key), list);
+    for (const c of this.conns.values()) {
+      if (!c.pc.ready || !this.scheduler.hasPeer(c.key)) continue;
+      const want = this.scheduler.isInteresting(c.key);
+      if (want && !c.pc.wire.amInterested) c.pc.wire.interested();
+      else if (!want && c.pc.wire.amInterested) c.pc.wire.uninterested();
+    }
+  }
+
+  private pauseReading(ms: number): void {
+    if (this.readingPaused) return;
+    this.readingPaused = true;
+    for (const c of this.conns.values()) c.pc.pauseReading();
+    setTimeout(() => {
+      this.readingPaused = false;
+      for (const c of this.conns.values()) c.pc.resumeReading();
+    }, ms).unref();
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    this.sendCancels(this.scheduler.tick(now));
+    for (const c of [...this.conns.values()]) {
+      if (now - c.pc.lastReceivedAt > IDLE_TIMEOUT_MS) c.pc.destroy('idle');
+    }
+    if (now - this.lastRechoke >= RECHOKE_EVERY_MS) this.rechoke(now);
+    this.connectSome();
+    this.runSchedule();
+  }
+
+  // ── uploading ──────────────────────────────────────────────────────────────
+
+  private onPeerInterested(conn: Conn): void {
+    let unchoked = 0;
+    for (const c of this.conns.values()) if (c.pc.ready && !c.pc.wire.amChoking) unchoked++;
+    if (unchoked < this.uploadSlots + 1) conn.pc.wire.unchoke();
+  }
+
+  private rechoke(now: number): void {
+    this.lastRechoke = now;
+    const rotate = now - this.lastOptimisticRotation >= OPTIMISTIC_EVERY_MS;
+    if (rotate) this.lastOptimisticRotation = now;
+    const ready = [...this.conns.values()].filter((c) => c.pc.ready);
+    const decision = chooseUnchoked(
+      ready.map((c) => ({
+        key: c.key,
+        interested: c.pc.wire.peerInterested,
+        downloadRate: this.scheduler.rate(c.key, now),
+        uploadRate: c.pc.wire.uploadSpeed(),
+      })),
+      { slots: this.uploadSlots, seeding: this.fetches.size === 0, optimistic: this.optimistic, rotateOptimistic: rotate },
+    );
+    this.optimistic = decision.optimistic;
+    for (const c of ready) {
+      if (decision.unchoke.has(c.key)) c.pc.wire.unchoke();
+      else if (!c.pc.wire.amChoking) {
+        c.pc.wire.choke();
+        c.uploadQueue.length = 0;
+      }
+    }
+  }
+
+  private onRequest(conn: Conn, index: PieceIndex, offset: number, length: number, respond: UploadRequest['respond']): void {
+    const valid =
+      this.layout.isValidPiece(index) &&
+      length > 0 &&
+      length <= 2 * BLOCK_SIZE &&
+      offset >= 0 &&
+      offset + length <= this.layout.pieceSize(index) &&
+      this.storage.has(index);
+    if (!valid) return respond(new Error('not available'));
+    if (conn.uploadQueue.length >= this.ourReqq) return respond(new Error('request queue full'));
+    conn.uploadQueue.push({ index, offset, length, respond });
+    this.pumpUploads(conn);
+  }
+
+  private pumpUploads(conn: Conn): void {
+    while (conn.uploadQueue.length > 0 && conn.uploadsActive < UPLOADS_PER_PEER && !conn.pc.closed) {
+      if (conn.pc.writableLength > UPLOAD_SOCKET_HIGH_WATER) return; // resumed on 'drain'
+      const next = conn.uploadQueue[0]!;
+      const wait = this.uploadBucket.waitFor(next.length);
+      if (wait > 0) {
+        setTimeout(() => this.pumpUploads(conn), wait).unref();
+        return;
+      }
+      this.uploadBucket.take(next.length);
+      conn.uploadQueue.shift();
+      conn.uploadsActive++;
+      this.storage.readBlock(next.index, next.offset, next.length).then(
+        (buf) => {
+          conn.uploadsActive--;
+          if (conn.pc.closed || conn.pc.wire.amChoking) return;
+          this.uploaded += buf.length;
+          next.respond(null, buf);
+          this.pumpUploads(conn);
+        },
+        (err: unknown) => {
+          conn.uploadsActive--;
+          next.respond(err instanceof Error ? err : new Error(String(err)));
+          this.pumpUploads(conn);
+        },
+      );
+    }
+  }
+}
+
+function noop(): void {}
+
+function normalizeHost(host: string): string {
+  return host.startsWith('::ffff:') ? host.slice(7) : host;
+}
+
+function hostOfKey(key: string): string {
+  const at = key.lastIndexOf('#');
+  const address = at >= 0 ? key.slice(0, at) : key;
+  return address.slice(0, address.lastIndexOf(':'));
+}
+
+function blockDigest(data: Buffer, block: number): Buffer {
+  return createHash('sha1')
+    .update(data.subarray(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE))
+    .digest();
+}
