@@ -1,0 +1,89 @@
+import { statfs } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import path from 'node:path';
+
+/**
+ * Where the cache lives and how big it may grow: `--cache DIR` and `--cache-size`
+ * defaults, and the parser for sizes like `20G`.
+ */
+
+const KiB = 1024;
+const GiB = KiB * KiB * KiB;
+
+/** The default budget before the free-space cap: 10 GiB. */
+export const DEFAULT_CACHE_BUDGET = 10 * GiB;
+/** Share of the cache disk that the default budget always leaves free. */
+export const MIN_FREE_FRACTION = 0.05;
+/** The default-size rule in words, for `--help`. */
+export const DEFAULT_CACHE_BUDGET_RULE =
+  'default 10G, lowered when needed so that at least 5 % of the cache disk stays free';
+
+/** `$XDG_CACHE_HOME/btmount`, else `~/.cache/btmount` (a relative XDG_CACHE_HOME is ignored, as the XDG spec says). */
+export function defaultCacheRoot(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
+  const xdg = env['XDG_CACHE_HOME'];
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.cache');
+  return path.join(base, 'btmount');
+}
+
+const UNITS: Record<string, number> = { '': 1, k: KiB, m: KiB ** 2, g: KiB ** 3, t: KiB ** 4 };
+// A decimal number, then an optional binary unit: K, M, G, T (optionally KiB/KB/...), or B for bytes.
+const SIZE = /^(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(?:i?b)?|b)?$/i;
+
+/**
+ * Parses a byte size: `4096`, `512M`, `20G`, `1.5G`, `2T`, `64KiB`. Units are binary
+ * (K = 1024); a fraction of a unit rounds down to whole bytes.
+ */
+export function parseSize(text: string): number {
+  const match = SIZE.exec(text.trim());
+  if (!match) {
+    throw new Error(
+      `invalid size "${text}": expected a number with an optional K, M, G or T suffix (binary units), e.g. 4096, 512M, 1.5G, 20G`,
+    );
+  }
+  const value = Number(match[1]);
+  const unit = UNITS[(match[2] ?? '').toLowerCase()] ?? 1;
+  const bytes = value * unit;
+  if (unit === 1 && !Number.isInteger(value)) {
+    throw new Error(`invalid size "${text}": a size in bytes must be a whole number`);
+  }
+  if (!Number.isSafeInteger(Math.floor(bytes))) throw new Error(`invalid size "${text}": too large`);
+  return Math.floor(bytes);
+}
+
+/** Human form of a byte count for messages: `1.5 GiB`, `512 MiB`, `300 B`. */
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let i = 0;
+  while (Math.abs(value) >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  const digits = i === 0 || Number.isInteger(value) ? 0 : 1;
+  return `${value.toFixed(digits)} ${units[i]}`;
+}
+
+/** The default budget for a disk: 10 GiB, but never so much that less than 5 % of the disk would stay free. */
+export function budgetForDisk(disk: { totalBytes: number; availableBytes: number }): number {
+  const keepFree = Math.ceil(disk.totalBytes * MIN_FREE_FRACTION);
+  return Math.max(0, Math.min(DEFAULT_CACHE_BUDGET, disk.availableBytes - keepFree));
+}
+
+/**
+ * The default `--cache-size` for a cache root (which need not exist yet: the disk
+ * of its nearest existing ancestor is measured). Bytes this cache already holds
+ * count as used space, so the rule is conservative on a remount.
+ */
+export async function defaultCacheBudget(cacheRoot: string): Promise<number> {
+  let dir = path.resolve(cacheRoot);
+  for (;;) {
+    try {
+      const s = await statfs(dir);
+      return budgetForDisk({ totalBytes: s.blocks * s.bsize, availableBytes: s.bavail * s.bsize });
+    } catch (err) {
+      const parent = path.dirname(dir);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === dir) throw err;
+      dir = parent;
+    }
+  }
+}
