@@ -1,0 +1,67 @@
+import test from 'ava';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { PieceStore } from '../src/store/piece-store.js';
+import { verifyPiece } from '../src/store/verified-piece.js';
+import { idx, makeTorrent, memoryLogger, mountTmpfs } from './helpers/store-fixtures.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+test('on a full disk (2 MiB tmpfs, budget far larger) puts evict and retry, then drop; nothing corrupt is kept', async (t) => {
+  const root = await mountTmpfs(t, '2m');
+  if (!root) return t.pass();
+  const torrent = makeTorrent({ pieceLength: 256 * KiB, pieceCount: 24 });
+  const { log, lines } = memoryLogger();
+  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 64 * MiB, log });
+  t.teardown(() => store.close());
+  const evicted: number[] = [];
+  store.on('evicted', (i) => evicted.push(i));
+
+  // 24 × 256 KiB = 6 MiB into 2 MiB: each put that hits ENOSPC evicts the oldest pieces and retries.
+  for (let i = 0; i < 16; i++) t.true(await store.put(torrent.piece(i)), `put ${i}`);
+  t.true(store.stats.noSpaceErrors > 0, 'the disk did fill up');
+  t.true(evicted.length > 0);
+  t.true(store.effectiveBudgetBytes < 2 * MiB, 'the cache now stays below what the disk held');
+  t.true(lines.some((l) => /disk full while storing piece/.test(l.msg)));
+  t.true(store.bytesUsed <= 2 * MiB);
+  t.true(store.has(idx(15)), 'the newest piece is kept');
+  for (const i of store.haveIndices()) {
+    const data = await store.readBlock(i, 0, 256 * KiB);
+    t.truthy(verifyPiece(torrent.layout, i, data), `piece ${i} verifies`);
+  }
+  t.deepEqual(await readdir(path.join(store.dir, 'incoming')), [], 'no partial files left behind');
+
+  // Now pin everything held: nothing can be evicted, so a put that does not fit is dropped.
+  for (const i of [...store.haveIndices()]) store.pin(i);
+  const before = [...store.haveIndices()];
+  const droppedBefore = store.stats.droppedOnWrite;
+  const results: boolean[] = [];
+  for (let i = 16; i < 24; i++) results.push(await store.put(torrent.piece(i)));
+  t.true(results.includes(false), `puts: ${results}`);
+  t.true(store.stats.droppedOnWrite > droppedBefore);
+  t.true(lines.some((l) => l.level >= 40 && /piece \d+ dropped/.test(l.msg)), 'the drop is logged at warn');
+  for (const i of before) t.true(store.has(i), `pinned piece ${i} kept`);
+  for (const i of store.haveIndices()) {
+    t.truthy(verifyPiece(torrent.layout, i, await store.readBlock(i, 0, 256 * KiB)));
+  }
+  t.deepEqual(await readdir(path.join(store.dir, 'incoming')), []);
+});
+
+test('a write that fails on a full disk with nothing to evict is dropped cleanly: false, logged, no partial file', async (t) => {
+  const root = await mountTmpfs(t, '1m');
+  if (!root) return t.pass();
+  // One piece larger than the whole file system: evicting cannot help.
+  const torrent = makeTorrent({ pieceLength: 2 * MiB, pieceCount: 2 });
+  const { log, lines } = memoryLogger();
+  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 8 * MiB, log });
+  t.teardown(() => store.close());
+  t.false(await store.put(torrent.piece(0)));
+  t.false(store.has(idx(0)));
+  t.is(store.bytesUsed, 0);
+  t.is(store.reservedBytes, 0);
+  t.is(store.stats.noSpaceErrors, 2, 'first try and one retry');
+  t.true(lines.some((l) => /piece 0 dropped: cannot store it in the cache \(ENOSPC\)/.test(l.msg)));
+  t.deepEqual(await readdir(path.join(store.dir, 'incoming')), []);
+  await t.throwsAsync(store.readBlock(idx(0), 0, 1), { name: 'PieceMissingError' });
+});

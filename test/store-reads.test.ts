@@ -1,0 +1,101 @@
+import test from 'ava';
+import { readdir } from 'node:fs/promises';
+import { PieceStore } from '../src/store/piece-store.js';
+import { idx, makeTorrent, tempDir } from './helpers/store-fixtures.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+async function openFdCount(): Promise<number> {
+  return (await readdir('/proc/self/fd')).length;
+}
+
+test('readBlock returns exactly the requested bytes, and rejects ranges outside the piece', async (t) => {
+  const root = await tempDir(t);
+  const torrent = makeTorrent({ pieceLength: 64 * KiB, pieceCount: 3, lastPieceLength: 3000 });
+  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: MiB });
+  t.teardown(() => store.close());
+  await store.put(torrent.piece(0));
+  await store.put(torrent.piece(2));
+  const data = torrent.data(0);
+  for (const [off, len] of [[0, 1], [0, 64 * KiB], [65535, 1], [12345, 4096], [100, 0]] as const) {
+    t.true((await store.readBlock(idx(0), off, len)).equals(data.subarray(off, off + len)), `${off}+${len}`);
+  }
+  t.true((await store.readBlock(idx(2), 2000, 1000)).equals(torrent.data(2).subarray(2000)));
+  for (const [i, off, len] of [[0, 64 * KiB, 1], [0, -1, 10], [0, 0, 64 * KiB + 1], [2, 2999, 2], [0, 1.5, 1], [3, 0, 1], [-1, 0, 1]] as const) {
+    await t.throwsAsync(store.readBlock(idx(i), off, len), { instanceOf: RangeError }, `${i}:${off}+${len}`);
+  }
+  await t.throwsAsync(store.readBlock(idx(1), 0, 1), { name: 'PieceMissingError', message: 'piece 1 is not in the cache' });
+});
+
+test('a 4 KiB read does not copy the whole piece', async (t) => {
+  const root = await tempDir(t);
+  const torrent = makeTorrent({ pieceLength: 4 * MiB, pieceCount: 2 });
+  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 16 * MiB });
+  t.teardown(() => store.close());
+  await store.put(torrent.piece(1));
+  const block = await store.readBlock(idx(1), MiB, 4096);
+  t.true(block.equals(torrent.data(1).subarray(MiB, MiB + 4096)));
+  t.true(block.buffer.byteLength < 64 * KiB, `backing store is ${block.buffer.byteLength} bytes`);
+});
+
+test('concurrent reads of many pieces keep the open file descriptors bounded', async (t) => {
+  const root = await tempDir(t);
+  const torrent = makeTorrent({ pieceLength: 16 * KiB, pieceCount: 300 });
+  const store = await PieceStore.open({
+    cacheRoot: root,
+    infoHash: torrent.infoHash,
+    layout: torrent.layout,
+    budgetBytes: 300 * 16 * KiB,
+    maxOpenFiles: 8,
+    maxConcurrentWrites: 4,
+  });
+  t.teardown(() => store.close());
+  const baseline = await openFdCount();
+  let peak = 0;
+  const sample = async (): Promise<void> => {
+    peak = Math.max(peak, await openFdCount());
+  };
+  await Promise.all(Array.from({ length: 300 }, async (_, i) => {
+    await store.put(torrent.piece(i));
+    if (i % 10 === 0) await sample();
+  }));
+  const reads = [];
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 300; i++) {
+      reads.push(store.readBlock(idx(i), 1024, 512).then((b) => b.equals(torrent.data(i).subarray(1024, 1536))));
+      if (i % 25 === 0) reads.push(sample().then(() => true));
+    }
+  }
+  const ok = await Promise.all(reads);
+  await sample();
+  t.true(ok.every(Boolean));
+  t.true(store.openFileCount <= 8);
+  t.log(`open fds: baseline ${baseline}, peak ${peak}`);
+  t.true(peak - baseline <= 8 + 4, `peak ${peak} fds with baseline ${baseline}: at most 8 read + 4 write fds`);
+});
+
+test('concurrent puts of the same piece write it once', async (t) => {
+  const root = await tempDir(t);
+  const torrent = makeTorrent({ pieceLength: 64 * KiB, pieceCount: 2 });
+  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: MiB });
+  t.teardown(() => store.close());
+  let added = 0;
+  store.on('added', () => added++);
+  const results = await Promise.all([store.put(torrent.piece(0)), store.put(torrent.piece(0)), store.put(torrent.piece(0))]);
+  t.deepEqual(results, [true, true, true]);
+  t.is(added, 1);
+  t.is(store.bytesUsed, 64 * KiB);
+});
+
+test('a piece evicted while a read is in flight still returns correct bytes to that read', async (t) => {
+  const root = await tempDir(t);
+  const torrent = makeTorrent({ pieceLength: MiB, pieceCount: 4 });
+  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 4 * MiB });
+  t.teardown(() => store.close());
+  for (let i = 0; i < 4; i++) await store.put(torrent.piece(i));
+  const reading = store.readBlock(idx(0), 0, MiB);
+  await store.evict(idx(0));
+  t.true((await reading).equals(torrent.data(0)));
+  t.false(store.has(idx(0)));
+});
