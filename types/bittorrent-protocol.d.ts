@@ -37,6 +37,7 @@ declare module 'bittorrent-protocol' {
     downloadSpeed(): number;
 
     write(chunk: Uint8Array): boolean;
+    pipe<T extends NodeJS.WritableStream>(destination: T): T;
     end(): void;
     destroy(): void;
     use(ext: ExtensionClass): void;

@@ -2,6 +2,8 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { formatError } from './errors.js';
 import { registerInspect } from './inspect.js';
+import { registerSeed } from './seed.js';
+import { registerCreate } from './create.js';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run btmount --help for usage)')
     .exitOverride();
   registerInspect(program);
+  registerSeed(program);
+  registerCreate(program);
   return program;
 }
 

@@ -1,0 +1,162 @@
+import type { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { stat } from 'node:fs/promises';
+import { createLogger, silentLogger, type Logger } from '../log.js';
+import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
+import { DirectoryPieceStorage, Swarm } from '../swarm/index.js';
+import { UserError } from './errors.js';
+import { formatBytes } from './format.js';
+
+interface SeedOptions {
+  port?: number;
+  host?: string;
+  peer: Array<{ host: string; port: number }>;
+  uploadLimit?: number;
+  maxConnections?: number;
+  log?: string;
+}
+
+const ACTION = 'cannot seed';
+
+export function registerSeed(program: Command): void {
+  program
+    .command('seed')
+    .description('verify a dataset against its torrent, then serve it to peers until interrupted')
+    .argument('<torrent>', 'the .torrent file')
+    .argument('<path>', 'the dataset folder given to create (for a single-file torrent: the file)')
+    .option('--port <port>', 'listen port (default: first free of 6881-6889; 0 = any)', (v) => parsePort(v))
+    .option('--host <address>', 'listen address (default: all)')
+    .option('--peer <host:port>', 'a peer to connect to (repeatable)', (v, prev: SeedOptions['peer']) => [...prev, parsePeer(v)], [])
+    .option('--upload-limit <rate>', 'bytes/s, e.g. 50M or 50MB/s (default: none)', (v) => parseRate(v, '--upload-limit'))
+    .option('--max-connections <n>', 'open connections at most (default 50)', (v) => parsePositive(v, '--max-connections'))
+    .option('--log <file>', 'write JSON logs to this file')
+    .action(async (torrent: string, dataset: string, opts: SeedOptions, cmd: Command) => {
+      const debug = Boolean(cmd.optsWithGlobals().debug);
+      const log = opts.log ? createLogger({ file: opts.log, level: debug ? 'debug' : 'info' }) : debug ? createLogger({ level: 'debug' }) : silentLogger;
+      await seed(torrent, dataset, opts, log);
+    });
+}
+
+async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log: Logger): Promise<void> {
+  let metainfo: Metainfo;
+  try {
+    metainfo = await loadMetainfo(torrentPath);
+  } catch (err) {
+    throw new UserError(`cannot read torrent ${torrentPath}`, (err as Error).message);
+  }
+  const info = await stat(dataset).catch(() => undefined);
+  if (!info) throw new UserError(ACTION, `${dataset}: no such file or directory`);
+  if (metainfo.multiFile && !info.isDirectory()) throw new UserError(ACTION, `${dataset} is not a folder (the torrent has ${metainfo.files.length} files)`);
+  if (!metainfo.multiFile && !info.isFile()) throw new UserError(ACTION, `${dataset} is not a file (the torrent is one file)`);
+
+  const storage = new DirectoryPieceStorage(metainfo, dataset);
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let swarm: Swarm | undefined;
+  let statusTimer: NodeJS.Timeout | undefined;
+  try {
+    const checked = await verifyWithProgress(storage, metainfo, stop.signal);
+    if (stop.signal.aborted) return;
+    if (checked.goodPieces === 0) throw new UserError(ACTION, `no data in ${dataset} matches ${torrentPath}`);
+    if (checked.badPieces > 0) {
+      process.stderr.write(`btmount: warning: ${checked.badPieces} of ${metainfo.layout.pieceCount} pieces are missing or damaged; serving the other ${checked.goodPieces}\n`);
+    }
+
+    swarm = new Swarm({
+      infoHash: metainfo.infoHash,
+      layout: metainfo.layout,
+      storage,
+      log,
+      ...(opts.port !== undefined ? { port: opts.port } : {}),
+      ...(opts.host ? { host: opts.host } : {}),
+      ...(opts.uploadLimit !== undefined ? { uploadLimit: opts.uploadLimit } : {}),
+      ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
+      infoBuffer: metainfo.infoBuffer,
+    });
+    let port: number;
+    try {
+      port = await swarm.listen();
+    } catch (err) {
+      throw new UserError(ACTION, `cannot listen on port ${opts.port ?? '6881-6889'}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    for (const p of opts.peer) swarm.addPeer(p.host, p.port, 'static');
+    process.stdout.write(`seeding ${metainfo.name} (${metainfo.infoHash}) on port ${port}\n`);
+
+    const tty = process.stdout.isTTY;
+    if (tty) {
+      const s = swarm;
+      statusTimer = setInterval(() => process.stdout.write(`\r\x1b[K${statusLine(s)}`), 1000);
+    }
+    if (!stop.signal.aborted) await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+    if (tty) process.stdout.write('\r\x1b[K');
+    process.stdout.write(`stopped: uploaded ${formatBytes(swarm.stats().uploaded)}\n`);
+  } finally {
+    clearInterval(statusTimer);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await swarm?.close();
+    await storage.close();
+  }
+}
+
+async function verifyWithProgress(storage: DirectoryPieceStorage, metainfo: Metainfo, signal: AbortSignal) {
+  const total = metainfo.layout.totalLength;
+  const bar = process.stderr.isTTY
+    ? new SingleBar({ format: 'verifying [{bar}] {percentage}% {done} of {size}', hideCursor: true, clearOnComplete: true, stream: process.stderr })
+    : undefined;
+  bar?.start(total, 0, { done: formatBytes(0), size: formatBytes(total) });
+  try {
+    return await storage.verify((p) => bar?.update(p.checkedBytes, { done: formatBytes(p.checkedBytes), size: formatBytes(total) }), signal);
+  } catch (err) {
+    if (signal.aborted) return { checkedBytes: 0, totalBytes: total, goodPieces: 0, badPieces: 0 };
+    throw err;
+  } finally {
+    bar?.stop();
+  }
+}
+
+function statusLine(swarm: Swarm): string {
+  const s = swarm.stats();
+  const up = s.peers.reduce((sum, p) => sum + p.uploadRate, 0);
+  const interested = s.peers.filter((p) => p.interested).length;
+  return `${s.peers.length} peers (${interested} downloading), up ${formatBytes(up)}/s, uploaded ${formatBytes(s.uploaded)}`;
+}
+
+/**
+ * "4M", "4MB", "4MiB", "512k", "10MB/s", "1048576" → bytes (binary units:
+ * k = 1024). undefined when it is not a size.
+ */
+export function parseByteSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:\/s)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase()]!;
+  const n = Math.round(Number(m[1]) * unit);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+export function parseRate(text: string, flag: string): number {
+  const n = parseByteSize(text);
+  if (n === undefined) throw new UserError(`invalid ${flag}`, `not a rate: ${text} (try 50M or 50MB/s)`);
+  return n;
+}
+
+function parsePort(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError('invalid --port', `not a port number: ${text}`);
+  return n;
+}
+
+function parsePositive(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`invalid ${flag}`, `not a positive integer: ${text}`);
+  return n;
+}
+
+export function parsePeer(text: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) throw new UserError('invalid --peer', `expected host:port, got ${text}`);
+  return { host: m[1]!, port };
+}
