@@ -1,5 +1,5 @@
-import bencode from 'bencode';
 import { createHash } from 'node:crypto';
+import { readBencode, type BencodeDict } from './bencode-reader.js';
 import { InvalidTorrentError } from './errors.js';
 import { asInfoHash, type InfoHash } from './piece-layout.js';
 
@@ -37,10 +37,11 @@ export const MAX_PIECE_LENGTH = 64 * 1024 * 1024;
 /** 2^53 - 1 bytes is already absurd; anything above cannot even be addressed exactly. */
 const MAX_TOTAL_LENGTH = Number.MAX_SAFE_INTEGER;
 
-type Dict = Record<string, unknown>;
+type Dict = BencodeDict;
 
 export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
-  const top = decodeWhole(raw);
+  const bytesOf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const { value: top, infoSpan } = readBencode(bytesOf);
   if (!isDict(top)) throw new InvalidTorrentError('not a torrent: the file is not a bencoded dictionary');
   const info = field(top, 'info');
   if (!isDict(info)) throw new InvalidTorrentError('missing or malformed "info" dictionary');
@@ -80,13 +81,8 @@ export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
     );
   }
 
-  const infoBuffer = Buffer.from(bencode.encode(info));
-  // The infohash is of the info dictionary exactly as written. bencode has one
-  // canonical form; a torrent whose info dict is not in it would get a different
-  // hash from every client, so refuse it rather than guess.
-  if (Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).indexOf(infoBuffer) < 0) {
-    throw new InvalidTorrentError('the "info" dictionary is not canonical bencode (unsorted or duplicate keys)');
-  }
+  // The infohash is of the info dictionary's bytes exactly as written, as every client computes it.
+  const infoBuffer = Buffer.from(bytesOf.subarray(infoSpan![0], infoSpan![1]));
   const infoHash = asInfoHash(createHash('sha1').update(infoBuffer).digest('hex'));
 
   const decoded: DecodedTorrent = {
@@ -112,21 +108,6 @@ export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
   return decoded;
 }
 
-function decodeWhole(raw: Uint8Array): unknown {
-  let value: unknown;
-  try {
-    value = bencode.decode(raw);
-  } catch (err) {
-    // Covers bad syntax and also absurd nesting (the decoder recurses: RangeError).
-    throw new InvalidTorrentError(`malformed bencode: ${(err as Error).message}`);
-  }
-  // The decoder quietly accepts truncated strings and trailing bytes; a torrent must be exactly one value.
-  if (value === null || bencode.decode.position !== raw.length) {
-    throw new InvalidTorrentError('malformed bencode: the file is truncated or has trailing bytes');
-  }
-  return value;
-}
-
 function decodeFiles(info: Dict): DecodedFile[] {
   const list = field(info, 'files');
   if (list === undefined) {
@@ -145,13 +126,12 @@ function decodeFiles(info: Dict): DecodedFile[] {
   });
 }
 
-/** Own properties only: a hostile "__proto__" key must not make a field appear. */
 function field(dict: Dict, key: string): unknown {
-  return Object.hasOwn(dict, key) ? dict[key] : undefined;
+  return dict.get(key);
 }
 
 function isDict(value: unknown): value is Dict {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
+  return value instanceof Map;
 }
 
 function bytes(value: unknown): Uint8Array | undefined {

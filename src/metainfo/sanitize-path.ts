@@ -30,7 +30,7 @@ export function sanitizeComponent(raw: Uint8Array): string {
 
 /** Valid UTF-8 sequences are kept; every byte of an invalid one is written as %XX. */
 export function decodeUtf8Lenient(bytes: Uint8Array): string {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const text = buf.toString('utf8');
   if (!text.includes('\uFFFD') || isValidUtf8(buf)) return text;
   let out = '';
