@@ -1,0 +1,113 @@
+import test from 'ava';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { run } from './helpers/run.js';
+import {
+  BTMOUNT_BIN,
+  freePort,
+  makeDataset,
+  sha256File,
+  startAria2Leecher,
+  startLibtorrent,
+  startProcess,
+  startTracker,
+  type Dataset,
+  type Proc,
+} from './helpers/peers.js';
+
+const PIECE = 256 * 1024;
+const FILES = [
+  { path: 'a/000.bin', length: 2 * PIECE + 99 },
+  { path: 'a/001.bin', length: 3 * PIECE },
+  { path: 'b/002.bin', length: 12_345 },
+  { path: 'c.txt', length: 1 },
+];
+
+let base: string;
+let ds: Dataset;
+
+test.before(async () => {
+  base = await mkdtemp(path.join(tmpdir(), 'btmount-seed-'));
+  ds = await makeDataset(base, 'ds', FILES, PIECE);
+});
+
+test.after.always(async () => {
+  if (base) await rm(base, { recursive: true, force: true });
+});
+
+/** `btmount seed` on 127.0.0.1, any port; resolves once it serves. */
+async function startSeed(extra: string[] = []): Promise<Proc & { port: number }> {
+  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--port', '0', '--host', '127.0.0.1', ...extra]);
+  const m = await proc.waitFor(/on port (\d+)/, 30_000);
+  return Object.assign(proc, { port: Number(m[1]) });
+}
+
+async function assertDownloaded(t: import('ava').ExecutionContext, dir: string): Promise<void> {
+  for (const f of ds.files) t.is(await sha256File(path.join(dir, 'ds', f.path)), f.sha256, `sha256 of ${f.path}`);
+}
+
+test('an aria2c leecher downloads the whole torrent from btmount seed', async (t) => {
+  const seed = await startSeed();
+  const tracker = await startTracker([{ host: '127.0.0.1', port: seed.port }]);
+  const out = path.join(base, 'aria-out');
+  await mkdir(out);
+  const aria = startAria2Leecher(ds.torrentPath, out, tracker.url, await freePort());
+  try {
+    const code = await Promise.race([aria.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 90_000).unref())]);
+    t.is(code, 0, aria.output().slice(-2000));
+    await assertDownloaded(t, out);
+    // A clean exit on SIGINT.
+    t.is(await seed.stop('SIGINT'), 0, seed.output());
+    t.regex(seed.output(), /stopped: uploaded/);
+  } finally {
+    await aria.stop();
+    await seed.stop();
+    await tracker.close();
+  }
+});
+
+test('a python3-libtorrent leecher downloads the whole torrent from btmount seed', async (t) => {
+  const seed = await startSeed();
+  const out = path.join(base, 'lt-out');
+  await mkdir(out);
+  const lt = await startLibtorrent('leech', {
+    torrentPath: ds.torrentPath,
+    savePath: out,
+    listen: '127.0.0.3:0',
+    peers: [`127.0.0.1:${seed.port}`],
+  });
+  try {
+    await lt.waitFor(/"event": "done"/, 90_000);
+    await assertDownloaded(t, out);
+    t.is(await seed.stop('SIGTERM'), 0, seed.output());
+  } finally {
+    await lt.stop();
+    await seed.stop();
+  }
+});
+
+test('seed refuses a folder that does not match, with a readable error', async (t) => {
+  const wrong = path.join(base, 'wrong');
+  await mkdir(path.join(wrong, 'a'), { recursive: true });
+  await writeFile(path.join(wrong, 'a', '000.bin'), 'not the data');
+  const r = await run(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, wrong, '--port', '0'], { timeoutMs: 30_000 });
+  t.is(r.code, 1);
+  t.regex(r.stderr, /^btmount: cannot seed: no data in .* matches/m);
+  const missing = await run(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, path.join(base, 'nope'), '--port', '0'], { timeoutMs: 30_000 });
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /btmount: cannot seed: .*no such file or directory/);
+});
+
+test('seed serves what matches when part of the data is damaged', async (t) => {
+  const partial = path.join(base, 'partial');
+  await run('cp', ['-r', ds.root, partial]);
+  await writeFile(path.join(partial, 'a', '001.bin'), Buffer.alloc(3 * PIECE, 7));
+  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, partial, '--port', '0', '--host', '127.0.0.1']);
+  try {
+    await proc.waitFor(/on port \d+/, 30_000);
+    t.regex(proc.output(), /warning: [1-6] of 6 pieces are missing or damaged; serving the other [0-5]/);
+  } finally {
+    t.is(await proc.stop('SIGINT'), 0);
+  }
+});
