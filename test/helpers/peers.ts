@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -111,8 +112,9 @@ export async function fullStorage(ds: Dataset): Promise<MemoryPieceStorage> {
   return storage;
 }
 
-/** Fetches every piece with the given swarm; resolves when all are stored. */
+/** Fetches every piece with the given swarm (one signal for all); resolves when all are stored. */
 export async function fetchAll(swarm: Swarm, pieceCount: number, signal?: AbortSignal): Promise<void> {
+  if (signal) setMaxListeners(0, signal);
   await Promise.all(Array.from({ length: pieceCount }, (_, i) => swarm.fetch(i as PieceIndex, 'warm', signal)));
 }
 
