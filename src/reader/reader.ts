@@ -1,0 +1,165 @@
+import type { Logger } from '../log.js';
+import type { ByteMap, PieceSpan } from '../metainfo/byte-map.js';
+import type { TorrentFile } from '../metainfo/file-tree.js';
+import type { PieceIndex } from '../metainfo/piece-layout.js';
+import type { Priority } from '../scheduler/index.js';
+import { ReadAheadWindow, type ReadAheadOptions } from './readahead.js';
+
+/** The verified pieces on local disk (the PieceStore). */
+export interface CachedPieces {
+  has(index: PieceIndex): boolean;
+  readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer>;
+  pin(index: PieceIndex): () => void;
+}
+
+/** Whoever brings missing pieces into the cache (the Swarm). */
+export interface PieceFetcher {
+  fetch(index: PieceIndex, priority: Priority, signal?: AbortSignal): Promise<void>;
+  /** Why wanted pieces are not arriving, for the log line of a failed read. */
+  waitingReason(): string;
+}
+
+export interface ReaderOptions {
+  byteMap: ByteMap;
+  cache: CachedPieces;
+  fetcher: PieceFetcher;
+  /** How long one read may wait for its pieces before it fails. */
+  readTimeoutMs: number;
+  readAhead: ReadAheadOptions;
+  log: Logger;
+}
+
+/** A read that could not be answered: the FUSE layer turns it into EIO. */
+export class ReadFailedError extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`read of ${path} failed: ${reason}`);
+    this.name = 'ReadFailedError';
+  }
+}
+
+/** Per-open-file state: the read-ahead window and a way to cancel its fetches. */
+export class OpenFile {
+  readonly readAhead: ReadAheadWindow;
+  readonly #abort = new AbortController();
+  /** Highest piece read-ahead has asked for in the current run, so a growing window does not ask twice. */
+  prefetchedThrough = -1;
+
+  constructor(
+    readonly file: TorrentFile,
+    options: ReadAheadOptions,
+  ) {
+    this.readAhead = new ReadAheadWindow(options);
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  close(): void {
+    this.#abort.abort(new Error('file closed'));
+  }
+}
+
+/**
+ * The one way from a byte range of a file to bytes: FUSE reads, read-ahead
+ * and warm all go through here. Pieces in the cache answer at once; missing
+ * ones are fetched as urgent (shared between concurrent readers by the
+ * fetcher); a read waits at most `readTimeoutMs`.
+ */
+export class Reader {
+  readonly stats = { reads: 0, bytesRead: 0, cacheHits: 0, cacheMisses: 0, failedReads: 0 };
+  /** Reads waiting for pieces now, with when they started: status shows the oldest. */
+  readonly waiting = new Map<number, { path: string; piece: PieceIndex; since: number }>();
+  #nextWaitId = 0;
+
+  constructor(private readonly opts: ReaderOptions) {}
+
+  open(file: TorrentFile): OpenFile {
+    return new OpenFile(file, this.opts.readAhead);
+  }
+
+  /** Reads up to `length` bytes at `offset`; fewer only at the end of the file. */
+  async read(handle: OpenFile, offset: number, length: number): Promise<Buffer> {
+    const spans = this.opts.byteMap.spansOfFileRange(handle.file, offset, length);
+    if (spans.length === 0) return Buffer.alloc(0);
+    this.stats.reads++;
+    this.#readAhead(handle, offset, length);
+    const signal = AbortSignal.timeout(this.opts.readTimeoutMs);
+    const parts = await Promise.all(spans.map((span) => this.#readSpan(handle.file.path, span, signal)));
+    const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    this.stats.bytesRead += out.length;
+    return out;
+  }
+
+  /**
+   * Brings the pieces of a byte range into the cache at `priority` without
+   * reading them (warm). Resolves when all are cached; rejects on abort.
+   */
+  async prefetch(file: TorrentFile, offset: number, length: number, priority: Priority, signal?: AbortSignal): Promise<void> {
+    const pieces = this.opts.byteMap.spansOfFileRange(file, offset, length).map((s) => s.piece);
+    await Promise.all(pieces.map((p) => (this.opts.cache.has(p) ? undefined : this.opts.fetcher.fetch(p, priority, signal))));
+  }
+
+  async #readSpan(path: string, span: PieceSpan, signal: AbortSignal): Promise<Buffer> {
+    const { cache, fetcher } = this.opts;
+    // A piece can vanish between "have" and "read" (evicted, or found corrupt on disk): fetch again.
+    for (let attempt = 0; ; attempt++) {
+      if (!cache.has(span.piece)) {
+        if (attempt === 0) this.stats.cacheMisses++;
+        await this.#fetchUrgent(path, span.piece, signal);
+      } else if (attempt === 0) {
+        this.stats.cacheHits++;
+      }
+      let unpin: (() => void) | undefined;
+      try {
+        unpin = cache.pin(span.piece);
+        return await cache.readBlock(span.piece, span.offsetInPiece, span.length);
+      } catch (err) {
+        if (attempt >= 2 || signal.aborted) throw this.#failed(path, span.piece, `cache: ${(err as Error).message}`);
+        this.opts.log.warn({ path, piece: span.piece, err }, 'cached piece unreadable; fetching it again');
+      } finally {
+        unpin?.();
+      }
+    }
+  }
+
+  async #fetchUrgent(path: string, piece: PieceIndex, signal: AbortSignal): Promise<void> {
+    const id = this.#nextWaitId++;
+    this.waiting.set(id, { path, piece, since: Date.now() });
+    try {
+      await this.opts.fetcher.fetch(piece, 'urgent', signal);
+    } catch (err) {
+      const why = signal.aborted
+        ? `no data within ${this.opts.readTimeoutMs / 1000} s (${this.opts.fetcher.waitingReason()})`
+        : (err as Error).message;
+      throw this.#failed(path, piece, why);
+    } finally {
+      this.waiting.delete(id);
+    }
+  }
+
+  #failed(path: string, piece: PieceIndex, reason: string): ReadFailedError {
+    this.stats.failedReads++;
+    const err = new ReadFailedError(path, `piece ${piece}: ${reason}`);
+    this.opts.log.warn({ path, piece, reason }, err.message);
+    return err;
+  }
+
+  #readAhead(handle: OpenFile, offset: number, length: number): void {
+    const ahead = handle.readAhead.observe(offset, length);
+    if (!ahead) {
+      handle.prefetchedThrough = -1;
+      return;
+    }
+    for (const { piece } of this.opts.byteMap.spansOfFileRange(handle.file, ahead.offset, ahead.length)) {
+      if (piece <= handle.prefetchedThrough) continue;
+      handle.prefetchedThrough = piece;
+      if (this.opts.cache.has(piece)) continue;
+      // Read-ahead is a hint: a later real read of the piece fetches it urgently and reports failures.
+      this.opts.fetcher.fetch(piece, 'readahead', handle.signal).catch(() => undefined);
+    }
+  }
+}
