@@ -4,8 +4,7 @@ import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseTorrentBuffer } from '../metainfo/index.js';
 import { UserError } from './errors.js';
-import { formatBytes } from './format.js';
-import { parseByteSize } from './seed.js';
+import { formatBytes, parseByteSize } from './seed.js';
 
 interface CreateOptions {
   output: string;

@@ -5,7 +5,6 @@ import { createLogger, silentLogger, type Logger } from '../log.js';
 import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
 import { DirectoryPieceStorage, Swarm } from '../swarm/index.js';
 import { UserError } from './errors.js';
-import { formatBytes } from './format.js';
 
 interface SeedOptions {
   port?: number;
@@ -159,4 +158,16 @@ export function parsePeer(text: string): { host: string; port: number } {
   const port = m ? Number(m[2]) : NaN;
   if (!m || !Number.isInteger(port) || port < 1 || port > 65535) throw new UserError('invalid --peer', `expected host:port, got ${text}`);
   return { host: m[1]!, port };
+}
+
+/** 1536 → "1.5 KiB" (binary units). */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : Number(v.toFixed(2))} ${units[i]}`;
 }
