@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import createTorrent from 'create-torrent';
-import { stat, writeFile } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseTorrentBuffer } from '../metainfo/index.js';
 import { UserError } from './errors.js';
@@ -61,6 +61,9 @@ export async function createTorrentFile(
   const output = path.resolve(opts.output);
   if (info.isDirectory() && !path.relative(source, output).startsWith('..')) {
     throw new UserError(ACTION, `the output ${opts.output} is inside the dataset folder ${input}`);
+  }
+  if (info.isDirectory() && !(await hasVisibleFile(source))) {
+    throw new UserError(ACTION, `${input} holds no files (hidden files are left out)`);
   }
   for (const url of [...opts.tracker, ...opts.webSeed]) {
     if (!/^(https?|udp|wss?):\/\/./i.test(url)) throw new UserError(ACTION, `not a tracker or web seed URL: ${url}`);
@@ -130,4 +133,15 @@ function progressPrinter(): (hashed: number, total: number) => void {
     const pct = total > 0 ? Math.floor((hashed / total) * 100) : 100;
     process.stderr.write(`\rhashing: ${pct}% (${formatBytes(hashed)} of ${formatBytes(total)})`);
   };
+}
+
+/** True when the folder holds a regular file outside hidden folders (what create-torrent will include). */
+async function hasVisibleFile(dir: string): Promise<boolean> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    if (e.isFile()) return true;
+    if (e.isDirectory() && (await hasVisibleFile(path.join(dir, e.name)))) return true;
+  }
+  return false;
 }
