@@ -2,6 +2,8 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { formatError } from './errors.js';
 import { registerInspect } from './inspect.js';
+import { registerMount } from './mount.js';
+import { registerUmount } from './umount.js';
 import { registerSeed } from './seed.js';
 import { registerCreate } from './create.js';
 
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
     .option('--debug', 'print stack traces and verbose logs')
     .showHelpAfterError('(run btmount --help for usage)')
     .exitOverride();
+  registerMount(program);
+  registerUmount(program);
   registerInspect(program);
   registerSeed(program);
   registerCreate(program);
@@ -26,7 +30,7 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(withDefaultCommand(program, argv));
     return 0;
   } catch (err) {
     // commander already printed its own message (usage errors, --help, --version).
@@ -35,4 +39,12 @@ export async function main(argv: string[]): Promise<number> {
     if (argv.includes('--debug') && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
     return 1;
   }
+}
+
+/** `btmount <source> <mountpoint>` is `btmount mount <source> <mountpoint>`. */
+function withDefaultCommand(program: Command, argv: string[]): string[] {
+  const first = argv[2];
+  if (first === undefined || first.startsWith('-') || first === 'help') return argv;
+  const known = program.commands.some((c) => c.name() === first || c.aliases().includes(first));
+  return known ? argv : [...argv.slice(0, 2), 'mount', ...argv.slice(2)];
 }

@@ -1,0 +1,128 @@
+import { buildFuseOps } from '../fs/fuse-ops.js';
+import { FuseMount } from '../fs/fuse-mount.js';
+import { isMounted } from '../fs/mountpoint.js';
+import type { Logger } from '../log.js';
+import type { Metainfo } from '../metainfo/index.js';
+import { Reader } from '../reader/reader.js';
+import { PieceStore } from '../store/piece-store.js';
+import { Swarm } from '../swarm/index.js';
+
+export interface MountConfig {
+  metainfo: Metainfo;
+  mountpoint: string;
+  cacheRoot: string;
+  cacheBudget: number;
+  /** host:port of peers to connect to. */
+  peers: Array<{ host: string; port: number }>;
+  /** Listen port for other peers (0 = any; undefined = first free of 6881–6889). */
+  port: number | undefined;
+  readTimeoutMs: number;
+  uploadLimit: number;
+  downloadLimit: number;
+  log: Logger;
+  debugFuse?: boolean;
+}
+
+/** The largest read-ahead window, before the cache budget caps it further. */
+const MAX_READ_AHEAD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * One mounted torrent: the store, the swarm, the reader and the FUSE mount,
+ * started in that order and stopped in reverse. This is the composition root
+ * of the daemon; the parts know nothing of each other beyond their interfaces.
+ */
+export class MountSession {
+  #stopping: Promise<void> | undefined;
+  #watch: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly config: MountConfig,
+    readonly store: PieceStore,
+    readonly swarm: Swarm,
+    readonly reader: Reader,
+    readonly fuse: FuseMount,
+  ) {}
+
+  static async start(config: MountConfig): Promise<MountSession> {
+    const { metainfo, log } = config;
+    const store = await PieceStore.open({
+      cacheRoot: config.cacheRoot,
+      infoHash: metainfo.infoHash,
+      layout: metainfo.layout,
+      budgetBytes: config.cacheBudget,
+      log,
+    });
+    let swarm: Swarm | undefined;
+    try {
+      swarm = new Swarm({
+        infoHash: metainfo.infoHash,
+        layout: metainfo.layout,
+        storage: store,
+        log,
+        ...(config.port === undefined ? {} : { port: config.port }),
+        uploadLimit: config.uploadLimit,
+        downloadLimit: config.downloadLimit,
+        infoBuffer: metainfo.infoBuffer,
+      });
+      const port = await swarm.listen();
+      log.info({ port }, `listening for peers on port ${port}`);
+      for (const peer of config.peers) swarm.addPeer(peer.host, peer.port, 'static');
+
+      const pieceLength = metainfo.layout.pieceLength;
+      const reader = new Reader({
+        byteMap: metainfo.byteMap,
+        cache: store,
+        fetcher: swarm,
+        readTimeoutMs: config.readTimeoutMs,
+        readAhead: {
+          initialBytes: pieceLength,
+          maxBytes: Math.max(pieceLength, Math.min(MAX_READ_AHEAD_BYTES, Math.floor(config.cacheBudget / 4))),
+          backwardToleranceBytes: 1024 * 1024,
+        },
+        log,
+      });
+      const ops = buildFuseOps({
+        tree: metainfo.tree,
+        reader,
+        mtime: metainfo.created ?? new Date(0),
+        uid: process.getuid?.() ?? 0,
+        gid: process.getgid?.() ?? 0,
+        log,
+      });
+      const fuse = await FuseMount.mount(config.mountpoint, ops, {
+        fsname: `btmount:${metainfo.infoHash}`,
+        debug: config.debugFuse ?? false,
+      });
+      log.info({ mountpoint: config.mountpoint, infoHash: metainfo.infoHash }, `mounted ${metainfo.name}`);
+      return new MountSession(config, store, swarm, reader, fuse);
+    } catch (err) {
+      await swarm?.close().catch(() => undefined);
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Resolves when the mount goes away from outside (fusermount -u, umount). */
+  whenUnmountedExternally(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#watch = setInterval(() => {
+        void isMounted(this.config.mountpoint).then((mounted) => {
+          if (!mounted) resolve();
+        });
+      }, 1000);
+    });
+  }
+
+  /** Unmounts, stops the swarm and persists the cache. Safe to call more than once. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      clearInterval(this.#watch);
+      const { log } = this.config;
+      await this.fuse.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
+      await this.swarm.close().catch((err: unknown) => log.error({ err }, 'closing the swarm failed'));
+      await this.store.close().catch((err: unknown) => log.error({ err }, 'closing the cache failed'));
+      log.info('stopped');
+    })();
+    return this.#stopping;
+  }
+}

@@ -1,0 +1,216 @@
+import test from 'ava';
+import path from 'node:path';
+import { btmount, run, tempDir } from './helpers/run.js';
+import { freePort, makeDataset, startLibtorrent, startProcess, BTMOUNT_BIN, type Dataset, type Proc } from './helpers/peers.js';
+import { mountTorrent, python, sha256Via } from './helpers/mount.js';
+
+const FILES = [
+  { path: 'train/big.bin', length: 3 * 1024 * 1024 + 12345 }, // spans ~50 pieces of 64 KiB
+  { path: 'train/cat/001.jpg', length: 40_000 },
+  { path: 'train/cat/002.jpg', length: 70_001 },
+  { path: 'labels.csv', length: 1234 },
+  { path: 'empty.txt', length: 0 },
+];
+
+async function seedWithBtmount(ds: Dataset, port: number): Promise<Proc> {
+  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(port)]);
+  await proc.waitFor(/seeding .* on port/, 60_000);
+  return proc;
+}
+
+/** Compares random preads of the mount against the source, in a Python child; prints mismatches. */
+const RANDOM_PREADS = `
+import os, random, sys
+mnt, src, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rng = random.Random(42)
+bad = 0
+files = [f for f in sys.argv[4:]]
+for i in range(n):
+    rel = rng.choice(files)
+    size = os.path.getsize(os.path.join(src, rel))
+    off = rng.randrange(0, max(size, 1))
+    length = rng.choice([1, 4096, 65536, 300000])
+    with open(os.path.join(mnt, rel), 'rb') as a, open(os.path.join(src, rel), 'rb') as b:
+        if os.pread(a.fileno(), length, off) != os.pread(b.fileno(), length, off):
+            bad += 1
+            print('mismatch', rel, off, length)
+print('done', n, 'bad', bad)
+`;
+
+test('a torrent seeded by btmount seed reads back byte for byte through the mount', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
+  const port = await freePort();
+  const seeder = await seedWithBtmount(ds, port);
+  t.teardown(() => seeder.stop());
+  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout: 30 });
+  t.teardown(m.unmount);
+
+  const listing = await run('find', [m.mountpoint, '-printf', '%P %s %m %y\n']);
+  t.deepEqual(listing.stdout.trim().split('\n').sort(), [
+    ' 0 555 d',
+    'empty.txt 0 444 f',
+    'labels.csv 1234 444 f',
+    'train 0 555 d',
+    'train/big.bin 3157873 444 f',
+    'train/cat 0 555 d',
+    'train/cat/001.jpg 40000 444 f',
+    'train/cat/002.jpg 70001 444 f',
+  ].filter((l) => l !== ' 0 555 d').sort());
+
+  for (const f of ds.files) t.is(await sha256Via(path.join(m.mountpoint, f.path)), f.sha256, f.path);
+  const preads = await python(RANDOM_PREADS, [m.mountpoint, ds.root, '200', ...FILES.filter((f) => f.length > 0).map((f) => f.path)]);
+  t.regex(preads.stdout, /done 200 bad 0/, preads.stdout + preads.stderr);
+  const dd = await run('dd', [`if=${path.join(m.mountpoint, 'train/big.bin')}`, 'bs=1M', 'skip=2', 'count=1', 'status=none']);
+  t.is(dd.code, 0);
+});
+
+test('random reads of a torrent seeded by python3-libtorrent match the source', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const ds = await makeDataset(dir.path, 'dataset', FILES, 32 * 1024);
+  const seeder = await startLibtorrent('seed', { torrentPath: ds.torrentPath, savePath: ds.parent, listen: '127.0.0.2:0' });
+  t.teardown(() => seeder.stop());
+  await seeder.waitFor(/"event": "(seeding|done)"/, 30_000).catch(() => undefined);
+  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.2:${seeder.port}`], readTimeout: 30 });
+  t.teardown(m.unmount);
+  // Random preads first (cold), then whole files.
+  const preads = await python(RANDOM_PREADS, [m.mountpoint, ds.root, '100', ...FILES.filter((f) => f.length > 0).map((f) => f.path)]);
+  t.regex(preads.stdout, /done 100 bad 0/, preads.stdout + preads.stderr);
+  for (const f of ds.files) t.is(await sha256Via(path.join(m.mountpoint, f.path)), f.sha256, f.path);
+});
+
+const WRITE_ATTEMPTS = `
+import errno, os, sys
+mnt = sys.argv[1]
+f = os.path.join(mnt, 'labels.csv')
+d = os.path.join(mnt, 'train')
+attempts = {
+  'open-write': lambda: open(f, 'r+b'),
+  'open-append': lambda: open(f, 'ab'),
+  'open-trunc': lambda: os.open(f, os.O_RDONLY | os.O_TRUNC),
+  'create': lambda: open(os.path.join(mnt, 'new.txt'), 'wb'),
+  'mknod': lambda: os.mknod(os.path.join(mnt, 'fifo')),
+  'truncate': lambda: os.truncate(f, 0),
+  'unlink': lambda: os.unlink(f),
+  'mkdir': lambda: os.mkdir(os.path.join(mnt, 'newdir')),
+  'rmdir': lambda: os.rmdir(os.path.join(d, 'cat')),
+  'rename': lambda: os.rename(f, os.path.join(mnt, 'moved.csv')),
+  'link': lambda: os.link(f, os.path.join(mnt, 'hard')),
+  'symlink': lambda: os.symlink('labels.csv', os.path.join(mnt, 'soft')),
+  'chmod': lambda: os.chmod(f, 0o777),
+  'chown': lambda: os.chown(f, 1, 1),
+  'utime': lambda: os.utime(f, (0, 0)),
+  'setxattr': lambda: os.setxattr(f, 'user.x', b'1'),
+  'removexattr': lambda: os.removexattr(f, 'user.x'),
+}
+for name, fn in attempts.items():
+    try:
+        fn()
+        print(name, 'SUCCEEDED')
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, e.errno))
+`;
+
+test('every write-like operation fails with EROFS and the content is unchanged', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
+  const port = await freePort();
+  const seeder = await seedWithBtmount(ds, port);
+  t.teardown(() => seeder.stop());
+  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout: 30 });
+  t.teardown(m.unmount);
+
+  const res = await python(WRITE_ATTEMPTS, [m.mountpoint]);
+  const outcomes = Object.fromEntries(res.stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+  t.is(Object.keys(outcomes).length, 17, res.stdout + res.stderr);
+  for (const [op, outcome] of Object.entries(outcomes)) t.is(outcome, 'EROFS', op);
+  const labels = ds.files.find((f) => f.path === 'labels.csv')!;
+  t.is(await sha256Via(path.join(m.mountpoint, 'labels.csv')), labels.sha256);
+  const ls = await run('ls', [m.mountpoint]);
+  t.deepEqual(ls.stdout.trim().split('\n').sort(), ['empty.txt', 'labels.csv', 'train']);
+});
+
+const READ_ONE = `
+import errno, sys
+try:
+    with open(sys.argv[1], 'rb') as f:
+        data = f.read()
+    print('read', len(data))
+except OSError as e:
+    print('error', errno.errorcode.get(e.errno, e.errno))
+`;
+
+test('with no peers a read fails with EIO after --read-timeout; once a seeder appears the next read succeeds', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
+  const port = await freePort();
+  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout: 2 });
+  t.teardown(m.unmount);
+
+  const file = path.join(m.mountpoint, 'train/cat/001.jpg');
+  const first = await python(READ_ONE, [file], 60_000);
+  t.is(first.stdout.trim(), 'error EIO');
+  // Metadata still answers while data cannot.
+  t.is((await run('stat', ['-c', '%s', file])).stdout.trim(), '40000');
+
+  const seeder = await seedWithBtmount(ds, port);
+  t.teardown(() => seeder.stop());
+  let second = '';
+  for (let attempt = 0; attempt < 10 && second !== 'read 40000'; attempt++) {
+    second = (await python(READ_ONE, [file], 60_000)).stdout.trim();
+  }
+  t.is(second, 'read 40000');
+  t.is(await sha256Via(file), ds.files.find((f) => f.path === 'train/cat/001.jpg')!.sha256);
+});
+
+test('kill -9 of the daemon during a blocked read: the reader gets an error, umount cleans up, a remount serves the cache offline', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
+  const port = await freePort();
+  const seeder = await seedWithBtmount(ds, port);
+  const cache = path.join(dir.path, 'cache');
+  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout: 120, cache });
+  t.teardown(m.unmount);
+  const cat = ds.files.find((f) => f.path === 'train/cat/002.jpg')!;
+  t.is(await sha256Via(path.join(m.mountpoint, cat.path)), cat.sha256);
+  await seeder.stop();
+
+  // A read that can only block: nobody has big.bin's pieces for it now.
+  const reader = startProcess('/usr/bin/python3', ['-c', READ_ONE, path.join(m.mountpoint, 'train/big.bin')]);
+  t.teardown(() => reader.stop('SIGKILL'));
+  await new Promise((r) => setTimeout(r, 1500));
+  process.kill(m.pid, 'SIGKILL');
+  const code = await Promise.race([reader.exited, new Promise((r) => setTimeout(() => r('still blocked'), 20_000))]);
+  t.not(code, 'still blocked', 'the blocked reader returned');
+  t.regex(reader.output(), /error (ENOTCONN|EIO|ECONNABORTED)/);
+
+  const umount = await btmount(['umount', m.mountpoint]);
+  t.is(umount.code, 0, umount.stderr);
+  t.is((await run('mountpoint', ['-q', m.mountpoint])).code, 1, 'no longer a mount point');
+
+  const again = await mountTorrent(dir.path, ds.torrentPath, { cache, readTimeout: 5, name: 'mnt2' });
+  t.teardown(again.unmount);
+  t.is(await sha256Via(path.join(again.mountpoint, cat.path)), cat.sha256, 'served from the cache with no peer');
+});
+
+test('mount refuses a missing, non-empty or non-directory mount point with one clear line', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const ds = await makeDataset(dir.path, 'dataset', [{ path: 'a', length: 10 }], 16 * 1024);
+  const cases: Array<[string, RegExp]> = [
+    [path.join(dir.path, 'nope'), /does not exist/],
+    [ds.root, /not an empty directory/],
+    [ds.torrentPath, /not a directory/],
+  ];
+  for (const [mountpoint, message] of cases) {
+    const res = await btmount(['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir.path, 'cache')]);
+    t.is(res.code, 1);
+    t.regex(res.stderr, message);
+    t.is(res.stderr.trim().split('\n').length, 1, res.stderr);
+  }
+});
