@@ -13,7 +13,11 @@ import type { VerifiedPiece } from '../store/verified-piece.js';
 export interface PieceStorage extends EventEmitter {
   has(index: PieceIndex): boolean;
   haveIndices(): Iterable<PieceIndex>;
-  /** Resolves true once the piece is readable; false if it was dropped (no room). */
+  /**
+   * Resolves true once the piece is readable; false if it was dropped (no room).
+   * The swarm reuses `piece.data` for another piece once this settles: an
+   * implementation that keeps the bytes in memory must copy them.
+   */
   put(piece: VerifiedPiece): Promise<boolean>;
   /** A copy or view of `length` bytes at `offset` of a held piece; rejects if not held. */
   readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer>;
@@ -49,7 +53,7 @@ export class MemoryPieceStorage extends EventEmitter implements PieceStorage {
       this.pieces.delete(oldest);
       this.emit('evicted', oldest);
     }
-    this.pieces.set(piece.index, piece.data);
+    this.pieces.set(piece.index, Buffer.from(piece.data)); // a copy: the swarm reuses its buffer
     this.emit('added', piece.index);
     return true;
   }

@@ -107,6 +107,10 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const RECHOKE_EVERY_MS = 10_000;
 const OPTIMISTIC_EVERY_MS = 30_000;
 const MAX_SUSPECT_PIECES = 256;
+/** Piece buffers kept for reuse (fresh memory costs page faults and GC). */
+const MAX_POOLED_BUFFERS = 32;
+/** Verified pieces waiting for the storage beyond this stop new requests (disk slower than the network). */
+const MAX_STORING_BYTES = 128 * 1024 * 1024;
 
 /**
  * The swarm engine for one torrent: connects to peers, asks the scheduler what
@@ -135,6 +139,8 @@ export class Swarm extends EventEmitter {
   /** Verified pieces on their way into storage. */
   private readonly storing = new Set<PieceIndex>();
   private readonly assembling = new Map<PieceIndex, Buffer>();
+  private readonly bufferPool: Buffer[] = [];
+  private storingBytes = 0;
   private readonly bannedHosts = new Set<string>();
   private readonly strikes = new Map<string, number>();
   /** Smart ban: per failed piece, who sent which block with what digest. */
@@ -462,7 +468,7 @@ export class Swarm extends EventEmitter {
     const waiters = this.fetches.get(index);
     if (!waiters || waiters.size === 0) {
       this.fetches.delete(index);
-      this.assembling.delete(index);
+      this.dropAssembly(index);
       this.sendCancels(this.scheduler.unwant(index));
       this.requestSchedule();
       return;
@@ -503,7 +509,7 @@ export class Swarm extends EventEmitter {
       case 'accepted': {
         let piece = this.assembling.get(index);
         if (!piece) {
-          piece = Buffer.allocUnsafeSlow(this.layout.pieceSize(index));
+          piece = this.allocPiece(this.layout.pieceSize(index));
           this.assembling.set(index, piece);
         }
         piece.set(block, offset);
@@ -518,7 +524,31 @@ export class Swarm extends EventEmitter {
       default:
         break;
     }
-    this.sendRequests(conn, this.scheduler.fill(conn.key, now));
+    // Top up in batches (one write for several requests), keeping the pipeline at least 7/8 full.
+    if (this.storingBytes > MAX_STORING_BYTES) return;
+    const depth = this.scheduler.depth(conn.key, now);
+    const batch = Math.min(32, Math.max(1, depth >> 3));
+    if (this.scheduler.inflightCount(conn.key) <= depth - batch) this.sendRequests(conn, this.scheduler.fill(conn.key, now));
+  }
+
+  private allocPiece(size: number): Buffer {
+    if (size === this.layout.pieceLength) {
+      const pooled = this.bufferPool.pop();
+      if (pooled) return pooled;
+    }
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  private releasePiece(buf: Buffer | undefined): void {
+    if (buf && buf.length === this.layout.pieceLength && this.bufferPool.length < MAX_POOLED_BUFFERS) this.bufferPool.push(buf);
+  }
+
+  /** Drops a partly assembled piece, keeping its buffer for reuse. */
+  private dropAssembly(index: PieceIndex): void {
+    const buf = this.assembling.get(index);
+    if (!buf) return;
+    this.assembling.delete(index);
+    this.releasePiece(buf);
   }
 
   private verify(index: PieceIndex): void {
@@ -526,18 +556,28 @@ export class Swarm extends EventEmitter {
     this.assembling.delete(index);
     if (!data) return;
     const piece = VerifiedPiece.check(this.layout, index, data);
-    if (!piece) return this.onHashFailure(index, data);
+    if (!piece) {
+      this.onHashFailure(index, data);
+      this.releasePiece(data);
+      return;
+    }
     this.sendCancels(this.scheduler.pieceVerified(index));
     this.clearSuspects(index, data);
     this.storing.add(index);
+    this.storingBytes += data.length;
+    const settled = (): void => {
+      this.storing.delete(index);
+      this.storingBytes -= data.length;
+      this.releasePiece(data); // the storage has written or copied it
+    };
     this.storage.put(piece).then(
       (stored) => {
-        this.storing.delete(index);
+        settled();
         if (stored || this.storage.has(index)) this.pieceAvailable(index);
         else this.failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
       },
       (err: unknown) => {
-        this.storing.delete(index);
+        settled();
         this.log.error({ err, index }, 'storing a verified piece failed');
         this.failFetch(index, err);
       },
@@ -598,7 +638,7 @@ export class Swarm extends EventEmitter {
 
   private pieceAvailable(index: PieceIndex): void {
     if (this.closed) return;
-    this.assembling.delete(index);
+    this.dropAssembly(index);
     if (this.scheduler.isWanted(index)) this.sendCancels(this.scheduler.unwant(index));
     for (const c of this.conns.values()) {
       if (c.pc.ready && !c.pc.wire.peerPieces.get(index)) c.pc.wire.have(index);
@@ -623,13 +663,13 @@ export class Swarm extends EventEmitter {
 
   private sendRequests(conn: Conn | undefined, requests: readonly BlockRequest[]): void {
     if (!conn || conn.pc.closed) return;
-    for (const r of requests) conn.pc.wire.request(r.index, r.offset, r.length, noop);
+    for (const r of requests) conn.pc.request(r.index, r.offset, r.length);
   }
 
   private sendCancels(cancels: readonly PeerRequest[]): void {
     for (const c of cancels) {
       const conn = this.conns.get(c.peer);
-      if (conn && !conn.pc.closed) conn.pc.wire.cancel(c.index, c.offset, c.length);
+      if (conn && !conn.pc.closed) conn.pc.cancel(c.index, c.offset, c.length);
     }
   }
 
@@ -645,9 +685,11 @@ export class Swarm extends EventEmitter {
 
   private runSchedule(): void {
     if (this.closed) return;
-    const { requests, cancels } = this.scheduler.schedule(Date.now());
-    this.sendCancels(cancels);
-    for (const [key, list] of requests) this.sendRequests(this.conns.get(key), list);
+    if (this.storingBytes <= MAX_STORING_BYTES) {
+      const { requests, cancels } = this.scheduler.schedule(Date.now());
+      this.sendCancels(cancels);
+      for (const [key, list] of requests) this.sendRequests(this.conns.get(key), list);
+    }
     for (const c of this.conns.values()) {
       if (!c.pc.ready || !this.scheduler.hasPeer(c.key)) continue;
       const want = this.scheduler.isInteresting(c.key);
@@ -753,8 +795,6 @@ export class Swarm extends EventEmitter {
     }
   }
 }
-
-function noop(): void {}
 
 function normalizeHost(host: string): string {
   return host.startsWith('::ffff:') ? host.slice(7) : host;
