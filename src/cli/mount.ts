@@ -14,11 +14,11 @@ import { collectHostPort, parsePort, parseRate, parseSeconds, parseSizeOption, t
 interface MountOptions {
   cache?: string;
   cacheSize?: number;
-  peer: HostPort[];
+  peer?: HostPort[];
   port?: number;
   readTimeout: number;
-  uploadLimit: number;
-  downloadLimit: number;
+  uploadLimit?: number;
+  downloadLimit?: number;
   logFile?: string;
   foreground?: boolean;
 }
@@ -37,11 +37,11 @@ export function registerMount(program: Command): void {
     .argument('<mountpoint>', 'an empty directory')
     .option('--cache <dir>', `piece cache directory (default ${defaultCacheRoot()})`)
     .option('--cache-size <size>', `cache budget, e.g. 20G or 512M (${DEFAULT_CACHE_BUDGET_RULE})`, (v) => parseSizeOption(v, '--cache-size'))
-    .option('--peer <host:port>', 'a peer to connect to (repeatable)', collectHostPort('--peer'), [])
+    .option('--peer <host:port>', 'a peer to connect to (repeatable)', collectHostPort('--peer'))
     .option('--port <n>', 'listen port for other peers (default: first free of 6881-6889; 0 = any)', (v) => parsePort(v))
-    .option('--read-timeout <sec>', 'a read waits this long for data, then fails with EIO', (v) => parseSeconds(v, '--read-timeout'), 60)
-    .option('--upload-limit <rate>', 'bytes/s, e.g. 50M (default: none)', (v) => parseRate(v, '--upload-limit'), 0)
-    .option('--download-limit <rate>', 'bytes/s, e.g. 100M (default: none)', (v) => parseRate(v, '--download-limit'), 0)
+    .option('--read-timeout <sec>', 'a read waits this long for data, then fails with EIO (seconds)', (v) => parseSeconds(v, '--read-timeout'), 60)
+    .option('--upload-limit <rate>', 'bytes/s, e.g. 50M (default: none)', (v) => parseRate(v, '--upload-limit'))
+    .option('--download-limit <rate>', 'bytes/s, e.g. 100M (default: none)', (v) => parseRate(v, '--download-limit'))
     .option('--log-file <file>', 'JSON log (default: <cache>/logs/<infohash>.log; stderr with --foreground)')
     .option('--foreground', 'stay attached to the terminal; Ctrl-C unmounts')
     .action(async (source: string, mountpoint: string, opts: MountOptions, cmd: Command) => {
@@ -109,11 +109,11 @@ async function startSession(metainfo: Metainfo, mountpoint: string, cacheRoot: s
       mountpoint,
       cacheRoot,
       cacheBudget: opts.cacheSize ?? (await defaultCacheBudget(cacheRoot)),
-      peers: opts.peer,
+      peers: opts.peer ?? [],
       port: opts.port,
       readTimeoutMs: opts.readTimeout * 1000,
-      uploadLimit: opts.uploadLimit,
-      downloadLimit: opts.downloadLimit,
+      uploadLimit: opts.uploadLimit ?? 0,
+      downloadLimit: opts.downloadLimit ?? 0,
       log,
     });
   } catch (err) {
