@@ -32,17 +32,20 @@ export class DirectoryPieceStorage extends EventEmitter implements PieceStorage 
   private readonly have: Uint8Array;
   private haveCount = 0;
   private readonly fds: LRUCache<string, Promise<FileHandle>>;
+  /** Pieces read for uploads lately (whole pieces: peers ask for all their blocks). */
+  private readonly recent: LRUCache<PieceIndex, Promise<Buffer>>;
   /** File index whose byte range starts at or before a stream offset: files sorted by offset. */
   private readonly files: DatasetLayout['files'];
 
   constructor(
     private readonly dataset: DatasetLayout,
     private readonly root: string,
-    opts: { maxOpenFiles?: number } = {},
+    opts: { maxOpenFiles?: number; cachedPieces?: number } = {},
   ) {
     super();
     this.have = new Uint8Array(dataset.layout.pieceCount);
     this.files = dataset.files;
+    this.recent = new LRUCache<PieceIndex, Promise<Buffer>>({ max: opts.cachedPieces ?? 32 });
     this.fds = new LRUCache<string, Promise<FileHandle>>({
       max: opts.maxOpenFiles ?? 128,
       dispose: (fd) => void fd.then((h) => h.close()).catch(() => {}),
@@ -64,28 +67,33 @@ export class DirectoryPieceStorage extends EventEmitter implements PieceStorage 
   async verify(onProgress?: (p: VerifyProgress) => void, signal?: AbortSignal): Promise<VerifyProgress> {
     const layout = this.dataset.layout;
     const progress: VerifyProgress = { checkedBytes: 0, totalBytes: layout.totalLength, goodPieces: 0, badPieces: 0 };
-    const buf = Buffer.allocUnsafeSlow(layout.pieceLength);
+    // Two buffers: the next piece is read (in libuv's pool) while this one is hashed.
+    const buffers = [Buffer.allocUnsafeSlow(layout.pieceLength), Buffer.allocUnsafeSlow(layout.pieceLength)];
+    const read = (i: number): Promise<Buffer | undefined> => {
+      const index = i as PieceIndex;
+      const data = buffers[i % 2]!.subarray(0, layout.pieceSize(index));
+      return this.readRange(layout.pieceOffset(index), data).then(
+        () => data,
+        () => undefined,
+      );
+    };
+    let next = layout.pieceCount > 0 ? read(0) : undefined;
     for (let i = 0; i < layout.pieceCount; i++) {
       signal?.throwIfAborted();
       const index = i as PieceIndex;
-      const size = layout.pieceSize(index);
-      const data = buf.subarray(0, size);
-      let ok = false;
-      try {
-        await this.readRange(layout.pieceOffset(index), data);
-        ok = VerifiedPiece.check(layout, index, data) !== undefined;
-      } catch {
-        ok = false;
-      }
+      const data = await next!;
+      next = i + 1 < layout.pieceCount ? read(i + 1) : undefined;
+      const ok = data !== undefined && VerifiedPiece.check(layout, index, data) !== undefined;
       if (ok && !this.have[i]) {
         this.have[i] = 1;
         this.haveCount++;
       }
       if (ok) progress.goodPieces++;
       else progress.badPieces++;
-      progress.checkedBytes += size;
+      progress.checkedBytes += layout.pieceSize(index);
       onProgress?.(progress);
     }
+    await next?.catch(() => undefined);
     return progress;
   }
 
@@ -101,13 +109,22 @@ export class DirectoryPieceStorage extends EventEmitter implements PieceStorage 
     return false;
   }
 
+  /**
+   * Peers ask for a piece block by block: the whole piece is read once and kept
+   * in a small cache, so 64 requests cost one read, not 64.
+   */
   async readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer> {
     if (!this.has(index)) throw new Error(`piece ${index} is not held`);
     const size = this.dataset.layout.pieceSize(index);
     if (offset < 0 || length < 0 || offset + length > size) throw new RangeError(`block ${offset}+${length} outside piece ${index}`);
-    const out = Buffer.allocUnsafe(length);
-    await this.readRange(this.dataset.layout.pieceOffset(index) + offset, out);
-    return out;
+    let piece = this.recent.get(index);
+    if (!piece) {
+      const buf = Buffer.allocUnsafe(size);
+      piece = this.readRange(this.dataset.layout.pieceOffset(index), buf).then(() => buf);
+      this.recent.set(index, piece);
+      piece.catch(() => this.recent.delete(index));
+    }
+    return (await piece).subarray(offset, offset + length);
   }
 
   async close(): Promise<void> {
