@@ -81,6 +81,10 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
     await waitForStop(session, log);
     await session.stop();
     await removeRecord(mountpoint);
+    log.flush();
+    // fuse-native keeps its native thread referenced when the mount was removed from
+    // outside (its own unmount then fails): nothing is left to do, so leave.
+    setTimeout(() => process.exit(), 500).unref();
   } catch (err) {
     if (!daemonChild) throw err;
     const message = err instanceof UserError ? `${err.action}: ${err.reason}` : `${ACTION}: ${(err as Error).message}`;
