@@ -20,18 +20,18 @@ export function readAt(fd: number, buf: Buffer, offset: number, length: number, 
   });
 }
 
-/** Writes all of `data` at the current position (a short write is continued, an error rejects). */
-export function writeAll(fd: number, data: Buffer): Promise<void> {
+/** Writes all of `data` at `position` (a short write is continued, an error rejects). */
+export function writeAt(fd: number, data: Buffer, position: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let done = 0;
     const step = (err: NodeJS.ErrnoException | null, n: number): void => {
       if (err) return reject(err);
       done += n;
       if (done === data.length) return resolve();
-      fs.write(fd, data, done, data.length - done, null, step);
+      fs.write(fd, data, done, data.length - done, position + done, step);
     };
     if (data.length === 0) return resolve();
-    fs.write(fd, data, 0, data.length, null, step);
+    fs.write(fd, data, 0, data.length, position, step);
   });
 }
 
@@ -45,6 +45,10 @@ export function closeFile(fd: number): Promise<void> {
 
 export function fileSize(fd: number): Promise<number> {
   return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st.size))));
+}
+
+export function truncateFile(fd: number, length: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.ftruncate(fd, length, (err) => (err ? reject(err) : resolve())));
 }
 
 export function errorCode(err: unknown): string | undefined {

@@ -1,36 +1,32 @@
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { InfoHash, PieceIndex, PieceLayout } from '../metainfo/piece-layout.js';
 import { silentLogger, type Logger } from '../log.js';
+import { CacheDir } from './cache-dir.js';
 import { formatSize } from './cache-location.js';
-import {
-  PieceMissingError,
-  PiecePinnedError,
-  StoreBudgetError,
-  StoreClosedError,
-} from './errors.js';
-import { FdCache, type OpenPieceFile } from './fd-cache.js';
-import { errorCode, fileSize, isNoSpace, readAt } from './file-io.js';
+import { PieceMissingError, PiecePinnedError, StoreBudgetError, StoreClosedError } from './errors.js';
+import { errorCode, isNoSpace } from './file-io.js';
 import { LruList } from './lru-list.js';
-import { PieceFiles } from './piece-files.js';
+import { SlotFile } from './slot-file.js';
+import { SlotMap } from './slot-map.js';
 import { StoreLock } from './store-lock.js';
 import type { VerifiedPiece } from './verified-piece.js';
 
-export { PieceMissingError, PiecePinnedError, StoreBudgetError, StoreClosedError } from './errors.js';
-export { StoreLockedError } from './errors.js';
+export { PieceMissingError, PiecePinnedError, StoreBudgetError, StoreClosedError, StoreLockedError } from './errors.js';
 
 export interface PieceStoreOptions {
   /** `--cache DIR`; this torrent's pieces live in `<cacheRoot>/<infoHash>/` and nowhere else. */
   cacheRoot: string;
   infoHash: InfoHash;
   layout: PieceLayout;
-  /** `--cache-size`: piece bytes the store may keep on disk (pieces being written included). */
+  /**
+   * `--cache-size`: disk bytes the pieces may take. The store keeps
+   * floor(budgetBytes / pieceLength) pieces (each in a slot of one piece length).
+   */
   budgetBytes: number;
   log?: Logger;
-  /** Read-only piece fds kept open at most (default 64). */
-  maxOpenFiles?: number;
   /** Pieces written to disk at once (default 4, the size of libuv's thread pool). */
   maxConcurrentWrites?: number;
 }
@@ -56,27 +52,31 @@ export interface PieceStoreStats {
 
 // Per-piece state, one byte each.
 const ABSENT = 0;
-/** Space reserved, file being written; not readable yet. */
+/** Slot taken, bytes being written; not readable yet. */
 const WRITING = 1;
-/** Found on disk at open; SHA-1-checked on first read. */
+/** Named by the slot table at open; SHA-1-checked on first read. */
 const UNVERIFIED = 2;
-/** Written in this process or checked since open; readable without further checks. */
+/** Written by this process or checked since open; read without further checks. */
 const VERIFIED = 3;
 
 /**
- * The disk cache of verified pieces (see piece-files.ts for the format and the
- * crash-safety rule). Memory is fixed at open: one state byte and two LRU links
- * per piece of the torrent; the maps below hold only work in flight and pins.
+ * The disk cache of verified pieces (see cache-dir.ts for the format and the
+ * crash-safety rule). Memory is fixed at open: per piece of the torrent one state
+ * byte, two LRU links and a slot number; per slot a piece number and a reader
+ * count. The maps hold only work in flight and pins.
  *
- * Budget rule: bytes of held pieces + bytes of pieces being written never exceed
- * `budgetBytes` (file-system block rounding aside). Pinned pieces are taken out of
- * the LRU order, so eviction never sees them; pins are refused (StoreBudgetError)
- * when the pinned pieces alone would not fit.
+ * Budget rule: at most floor(budgetBytes / pieceLength) slots exist, so the data
+ * file, pieces being written included, never exceeds budgetBytes (the slot table
+ * adds 4 bytes per slot, the recency file 4 bytes per piece). Pinned pieces are
+ * out of the LRU order, so eviction never sees them; a pin is refused
+ * (StoreBudgetError) when the pinned pieces alone would not fit.
  */
 export class PieceStore extends EventEmitter<PieceStoreEvents> {
   readonly dir: string;
   readonly layout: PieceLayout;
   readonly budgetBytes: number;
+  /** Pieces the budget holds: floor(budgetBytes / pieceLength). */
+  readonly capacity: number;
   readonly stats: PieceStoreStats = {
     verifiedOnRead: 0,
     droppedCorrupt: 0,
@@ -86,8 +86,9 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
   };
 
   readonly #log: Logger;
-  readonly #files: PieceFiles;
-  readonly #fds: FdCache;
+  readonly #cacheDir: CacheDir;
+  readonly #file: SlotFile;
+  readonly #slots: SlotMap;
   readonly #lock: StoreLock;
   readonly #state: Uint8Array;
   readonly #lru: LruList;
@@ -95,27 +96,38 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
   #pinnedBytes = 0;
   #bytesUsed = 0;
   #haveCount = 0;
-  #reservedBytes = 0;
-  /** Lowered below the budget after the disk ran out of space (ENOSPC) in this process. */
-  #diskLimit = Infinity;
+  #writingCount = 0;
   readonly #writes = new Map<number, Promise<boolean>>();
   readonly #verifications = new Map<number, Promise<'good' | 'corrupt'>>();
-  readonly #unlinks = new Map<number, Promise<void>>();
+  /** Slot-table writes in flight, per slot, chained so they land in order. */
+  readonly #entryWrites = new Map<number, Promise<void>>();
   readonly #roomWaiters: Array<() => void> = [];
   readonly #writeSlotWaiters: Array<() => void> = [];
   #freeWriteSlots: number;
+  /** Reads of the data file in flight: close() waits for them before closing its fd. */
+  #activeReads = 0;
+  #readsDrained: (() => void) | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
 
-  private constructor(opts: Required<PieceStoreOptions>, dir: string, files: PieceFiles, lock: StoreLock) {
+  private constructor(
+    opts: Required<PieceStoreOptions>,
+    dir: string,
+    cacheDir: CacheDir,
+    file: SlotFile,
+    slots: SlotMap,
+    lock: StoreLock,
+  ) {
     super();
     this.dir = dir;
     this.layout = opts.layout;
     this.budgetBytes = opts.budgetBytes;
+    this.capacity = slots.capacity;
     this.#log = opts.log;
-    this.#files = files;
+    this.#cacheDir = cacheDir;
+    this.#file = file;
+    this.#slots = slots;
     this.#lock = lock;
-    this.#fds = new FdCache(opts.maxOpenFiles, (index) => files.pathOf(index));
     this.#freeWriteSlots = opts.maxConcurrentWrites;
     this.#state = new Uint8Array(opts.layout.pieceCount);
     this.#lru = new LruList(opts.layout.pieceCount);
@@ -126,51 +138,50 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
    * Pieces already on disk are served again, each checked on its first read.
    */
   static async open(options: PieceStoreOptions): Promise<PieceStore> {
-    const opts: Required<PieceStoreOptions> = {
-      log: silentLogger,
-      maxOpenFiles: 64,
-      maxConcurrentWrites: 4,
-      ...options,
-    };
+    const opts: Required<PieceStoreOptions> = { log: silentLogger, maxConcurrentWrites: 4, ...options };
     const { layout, budgetBytes } = opts;
     const dir = storeDirectory(opts.cacheRoot, opts.infoHash);
-    const largest = layout.pieceCount === 0 ? 0 : Math.max(layout.pieceLength, layout.lastPieceLength);
-    if (!Number.isSafeInteger(budgetBytes) || budgetBytes < largest || budgetBytes <= 0) {
+    const slotSize = slotSizeOf(layout);
+    if (!Number.isSafeInteger(budgetBytes) || budgetBytes < slotSize || budgetBytes <= 0) {
       throw new StoreBudgetError(
         `cache size ${Number.isFinite(budgetBytes) ? formatSize(budgetBytes) : String(budgetBytes)} is smaller than ` +
-          `one piece of this torrent (${formatSize(largest)}); raise --cache-size`,
+          `one piece of this torrent (${formatSize(slotSize)}); raise --cache-size`,
       );
     }
+    const capacity = Math.min(layout.pieceCount, Math.floor(budgetBytes / slotSize));
     const log = opts.log.child({ component: 'store', infoHash: opts.infoHash });
-    const files = new PieceFiles(dir, layout);
     await mkdir(dir, { recursive: true });
     const lock = await StoreLock.acquire(dir);
-    let store: PieceStore;
+    let file: SlotFile | undefined;
     try {
-      // Only under the lock: prepare() may wipe pieces and empties incoming/.
-      const { wiped } = await files.prepare();
-      if (wiped) log.warn({ dir }, 'cached pieces were written for a different piece layout; discarded them');
-      store = new PieceStore({ ...opts, log }, dir, files, lock);
-      await store.#load();
+      // Only under the lock: prepare() may discard the cache.
+      const cacheDir = new CacheDir(dir, layout);
+      const { wiped } = await cacheDir.prepare();
+      if (wiped) log.warn({ dir }, 'the cache was written for a different piece layout; discarded it');
+      const opened = await SlotFile.open(cacheDir.dataPath, cacheDir.slotsPath, slotSize, capacity);
+      file = opened.file;
+      if (opened.reset) log.warn({ dir }, 'unreadable slot table; starting with an empty cache');
+      if (opened.cutOff > 0) {
+        log.info({ dropped: opened.cutOff, capacity }, 'the cache size shrank since the last run; dropped the pieces beyond it');
+      }
+      const slots = new SlotMap(layout.pieceCount, capacity);
+      const store = new PieceStore({ ...opts, log }, dir, cacheDir, file, slots, lock);
+      await store.#load(opened.table);
+      return store;
     } catch (err) {
+      await file?.close();
       await lock.release();
       throw err;
     }
-    return store;
   }
 
   get haveCount(): number {
     return this.#haveCount;
   }
 
-  /** Bytes of the pieces held (pieces being written are not counted; see `reservedBytes`). */
+  /** Bytes of the pieces held (pieces being written are not counted). */
   get bytesUsed(): number {
     return this.#bytesUsed;
-  }
-
-  /** Bytes set aside for pieces being written now. */
-  get reservedBytes(): number {
-    return this.#reservedBytes;
   }
 
   /** Bytes of the distinct pieces pinned now, held or not. */
@@ -178,13 +189,14 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     return this.#pinnedBytes;
   }
 
-  /** The budget in force: `budgetBytes`, or less after the disk ran out of space. */
+  /** The budget in force: `budgetBytes` rounded down to whole slots, or less after the disk ran out of space. */
   get effectiveBudgetBytes(): number {
-    return Math.min(this.budgetBytes, this.#diskLimit);
+    return this.#slots.limit * this.#file.slotSize;
   }
 
+  /** File descriptors the store keeps open, however many pieces: the data file, the slot table, the lock. */
   get openFileCount(): number {
-    return this.#fds.openCount;
+    return this.#closed ? 0 : 3;
   }
 
   has(index: PieceIndex): boolean {
@@ -205,9 +217,9 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
 
   /**
    * Stores a verified piece. Resolves true once it is on disk and readable,
-   * false if it was dropped: no room within the budget (everything held is pinned),
-   * or the disk was full / failed even after evicting and retrying once. Never
-   * throws for I/O errors; throws only for a piece of another layout or a closed store.
+   * false if it was dropped: no room (everything held is pinned), or the disk was
+   * full / failed even after evicting and retrying once. Never throws for I/O
+   * errors; throws only for a piece of another layout or a closed store.
    */
   async put(piece: VerifiedPiece): Promise<boolean> {
     this.#assertOpen();
@@ -229,8 +241,8 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
 
   /**
    * Reads `length` bytes at `offset` of a held piece into a new buffer of that size.
-   * Throws PieceMissingError when the piece is not held, or when its file turns out
-   * damaged (the piece is then dropped, so the swarm fetches it again).
+   * Throws PieceMissingError when the piece is not held, or when its bytes on disk
+   * turn out damaged (the piece is then dropped, so the swarm fetches it again).
    */
   async readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer> {
     this.#assertOpen();
@@ -244,21 +256,21 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     if (this.#lru.has(index)) this.#lru.touch(index);
     const buf = Buffer.allocUnsafe(length);
     if (length === 0) return buf;
-    let file: OpenPieceFile | undefined = this.#fds.tryAcquire(index);
+    const slot = this.#slots.pieceSlot[index]!;
+    this.#beginRead(slot);
     let n = -1;
     let failure: unknown;
     try {
-      file ??= await this.#fds.acquire(index);
-      n = await readAt(file.fd, buf, 0, length, offset);
+      n = await this.#file.read(slot, buf, offset, length);
     } catch (err) {
       failure = err;
     } finally {
-      if (file) this.#fds.release(file);
+      this.#endRead(slot);
     }
     if (n === length) return buf;
-    // The file vanished, shrank or failed to read after it was checked: it cannot be trusted.
-    if (this.#state[index] === VERIFIED) {
-      this.#log.warn({ index, err: failure, bytesRead: n }, `piece ${index}: cannot read its cache file; dropped it`);
+    // The data file shrank or failed to read after the piece was checked: drop it.
+    if (this.#state[index] === VERIFIED && this.#slots.pieceSlot[index] === slot) {
+      this.#log.warn({ index, err: failure, bytesRead: n }, `piece ${index}: cannot read it from the cache; dropped it`);
       this.stats.droppedCorrupt++;
       this.#remove(index);
     }
@@ -275,15 +287,14 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     if (!this.layout.isValidPiece(index)) throw new RangeError(`no piece ${index} in this torrent`);
     const count = this.#pins.get(index) ?? 0;
     if (count === 0) {
-      const size = this.layout.pieceSize(index);
-      if (this.#pinnedBytes + size > this.budgetBytes) {
-        const need = this.#pinnedBytes + size;
+      if (this.#pins.size + 1 > this.capacity) {
+        const need = (this.#pins.size + 1) * this.#file.slotSize;
         throw new StoreBudgetError(
           `cache size ${formatSize(this.budgetBytes)} cannot hold the ${this.#pins.size + 1} pieces ` +
             `(${formatSize(need)}) that reads need at the same time; raise --cache-size to at least ${formatSize(need)}`,
         );
       }
-      this.#pinnedBytes += size;
+      this.#pinnedBytes += this.layout.pieceSize(index);
       this.#lru.remove(index);
     }
     this.#pins.set(index, count + 1);
@@ -302,10 +313,11 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     const pending = this.#writes.get(index);
     if (pending) await pending;
     if (this.#pins.has(index)) throw new PiecePinnedError(index);
-    if (this.#remove(index)) await this.#unlinks.get(index);
+    const slot = this.#slots.pieceSlot[index]!;
+    if (this.#remove(index)) await this.#entryWrites.get(slot);
   }
 
-  /** Finishes writes in flight, saves the LRU order, closes fds and releases the lock. */
+  /** Finishes writes in flight, saves the LRU order, closes the files and releases the lock. */
   close(): Promise<void> {
     this.#closed ??= this.#close();
     return this.#closed;
@@ -313,37 +325,44 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
 
   // ---------------------------------------------------------------- internals
 
-  async #load(): Promise<void> {
+  async #load(table: Int32Array): Promise<void> {
     const state = this.#state;
-    await this.#files.scan((index) => {
+    let ignored = 0;
+    for (let slot = 0; slot < table.length; slot++) {
+      const index = table[slot]!;
+      if (index === -1) continue;
+      if (!this.layout.isValidPiece(index) || state[index] !== ABSENT) {
+        ignored++; // not a piece of this torrent, or named twice: the slot is free
+        this.#writeEntry(slot, -1);
+        continue;
+      }
+      this.#slots.assign(slot, index);
       state[index] = UNVERIFIED;
       this.#haveCount++;
-      this.#bytesUsed += this.layout.pieceSize(index as PieceIndex);
-    });
-    // Saved order first (oldest first), then pieces the last run stored after it saved the
-    // order (it crashed), as the most recent.
-    const recency = await this.#files.readRecency();
-    for (const index of recency) {
+      this.#bytesUsed += this.layout.pieceSize(index);
+    }
+    this.#slots.rebuildFreeList();
+    // The saved order first (oldest first), then pieces stored after it was saved
+    // (the last run crashed), as the most recent.
+    for (const index of await this.#cacheDir.readRecency()) {
       if (index < state.length && state[index] === UNVERIFIED && !this.#lru.has(index)) this.#lru.touch(index);
     }
     for (let i = 0; i < state.length; i++) if (state[i] === UNVERIFIED && !this.#lru.has(i)) this.#lru.touch(i);
-    if (this.#bytesUsed > this.budgetBytes) {
-      const before = this.#haveCount;
-      this.#evictUntilFits(0, this.budgetBytes);
-      this.#log.info({ evicted: before - this.#haveCount }, 'cache larger than its budget; evicted the oldest pieces');
-      await Promise.all(this.#unlinks.values());
-    }
-    this.#log.info({ pieces: this.#haveCount, bytes: this.#bytesUsed, budget: this.budgetBytes }, 'piece store open');
+    await Promise.all(this.#entryWrites.values());
+    this.#log.info(
+      { pieces: this.#haveCount, bytes: this.#bytesUsed, capacity: this.capacity, ignored },
+      'piece store open',
+    );
   }
 
   async #write(index: PieceIndex, data: Buffer): Promise<boolean> {
     await this.#takeWriteSlot();
     try {
-      const size = data.length;
-      if (!(await this.#reserve(size))) {
+      let slot = await this.#allocate(index);
+      if (slot < 0) {
         if (!this.#closing) {
           this.#log.warn(
-            { index, pinnedBytes: this.#pinnedBytes, budget: this.effectiveBudgetBytes },
+            { index, pinned: this.#pins.size, capacity: this.#slots.limit },
             `piece ${index} dropped: no room in the cache, every piece held is pinned by a read`,
           );
           this.stats.droppedOnWrite++;
@@ -351,21 +370,21 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
         return false;
       }
       this.#state[index] = WRITING;
+      this.#writingCount++;
       let stored = false;
       try {
-        // Wait for the files evicted to make room (and any old copy of this piece) to be
-        // gone, so the piece files on disk stay within the budget at every moment.
-        if (this.#unlinks.size > 0) await Promise.all(this.#unlinks.values());
-        stored = await this.#writeWithRetry(index, data);
+        slot = await this.#writeWithRetry(index, slot, data);
+        stored = slot >= 0;
       } finally {
-        this.#reservedBytes -= size;
+        this.#writingCount--;
         if (stored) {
           this.#state[index] = VERIFIED;
-          this.#bytesUsed += size;
+          this.#bytesUsed += data.length;
           this.#haveCount++;
           if (!this.#pins.has(index)) this.#lru.touch(index);
         } else {
           this.#state[index] = ABSENT;
+          this.#slots.release(index);
         }
         this.#wakeRoomWaiters();
       }
@@ -376,135 +395,139 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     }
   }
 
-  async #writeWithRetry(index: PieceIndex, data: Buffer): Promise<boolean> {
+  /** Writes the piece into `slot`, then its slot-table entry; resolves to the slot used, or -1. */
+  async #writeWithRetry(index: PieceIndex, slot: number, data: Buffer): Promise<number> {
     try {
-      await this.#files.writePiece(index, data);
-      return true;
+      await this.#writeInto(slot, index, data);
+      return slot;
     } catch (err) {
       if (isNoSpace(err)) {
         this.stats.noSpaceErrors++;
-        // The disk holds less than the budget: keep the cache below what fitted from now on.
-        this.#diskLimit = Math.max(data.length, this.#bytesUsed + this.#reservedBytes - data.length);
-        const evicted = this.#evictBytes(data.length);
-        await Promise.all(this.#unlinks.values());
+        // The disk holds fewer slots than the budget: from now on, reuse slots instead of
+        // growing the data file, by capping the slots in use at what fitted so far.
+        this.#slots.lowerLimit(this.#slots.inUse - 1);
+        // Move to a slot that already has disk space: evict the oldest piece and take its slot.
+        this.#slots.release(index);
+        slot = this.#takeSlot(index);
         this.#log.warn(
-          { index, code: errorCode(err), evicted, limit: this.#diskLimit },
-          `disk full while storing piece ${index}; evicted ${evicted} pieces, cache limited to ${formatSize(this.#diskLimit)}, retrying`,
+          { index, code: errorCode(err), limit: this.#slots.limit },
+          `disk full while storing piece ${index}; the cache now keeps at most ` +
+            `${formatSize(this.effectiveBudgetBytes)}${slot >= 0 ? '; evicted a piece, retrying' : ''}`,
         );
+        if (slot < 0) {
+          this.stats.droppedOnWrite++;
+          this.#log.warn({ index }, `piece ${index} dropped: the disk is full and no piece can be evicted (ENOSPC)`);
+          return -1;
+        }
       } else {
         this.#log.warn({ index, err }, `I/O error storing piece ${index}; retrying once`);
       }
     }
     try {
-      await this.#files.writePiece(index, data);
-      return true;
+      await this.#writeInto(slot, index, data);
+      return slot;
     } catch (err) {
       if (isNoSpace(err)) this.stats.noSpaceErrors++;
       this.stats.droppedOnWrite++;
       this.#log.warn({ index, err }, `piece ${index} dropped: cannot store it in the cache (${errorCode(err) ?? String(err)})`);
-      return false;
+      return -1;
     }
   }
 
-  /** Sets aside `size` bytes, evicting LRU pieces; waits while writes in flight hold the room. */
-  async #reserve(size: number): Promise<boolean> {
+  async #writeInto(slot: number, index: PieceIndex, data: Buffer): Promise<void> {
+    await this.#file.writeSlot(slot, data);
+    // After the data: an entry never names a slot whose bytes are not yet written.
+    await this.#writeEntry(slot, index);
+  }
+
+  /** A slot for `index`: a free one, else the oldest unpinned piece's; waits while writes hold them all. */
+  async #allocate(index: PieceIndex): Promise<number> {
     for (;;) {
-      if (this.#closing) return false;
-      if (this.#evictUntilFits(size, this.effectiveBudgetBytes)) {
-        this.#reservedBytes += size;
-        return true;
-      }
-      // Nothing evictable is left. If other writes hold reservations, they end soon and
-      // their pieces become evictable (or their room returns); otherwise it cannot fit.
-      if (this.#reservedBytes === 0) return false;
+      if (this.#closing) return -1;
+      const slot = this.#takeSlot(index);
+      if (slot >= 0) return slot;
+      // Nothing evictable. Writes in flight end soon (their pieces become evictable, or
+      // their slots free); draining slots free when their reads end. Otherwise: no room.
+      if (this.#writingCount === 0 && this.#slots.drainingCount === 0) return -1;
       await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
     }
   }
 
-  #evictUntilFits(size: number, limit: number): boolean {
-    while (this.#bytesUsed + this.#reservedBytes + size > limit) {
+  #takeSlot(index: PieceIndex): number {
+    let slot = this.#slots.take(index);
+    while (slot < 0) {
       const oldest = this.#lru.oldest();
-      if (oldest < 0) return false;
+      if (oldest < 0) return -1;
       this.stats.evictions++;
       this.#remove(oldest as PieceIndex);
+      slot = this.#slots.take(index);
     }
-    return true;
+    return slot;
   }
 
-  /** Evicts LRU pieces totalling at least `bytes` (or all evictable ones); returns how many. */
-  #evictBytes(bytes: number): number {
-    let freed = 0;
-    let count = 0;
-    while (freed < bytes) {
-      const oldest = this.#lru.oldest();
-      if (oldest < 0) break;
-      freed += this.layout.pieceSize(oldest as PieceIndex);
-      count++;
-      this.stats.evictions++;
-      this.#remove(oldest as PieceIndex);
-    }
-    return count;
-  }
-
-  /** Makes a held piece absent: out of the order, fd dropped, file unlinked, 'evicted' emitted. */
+  /** Makes a held piece absent: out of the order, its slot freed, its entry cleared, 'evicted' emitted. */
   #remove(index: PieceIndex): boolean {
     const s = this.#state[index];
     if (s !== VERIFIED && s !== UNVERIFIED) return false;
+    const slot = this.#slots.pieceSlot[index]!;
     this.#state[index] = ABSENT;
     this.#lru.remove(index);
     this.#bytesUsed -= this.layout.pieceSize(index);
     this.#haveCount--;
-    this.#fds.invalidate(index);
-    const unlinking = this.#files
-      .removePiece(index)
-      .catch((err: unknown) => this.#log.warn({ index, err }, `cannot remove evicted piece file ${index}`))
-      .finally(() => {
-        if (this.#unlinks.get(index) === unlinking) this.#unlinks.delete(index);
-      });
-    this.#unlinks.set(index, unlinking);
+    this.#slots.release(index);
+    // Not needed for safety (a stale entry fails its check at the next open), but keeps a
+    // restart from bringing back pieces that were evicted.
+    void this.#writeEntry(slot, -1);
     this.emit('evicted', index);
     return true;
+  }
+
+  /** Slot-table entry writes for one slot are chained, so the last one issued is the one on disk. */
+  #writeEntry(slot: number, value: number): Promise<void> {
+    const previous = this.#entryWrites.get(slot);
+    const write = (previous ? previous.then(() => this.#file.writeEntry(slot, value)) : this.#file.writeEntry(slot, value))
+      .catch((err: unknown) => this.#log.warn({ slot, err }, 'cannot update the slot table'))
+      .finally(() => {
+        if (this.#entryWrites.get(slot) === write) this.#entryWrites.delete(slot);
+      });
+    this.#entryWrites.set(slot, write);
+    return write;
   }
 
   #verify(index: PieceIndex): Promise<'good' | 'corrupt'> {
     let check = this.#verifications.get(index);
     if (!check) {
-      check = this.#verifyFile(index).finally(() => this.#verifications.delete(index));
+      check = this.#verifySlot(index).finally(() => this.#verifications.delete(index));
       this.#verifications.set(index, check);
     }
     return check;
   }
 
-  /** Reads a piece found on disk at open in full and checks its SHA-1; drops it if it does not match. */
-  async #verifyFile(index: PieceIndex): Promise<'good' | 'corrupt'> {
+  /** Reads a piece named by the slot table at open in full and checks its SHA-1; drops it on a mismatch. */
+  async #verifySlot(index: PieceIndex): Promise<'good' | 'corrupt'> {
     const size = this.layout.pieceSize(index);
+    const slot = this.#slots.pieceSlot[index]!;
     let good = false;
     let reason = '';
-    let file: OpenPieceFile | undefined;
+    this.#beginRead(slot);
     try {
-      file = await this.#fds.acquire(index);
-      const actual = await fileSize(file.fd);
-      if (actual !== size) {
-        reason = `file is ${actual} bytes, piece is ${size}`;
-      } else {
-        const buf = Buffer.allocUnsafe(size);
-        const n = await readAt(file.fd, buf, 0, size, 0);
-        good = n === size && createHash('sha1').update(buf).digest().equals(this.layout.pieceHash(index));
-        if (!good) reason = 'SHA-1 does not match the torrent';
-      }
+      const buf = Buffer.allocUnsafe(size);
+      const n = await this.#file.read(slot, buf, 0, size);
+      good = n === size && createHash('sha1').update(buf).digest().equals(this.layout.pieceHash(index));
+      if (!good) reason = n === size ? 'SHA-1 does not match the torrent' : `only ${n} of ${size} bytes on disk`;
     } catch (err) {
       reason = `cannot read it (${errorCode(err) ?? String(err)})`;
     } finally {
-      if (file) this.#fds.release(file);
+      this.#endRead(slot);
     }
     this.stats.verifiedOnRead++;
-    // Evicted (or evicted and stored again) while being checked: the result no longer applies.
-    if (this.#state[index] !== UNVERIFIED) return 'good';
+    // Evicted (or evicted and stored again) while being checked: this result no longer applies.
+    if (this.#state[index] !== UNVERIFIED || this.#slots.pieceSlot[index] !== slot) return 'good';
     if (good) {
       this.#state[index] = VERIFIED;
       return 'good';
     }
-    this.#log.warn({ index, reason }, `piece ${index} in the cache is damaged (${reason}); dropped it`);
+    this.#log.warn({ index, slot, reason }, `piece ${index} in the cache is damaged (${reason}); dropped it`);
     this.stats.droppedCorrupt++;
     this.#remove(index);
     return 'corrupt';
@@ -523,6 +546,16 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
       this.#lru.touch(index);
       this.#wakeRoomWaiters();
     }
+  }
+
+  #beginRead(slot: number): void {
+    this.#activeReads++;
+    this.#slots.beginRead(slot);
+  }
+
+  #endRead(slot: number): void {
+    if (this.#slots.endRead(slot)) this.#wakeRoomWaiters();
+    if (--this.#activeReads === 0) this.#readsDrained?.();
   }
 
   #wakeRoomWaiters(): void {
@@ -555,18 +588,25 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     this.#closing = true;
     this.#wakeRoomWaiters();
     await Promise.allSettled([...this.#writes.values(), ...this.#verifications.values()]);
-    await Promise.allSettled([...this.#unlinks.values()]);
+    await Promise.allSettled([...this.#entryWrites.values()]);
     try {
       const pinnedHeld = [...this.#pins.keys()].filter((i) => this.has(i as PieceIndex));
       const order = [...this.#lru.values(), ...pinnedHeld];
-      await this.#files.writeRecency(order, order.length);
+      await this.#cacheDir.writeRecency(order, order.length);
     } catch (err) {
       this.#log.warn({ err }, 'cannot save the cache order; the next open starts with an arbitrary one');
     }
-    this.#fds.closeAll();
+    // A read still in flight must finish before its fd is closed (and its number reused).
+    if (this.#activeReads > 0) await new Promise<void>((resolve) => (this.#readsDrained = resolve));
+    await this.#file.close();
     await this.#lock.release();
     this.#log.info({ pieces: this.#haveCount, bytes: this.#bytesUsed }, 'piece store closed');
   }
+}
+
+/** A slot holds one piece: the piece length (or the only piece's length). */
+function slotSizeOf(layout: PieceLayout): number {
+  return layout.pieceCount <= 1 ? Math.max(1, layout.lastPieceLength) : layout.pieceLength;
 }
 
 const INFO_HASH = /^[0-9a-f]{40}$/;

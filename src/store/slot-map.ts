@@ -1,0 +1,101 @@
+/**
+ * Which slot of the data file holds which piece, which slots are free, and which
+ * are still being read. Typed arrays sized at open; nothing is allocated per piece.
+ *
+ * A slot whose piece is evicted while a read of it is in flight is "draining": it is
+ * not reused until the read ends, so a read never returns bytes of the next piece.
+ */
+export class SlotMap {
+  /** piece → slot, -1 when the piece has none. */
+  readonly pieceSlot: Int32Array;
+  /** slot → piece, -1 when free or draining. */
+  readonly slotPiece: Int32Array;
+  readonly #readers: Uint32Array;
+  readonly #draining: Uint8Array;
+  /** Stack of free slots; the top is reused first (a just-freed slot already has disk space). */
+  readonly #free: Int32Array;
+  #freeTop = 0;
+  #inUse = 0;
+  #limit: number;
+  #drainingCount = 0;
+
+  constructor(
+    pieceCount: number,
+    readonly capacity: number,
+  ) {
+    this.pieceSlot = new Int32Array(pieceCount).fill(-1);
+    this.slotPiece = new Int32Array(capacity).fill(-1);
+    this.#readers = new Uint32Array(capacity);
+    this.#draining = new Uint8Array(capacity);
+    this.#free = new Int32Array(capacity);
+    this.#limit = capacity;
+  }
+
+  /** Rebuilds the free stack after `assign`s made while loading (lowest slots reused first). */
+  rebuildFreeList(): void {
+    this.#freeTop = 0;
+    for (let s = this.capacity - 1; s >= 0; s--) if (this.slotPiece[s] === -1 && !this.#draining[s]) this.#free[this.#freeTop++] = s;
+  }
+
+  /** Slots holding a piece, being written, or draining. */
+  get inUse(): number {
+    return this.#inUse;
+  }
+
+  get drainingCount(): number {
+    return this.#drainingCount;
+  }
+
+  /** Slots that may be in use at once: the capacity, or fewer once the disk ran out of space. */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  lowerLimit(slots: number): void {
+    this.#limit = Math.max(0, Math.min(this.#limit, slots));
+  }
+
+  /** A free slot for `piece`, or -1 if none may be used now. */
+  take(piece: number): number {
+    if (this.#inUse >= this.#limit || this.#freeTop === 0) return -1;
+    const slot = this.#free[--this.#freeTop]!;
+    this.assign(slot, piece);
+    return slot;
+  }
+
+  /** Records `piece` in `slot` (a free slot; used directly only while loading). */
+  assign(slot: number, piece: number): void {
+    this.slotPiece[slot] = piece;
+    this.pieceSlot[piece] = slot;
+    this.#inUse++;
+  }
+
+  /** Frees `piece`'s slot, or marks it draining while reads of it are in flight. */
+  release(piece: number): void {
+    const slot = this.pieceSlot[piece]!;
+    if (slot < 0) return;
+    this.pieceSlot[piece] = -1;
+    this.slotPiece[slot] = -1;
+    if (this.#readers[slot]! > 0) {
+      this.#draining[slot] = 1;
+      this.#drainingCount++;
+    } else {
+      this.#free[this.#freeTop++] = slot;
+      this.#inUse--;
+    }
+  }
+
+  beginRead(slot: number): void {
+    this.#readers[slot]!++;
+  }
+
+  /** True when this ended the last read of a draining slot, which is now free. */
+  endRead(slot: number): boolean {
+    if (--this.#readers[slot]! > 0 || !this.#draining[slot]) return false;
+    this.#draining[slot] = 0;
+    this.#drainingCount--;
+    this.#free[this.#freeTop++] = slot;
+    this.#inUse--;
+    return true;
+  }
+}
