@@ -1,9 +1,19 @@
 import test from 'ava';
-import { appendFile, mkdir, readdir, truncate, unlink, writeFile, open } from 'node:fs/promises';
+import { open, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PieceStore } from '../src/store/piece-store.js';
 import { verifyPiece } from '../src/store/verified-piece.js';
-import { idx, makeTorrent, memoryLogger, StoreChild, tempDir, type TestTorrent } from './helpers/store-fixtures.js';
+import {
+  idx,
+  makeTorrent,
+  memoryLogger,
+  pieceOffset,
+  readSlotTable,
+  StoreChild,
+  tempDir,
+  writeSlotEntry,
+  type TestTorrent,
+} from './helpers/store-fixtures.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -46,72 +56,84 @@ test('pieces are served again after a clean close, checked once per piece on fir
   t.is(second.stats.verifiedOnRead, 3);
 });
 
-test('a corrupt piece file is detected on first read, dropped and can be stored again', async (t) => {
+test('a damaged piece on disk is detected on first read, dropped and can be stored again', async (t) => {
   const root = await tempDir(t);
   const torrent = makeTorrent({ pieceLength: 64 * KiB, pieceCount: 8 });
   const opts = { cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: MiB };
   const first = await PieceStore.open(opts);
   for (let i = 0; i < 6; i++) await first.put(torrent.piece(i));
-  const file = (i: number) => path.join(first.dir, 'pieces', '0', String(i));
+  const dir = first.dir;
   await first.close();
+  const data = path.join(dir, 'data');
+  const { slots } = await readSlotTable(dir);
+  t.deepEqual(slots.slice(0, 6), [0, 1, 2, 3, 4, 5], 'pieces written in order fill slots in order');
 
-  // One flipped bit, a torn (short) file, an empty file, a file with bytes appended, a deleted file.
-  const fh = await open(file(0), 'r+');
+  const fh = await open(data, 'r+');
+  // 0: one flipped bit.
   const one = Buffer.alloc(1);
-  await fh.read(one, 0, 1, 40_000);
+  const at0 = (await pieceOffset(dir, 0)) + 40_000;
+  await fh.read(one, 0, 1, at0);
   one[0] = one[0]! ^ 0x10;
-  await fh.write(one, 0, 1, 40_000);
+  await fh.write(one, 0, 1, at0);
+  // 1: a zeroed run in the middle.
+  await fh.write(Buffer.alloc(1000), 0, 1000, (await pieceOffset(dir, 1)) + 5000);
   await fh.close();
-  await truncate(file(1), 1000);
-  await truncate(file(2), 0);
-  await appendFile(file(3), 'x');
-  await unlink(file(4));
+  // 2: its slot names another piece (7), whose bytes are not there.
+  await writeSlotEntry(dir, slots.indexOf(2), 7);
+  // 5: the data file is cut short inside the last slot.
+  await truncate(data, (await pieceOffset(dir, 5)) + 1000);
+  // 3: named twice (slot 6 claims it too): the second entry is ignored.
+  await writeSlotEntry(dir, 6, 3);
 
   const { log, lines } = memoryLogger();
   const second = await PieceStore.open({ ...opts, log });
   t.teardown(() => second.close());
   const evicted: number[] = [];
   second.on('evicted', (i) => evicted.push(i));
-  t.deepEqual([...second.haveIndices()], [0, 1, 2, 3, 5]);
-  for (const i of [0, 1, 2, 3]) {
+  t.deepEqual([...second.haveIndices()], [0, 1, 3, 4, 5, 7]);
+  for (const i of [0, 1, 7, 5]) {
     const err = await t.throwsAsync(second.readBlock(idx(i), 0, 4096), { name: 'PieceMissingError' });
     t.regex(err!.message, /corrupt on disk and has been dropped/);
     t.false(second.has(idx(i)));
     await t.throwsAsync(second.readBlock(idx(i), 0, 4096), { name: 'PieceMissingError', message: /not in the cache/ });
   }
-  t.deepEqual(evicted, [0, 1, 2, 3]);
+  t.deepEqual(evicted, [0, 1, 7, 5]);
   t.is(second.stats.droppedCorrupt, 4);
   t.is(lines.filter((l) => /is damaged/.test(l.msg)).length, 4);
-  t.deepEqual(await readdir(path.join(second.dir, 'pieces', '0')), ['5']);
-  t.true((await second.readBlock(idx(5), 0, 64 * KiB)).equals(torrent.data(5)));
+  for (const i of [3, 4]) t.true((await second.readBlock(idx(i), 0, 64 * KiB)).equals(torrent.data(i)));
+  t.deepEqual((await readSlotTable(dir)).slots.slice(0, 8), [-1, -1, -1, 3, 4, -1, -1, -1], 'dropped and duplicate entries are cleared');
   // Re-fetched: stored again and served.
   t.true(await second.put(torrent.piece(0)));
   t.true((await second.readBlock(idx(0), 0, 64 * KiB)).equals(torrent.data(0)));
 });
 
-test('leftover temp files and junk in the piece directory are cleaned at open, never served', async (t) => {
+test('junk in the slot table is ignored, never served', async (t) => {
   const root = await tempDir(t);
-  const torrent = makeTorrent({ pieceLength: 16 * KiB, pieceCount: 4000 });
-  const opts = { cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 64 * MiB };
+  const torrent = makeTorrent({ pieceLength: 16 * KiB, pieceCount: 40 });
+  const opts = { cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 8 * 16 * KiB };
   const first = await PieceStore.open(opts);
   await first.put(torrent.piece(1));
-  await first.put(torrent.piece(3000)); // shard 2
+  await first.put(torrent.piece(30));
   const dir = first.dir;
   await first.close();
-  await writeFile(path.join(dir, 'incoming', '2.0'), torrent.data(2).subarray(0, 100));
-  await writeFile(path.join(dir, 'pieces', '0', '007'), 'not a canonical name');
-  await writeFile(path.join(dir, 'pieces', '0', '3000'), 'wrong shard');
-  await writeFile(path.join(dir, 'pieces', '0', '99999'), 'no such piece');
-  await mkdir(path.join(dir, 'pieces', 'junk'));
+  await writeSlotEntry(dir, 2, 40); // no such piece
+  await writeSlotEntry(dir, 3, -7);
+  await writeSlotEntry(dir, 4, 2 ** 31 - 1);
   await writeFile(path.join(dir, 'recency'), 'garbage');
 
   const second = await PieceStore.open(opts);
-  t.teardown(() => second.close());
-  t.deepEqual([...second.haveIndices()], [1, 3000]);
-  t.deepEqual(await readdir(path.join(dir, 'incoming')), []);
-  t.deepEqual((await readdir(path.join(dir, 'pieces', '0'))).sort(), ['1']);
-  t.deepEqual((await readdir(path.join(dir, 'pieces'))).sort(), ['0', '2']);
+  t.deepEqual([...second.haveIndices()], [1, 30]);
   t.deepEqual(await everyHeldPieceVerifies(second, torrent), []);
+  await second.close();
+
+  // A table with a foreign header: the cache starts empty rather than guessing.
+  const fh = await open(path.join(dir, 'slots'), 'r+');
+  await fh.write(Buffer.from('NOTSLOTS'), 0, 8, 0);
+  await fh.close();
+  const third = await PieceStore.open(opts);
+  t.teardown(() => third.close());
+  t.is(third.haveCount, 0);
+  t.is((await stat(path.join(dir, 'data'))).size, 0);
 });
 
 test('after kill -9 of a writer mid-piece, a reopen serves every acknowledged piece and only intact ones', async (t) => {
@@ -122,14 +144,23 @@ test('after kill -9 of a writer mid-piece, a reopen serves every acknowledged pi
   const acknowledged = new Set<number>();
   /** What the writers' stores held when they were killed, by their own events. */
   const expected = new Set<number>();
-  let tempFilesSeen = 0;
+  let writesInFlightAtKill = 0;
   for (let round = 0; round < 4; round++) {
     const order = [...Array(spec.pieceCount).keys()].sort((a, b) => ((a * 7919 + round * 31) % 41) - ((b * 7919 + round * 31) % 41));
     const child = new StoreChild({ mode: 'write', cacheRoot: root, ...spec, budgetBytes, order, concurrency: 4 });
+    const linesBefore = child.lines.length;
     await child.waitFor((lines) => lines.filter((l) => l.startsWith('added')).length >= 3 + round);
     await new Promise((r) => setTimeout(r, 7 * round));
     await child.kill('SIGKILL');
     t.is(child.proc.signalCode, 'SIGKILL', 'the writer was killed, not finished');
+    // Pieces whose put had started but not completed when the kill landed.
+    const started = new Set<number>();
+    for (const line of child.lines.slice(linesBefore)) {
+      const m = /^(put|added) (\d+)$/.exec(line);
+      if (m?.[1] === 'put') started.add(Number(m[2]));
+      else if (m) started.delete(Number(m[2]));
+    }
+    writesInFlightAtKill += started.size;
     for (const line of child.lines) {
       const m = /^(added|evicted) (\d+)$/.exec(line);
       if (!m) continue;
@@ -140,12 +171,9 @@ test('after kill -9 of a writer mid-piece, a reopen serves every acknowledged pi
         expected.delete(Number(m[2]));
       }
     }
-    const dir = path.join(root, torrent.infoHash);
-    tempFilesSeen += (await readdir(path.join(dir, 'incoming'))).length;
 
     const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes });
     try {
-      t.deepEqual(await readdir(path.join(dir, 'incoming')), [], 'half-written temp files are removed');
       const held = new Set<number>(store.haveIndices());
       const lost = [...expected].filter((i) => !held.has(i));
       t.deepEqual(lost, [], 'every piece the writer had stored (and not evicted) is there');
@@ -159,13 +187,13 @@ test('after kill -9 of a writer mid-piece, a reopen serves every acknowledged pi
       await store.close();
     }
   }
-  t.log(`${acknowledged.size} pieces acknowledged; ${tempFilesSeen} half-written temp files found after the kills`);
-  t.true(tempFilesSeen > 0, 'at least one kill landed in the middle of a piece write');
+  t.log(`${acknowledged.size} pieces acknowledged; ${writesInFlightAtKill} piece writes were in flight at the kills`);
+  t.true(writesInFlightAtKill > 0, 'the kills landed while pieces were being written');
 });
 
-test('a torn piece file (renamed, then cut short by a power loss) is never served', async (t) => {
-  // A process crash cannot produce this (the rename comes after the write), but a power
-  // loss without fsync can: the name is on disk, the data is not.
+test('a torn piece (its slot-table entry reached the disk, half its bytes did not) is never served', async (t) => {
+  // A process crash cannot produce this (the entry is written after the data), but a
+  // power loss without fsync can: the kernel may write back the entry before the data.
   const root = await tempDir(t);
   const torrent = makeTorrent({ pieceLength: 256 * KiB, pieceCount: 3 });
   const opts = { cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: MiB };
@@ -173,8 +201,8 @@ test('a torn piece file (renamed, then cut short by a power loss) is never serve
   await first.put(torrent.piece(1));
   const dir = first.dir;
   await first.close();
-  const fh = await open(path.join(dir, 'pieces', '0', '1'), 'r+');
-  await fh.write(Buffer.alloc(128 * KiB), 0, 128 * KiB, 128 * KiB); // second half zeroed, size unchanged
+  const fh = await open(path.join(dir, 'data'), 'r+');
+  await fh.write(Buffer.alloc(128 * KiB), 0, 128 * KiB, (await pieceOffset(dir, 1)) + 128 * KiB); // second half zeroed
   await fh.close();
   const second = await PieceStore.open(opts);
   t.teardown(() => second.close());

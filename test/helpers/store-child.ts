@@ -38,6 +38,11 @@ try {
   process.exit(3);
 }
 
+// Synchronous writes: a line printed is in the pipe before the next state change.
+const say = (line: string): void => {
+  fs.writeSync(1, line + '\n');
+};
+
 if (config.mode === 'hold') {
   process.stdout.write(`ready ${process.pid}\n`);
   setInterval(() => undefined, 1 << 30);
@@ -47,12 +52,10 @@ if (config.mode === 'hold') {
   const worker = async (): Promise<void> => {
     while (next < order.length) {
       const i = order[next++]!;
-      await store.put(torrent.piece(i));
+      const piece = torrent.piece(i);
+      say(`put ${i}`);
+      await store.put(piece);
     }
-  };
-  // Synchronous writes: a line printed is in the pipe before the next state change.
-  const say = (line: string): void => {
-    fs.writeSync(1, line + '\n');
   };
   store.on('added', (i) => say(`added ${i}`));
   store.on('evicted', (i) => say(`evicted ${i}`));

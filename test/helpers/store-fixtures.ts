@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, statfs } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,13 +103,35 @@ export async function listFiles(dir: string): Promise<Map<string, number>> {
   return out;
 }
 
-/** Bytes of piece files on disk (complete and being written). */
+/** Disk space the store's data file takes (allocated blocks: it is sparse). */
 export async function pieceBytesOnDisk(storeDir: string): Promise<number> {
-  let total = 0;
-  for (const [name, size] of await listFiles(storeDir)) {
-    if (name.startsWith('pieces' + path.sep) || name.startsWith('incoming' + path.sep)) total += size;
-  }
-  return total;
+  const st = await stat(path.join(storeDir, 'data')).catch(() => undefined);
+  return st ? st.blocks * 512 : 0;
+}
+
+/** The slot table as stored: `slots[s]` is the piece in slot s, or -1 (format: see src/store/cache-dir.ts). */
+export async function readSlotTable(storeDir: string): Promise<{ slotSize: number; slots: number[] }> {
+  const buf = await readFile(path.join(storeDir, 'slots'));
+  const slots: number[] = [];
+  for (let at = 16; at + 4 <= buf.length; at += 4) slots.push(buf.readInt32LE(at));
+  return { slotSize: buf.readUInt32LE(8), slots };
+}
+
+/** Overwrites slot-table entry `slot` with `piece`. */
+export async function writeSlotEntry(storeDir: string, slot: number, piece: number): Promise<void> {
+  const fh = await open(path.join(storeDir, 'slots'), 'r+');
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(piece);
+  await fh.write(b, 0, 4, 16 + slot * 4);
+  await fh.close();
+}
+
+/** Byte offset of `piece` in the data file. */
+export async function pieceOffset(storeDir: string, piece: number): Promise<number> {
+  const { slotSize, slots } = await readSlotTable(storeDir);
+  const slot = slots.indexOf(piece);
+  if (slot < 0) throw new Error(`piece ${piece} is in no slot`);
+  return slot * slotSize;
 }
 
 export const storeHelperScript = fileURLToPath(new URL('./store-child.js', import.meta.url));
