@@ -394,40 +394,47 @@ export class Swarm extends EventEmitter {
     this.sendOurPieces(wire);
     wire.setKeepAlive(true);
 
-    wire.on('bitfield', (bf: { buffer: Uint8Array }) => {
+    // Events can still come out of the wire after the connection closed (it parses what it had buffered).
+    const live = (): boolean => !pc.closed && this.scheduler.hasPeer(key);
+    const on = (event: string, handler: (...args: never[]) => void): void => {
+      wire.on(event, (...args: unknown[]) => {
+        if (live()) handler(...(args as never[]));
+      });
+    };
+    on('bitfield', (bf: { buffer: Uint8Array }) => {
       this.scheduler.peerBitfield(key, bf.buffer);
       this.requestSchedule();
     });
-    wire.on('have', (index: number) => {
+    on('have', (index: number) => {
       this.scheduler.peerHave(key, index as PieceIndex);
       this.requestSchedule();
     });
-    wire.on('have-all', () => {
+    on('have-all', () => {
       this.scheduler.peerHaveAll(key);
       this.requestSchedule();
     });
-    wire.on('choke', () => this.scheduler.setChoked(key, true));
-    wire.on('unchoke', () => {
+    on('choke', () => this.scheduler.setChoked(key, true));
+    on('unchoke', () => {
       this.scheduler.setChoked(key, false);
       this.requestSchedule();
     });
-    wire.on('interested', () => this.onPeerInterested(conn));
-    wire.on('uninterested', () => {
+    on('interested', () => this.onPeerInterested(conn));
+    on('uninterested', () => {
       conn.uploadQueue.length = 0;
     });
-    wire.on('piece', (index: number, offset: number, block: Uint8Array) => this.onBlock(conn, index as PieceIndex, offset, block));
-    wire.on('reject', (index: number, offset: number) => {
+    on('piece', (index: number, offset: number, block: Uint8Array) => this.onBlock(conn, index as PieceIndex, offset, block));
+    on('reject', (index: number, offset: number) => {
       this.scheduler.onReject(key, index as PieceIndex, offset);
       this.requestSchedule();
     });
-    wire.on('allowed-fast', (index: number) => this.scheduler.allowedFast(key, index as PieceIndex));
-    wire.on('request', (index: number, offset: number, length: number, respond: UploadRequest['respond']) =>
+    on('allowed-fast', (index: number) => this.scheduler.allowedFast(key, index as PieceIndex));
+    on('request', (index: number, offset: number, length: number, respond: UploadRequest['respond']) =>
       this.onRequest(conn, index as PieceIndex, offset, length, respond),
     );
-    wire.on('cancel', (index: number, offset: number, length: number) => {
+    on('cancel', (index: number, offset: number, length: number) => {
       conn.uploadQueue = conn.uploadQueue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
     });
-    pc.on('extended-handshake', () => this.scheduler.setReqq(key, pc.peerReqq));
+    pc.on('extended-handshake', () => live() && this.scheduler.setReqq(key, pc.peerReqq));
     pc.on('drain', () => this.pumpUploads(conn));
     this.requestSchedule();
   }
@@ -524,6 +531,8 @@ export class Swarm extends EventEmitter {
       default:
         break;
     }
+    // Verifying may have banned this very peer (and closed it).
+    if (conn.pc.closed || !this.scheduler.hasPeer(conn.key)) return;
     // Top up in batches (one write for several requests), keeping the pipeline at least 7/8 full.
     if (this.storingBytes > MAX_STORING_BYTES) return;
     const depth = this.scheduler.depth(conn.key, now);
