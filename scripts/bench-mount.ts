@@ -1,0 +1,249 @@
+/**
+ * Mount bench: a dataset of one big file + many small files, served by 2 local
+ * python3-libtorrent seeders (127.0.0.2, 127.0.0.3), read through a real btmount
+ * mount, each figure beside its reference in the same run:
+ *
+ * - cold sequential read of the big file vs aria2c's full download of the torrent;
+ * - warm re-read (from btmount's cache, kernel page cache dropped) vs local disk;
+ * - cold random 4 KiB reads: p50 / p99 latency;
+ * - small files per second, cold and warm, vs local disk;
+ * - PyTorch DataLoader epochs 1 and 2 over the small files vs local disk;
+ * - daemon RSS while streaming 4 × the big file through a cache smaller than it.
+ *
+ *   npx tsc -p . && node dist/scripts/bench-mount.js [--big-mib 1024] [--small 4000] [--dir /tmp/btmount-bench-mount]
+ *
+ * Needs root (drop_caches), aria2c, python3-libtorrent, python3-torch. Prints markdown.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { createTorrentFile } from '../src/cli/create.js';
+import { loadMetainfo } from '../src/metainfo/index.js';
+import { freePort, startLibtorrent, startTracker, type Proc } from '../test/helpers/peers.js';
+
+const execFileAsync = promisify(execFile);
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = path.join(REPO, 'bin', 'btmount.js');
+const EPOCH = path.join(REPO, 'scripts', 'dataloader_epoch.py');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+const bigMiB = Number(arg('big-mib', '1024'));
+const smallCount = Number(arg('small', '4000'));
+const dir = arg('dir', '/tmp/btmount-bench-mount');
+const rows: string[] = [];
+const row = (...cells: Array<string | number>): void => {
+  const line = `| ${cells.join(' | ')} |`;
+  rows.push(line);
+  process.stderr.write(line + '\n');
+};
+
+async function dropCaches(): Promise<void> {
+  await execFileAsync('sync');
+  await writeFile('/proc/sys/vm/drop_caches', '3');
+}
+
+async function makeData(): Promise<{ root: string; torrent: string }> {
+  const root = path.join(dir, 'dataset');
+  const torrent = path.join(dir, `dataset-${bigMiB}-${smallCount}.torrent`);
+  const marker = `${torrent}.ok`;
+  if (existsSync(marker)) return { root, torrent };
+  await rm(root, { recursive: true, force: true });
+  await mkdir(path.join(root, 'small'), { recursive: true });
+  const chunk = Buffer.allocUnsafe(16 << 20);
+  const fh = await open(path.join(root, 'big.bin'), 'w');
+  for (let left = bigMiB << 20; left > 0; left -= chunk.length) {
+    const n = Math.min(left, chunk.length);
+    randomFillSync(chunk, 0, n);
+    await fh.write(chunk, 0, n);
+  }
+  await fh.close();
+  for (let i = 0; i < smallCount; i++) {
+    const cls = path.join(root, 'small', `class${i % 10}`);
+    if (i < 10) await mkdir(cls, { recursive: true });
+    const size = 10_000 + ((i * 7919) % 40_000); // 10–50 KB, like small JPEGs
+    await writeFile(path.join(cls, `${String(i).padStart(5, '0')}.jpg`), randomFillSync(Buffer.allocUnsafe(size)));
+  }
+  await createTorrentFile(root, { output: torrent, pieceSize: 1 << 20, tracker: [], webSeed: [] });
+  await writeFile(marker, 'ok');
+  return { root, torrent };
+}
+
+/** Wall seconds of a command. */
+async function timeCommand(cmd: string, args: string[]): Promise<number> {
+  const started = performance.now();
+  await execFileAsync(cmd, args, { maxBuffer: 256 << 20 });
+  return (performance.now() - started) / 1000;
+}
+
+async function mount(torrent: string, mnt: string, cache: string, peers: string[], extra: string[] = []): Promise<number> {
+  await mkdir(mnt, { recursive: true });
+  const { stdout } = await execFileAsync(process.execPath, [
+    BIN, 'mount', torrent, mnt, '--cache', cache, '--port', '0', ...peers.flatMap((p) => ['--peer', p]), ...extra,
+  ]);
+  return Number(/daemon pid (\d+)/.exec(stdout)![1]);
+}
+
+async function umount(mnt: string): Promise<void> {
+  await execFileAsync(process.execPath, [BIN, 'umount', mnt]).catch(() => execFileAsync('fusermount', ['-uz', mnt]));
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+const READ_SMALL = `
+import os, sys, time
+root = sys.argv[1]
+files = sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
+t = time.monotonic()
+n = 0
+for p in files:
+    with open(p, 'rb') as f:
+        n += len(f.read())
+s = time.monotonic() - t
+print(len(files), n, s)
+`;
+
+const RANDOM_4K = `
+import os, random, sys, time
+path, count = sys.argv[1], int(sys.argv[2])
+size = os.path.getsize(path)
+rng = random.Random(7)
+lat = []
+fd = os.open(path, os.O_RDONLY)
+for _ in range(count):
+    off = rng.randrange(0, size - 4096) // 4096 * 4096
+    t = time.monotonic()
+    os.pread(fd, 4096, off)
+    lat.append(time.monotonic() - t)
+lat.sort()
+print(lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000)
+`;
+
+async function python(code: string, args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync('/usr/bin/python3', ['-c', code, ...args], { maxBuffer: 64 << 20 });
+  return stdout.trim();
+}
+
+async function epochs(root: string): Promise<number[]> {
+  const { stdout } = await execFileAsync('/usr/bin/python3', [EPOCH, root, '--workers', '4', '--epochs', '2', '--json'], { maxBuffer: 64 << 20 });
+  return stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seconds: number }).seconds);
+}
+
+async function main(): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  process.stderr.write(`preparing ${bigMiB} MiB + ${smallCount} small files in ${dir} …\n`);
+  const { root, torrent } = await makeData();
+  const metainfo = await loadMetainfo(torrent);
+  const totalMiB = metainfo.layout.totalLength / 2 ** 20;
+  const seeders: Array<Proc & { port: number }> = [];
+  const mnt = path.join(dir, 'mnt');
+  let tracker: Awaited<ReturnType<typeof startTracker>> | undefined;
+  try {
+    for (const host of ['127.0.0.2', '127.0.0.3']) {
+      seeders.push(await startLibtorrent('seed', { torrentPath: torrent, savePath: dir, listen: `${host}:0` }));
+    }
+    const peers = seeders.map((s, i) => `127.0.0.${i + 2}:${s.port}`);
+    tracker = await startTracker(seeders.map((s, i) => ({ host: `127.0.0.${i + 2}`, port: s.port })));
+    row('measure', 'btmount', 'reference', 'ratio');
+    row('---', '---', '---', '---');
+
+    // aria2c: full download of the whole torrent from the same swarm.
+    const ariaOut = path.join(dir, 'aria-out');
+    await rm(ariaOut, { recursive: true, force: true });
+    const ariaSeconds = await timeCommand('aria2c', [
+      '--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false',
+      '--file-allocation=none', '--summary-interval=0', '--console-log-level=warn', '--no-conf=true', '--disable-ipv6=true',
+      '--seed-time=0', '--bt-tracker-interval=1', '--bt-stop-timeout=300', `--listen-port=${await freePort()}`,
+      `--bt-tracker=${tracker.url}`, `--dir=${ariaOut}`, torrent,
+    ]);
+    await rm(ariaOut, { recursive: true, force: true });
+    const ariaRate = (metainfo.layout.totalLength / 1e6) / ariaSeconds;
+
+    // Cold sequential read of the big file through a fresh mount.
+    const cache = path.join(dir, 'cache');
+    await rm(cache, { recursive: true, force: true });
+    await mount(torrent, mnt, cache, peers, ['--cache-size', `${Math.ceil(totalMiB * 1.2)}M`]);
+    const coldSeconds = await timeCommand('dd', [`if=${mnt}/big.bin`, 'of=/dev/null', 'bs=1M']);
+    const coldRate = (bigMiB * 2 ** 20) / 1e6 / coldSeconds;
+    row('cold sequential read of big.bin (MB/s) vs aria2c full download', coldRate.toFixed(0), ariaRate.toFixed(0), (coldRate / ariaRate).toFixed(2));
+
+    // Small files cold (first read from the swarm), then warm.
+    const smallCold = (await python(READ_SMALL, [`${mnt}/small`])).split(' ').map(Number);
+    await dropCaches();
+    const smallWarm = (await python(READ_SMALL, [`${mnt}/small`])).split(' ').map(Number);
+    await dropCaches();
+    const smallLocal = (await python(READ_SMALL, [`${root}/small`])).split(' ').map(Number);
+    const fps = (r: number[]): number => r[0]! / r[2]!;
+    row('small files/s, cold (from the swarm) vs local disk', fps(smallCold).toFixed(0), fps(smallLocal).toFixed(0), (fps(smallCold) / fps(smallLocal)).toFixed(2));
+    row('small files/s, warm (btmount cache, page cache dropped) vs local disk', fps(smallWarm).toFixed(0), fps(smallLocal).toFixed(0), (fps(smallWarm) / fps(smallLocal)).toFixed(2));
+
+    // Warm sequential re-read: from btmount's cache (kernel page cache dropped) vs local disk.
+    await dropCaches();
+    const warmSeconds = await timeCommand('dd', [`if=${mnt}/big.bin`, 'of=/dev/null', 'bs=1M']);
+    const kernelSeconds = await timeCommand('dd', [`if=${mnt}/big.bin`, 'of=/dev/null', 'bs=1M']);
+    await dropCaches();
+    const localSeconds = await timeCommand('dd', [`if=${root}/big.bin`, 'of=/dev/null', 'bs=1M']);
+    const kernelLocal = await timeCommand('dd', [`if=${root}/big.bin`, 'of=/dev/null', 'bs=1M']);
+    const mbps = (s: number): number => (bigMiB * 2 ** 20) / 1e6 / s;
+    row('warm sequential re-read of big.bin (MB/s, page cache dropped) vs local disk', mbps(warmSeconds).toFixed(0), mbps(localSeconds).toFixed(0), (localSeconds / warmSeconds).toFixed(2));
+    row('hot re-read of big.bin (MB/s, kernel page cache) vs local disk, hot', mbps(kernelSeconds).toFixed(0), mbps(kernelLocal).toFixed(0), (kernelLocal / kernelSeconds).toFixed(2));
+
+    // DataLoader over the small files: epoch 1 on the warm mount after dropping caches, epoch 2 from page cache.
+    await dropCaches();
+    const [mountE1, mountE2] = await epochs(`${mnt}/small`);
+    await dropCaches();
+    const [localE1, localE2] = await epochs(`${root}/small`);
+    row('DataLoader epoch 1 over small/ (s; btmount cache, page cache dropped) vs local disk', mountE1!.toFixed(2), localE1!.toFixed(2), (mountE1! / localE1!).toFixed(2));
+    row('DataLoader epoch 2 (s) vs local disk', mountE2!.toFixed(2), localE2!.toFixed(2), (mountE2! / localE2!).toFixed(2));
+    await umount(mnt);
+
+    // Cold random 4 KiB reads on a fresh cache.
+    await rm(cache, { recursive: true, force: true });
+    await mount(torrent, mnt, cache, peers);
+    const [p50, p99] = (await python(RANDOM_4K, [`${mnt}/big.bin`, '300'])).split(' ').map(Number);
+    row('cold random 4 KiB pread of big.bin, p50 / p99 (ms)', `${p50!.toFixed(1)} / ${p99!.toFixed(1)}`, 'n/a', '');
+    await umount(mnt);
+
+    // RSS while streaming 4 × big.bin through a cache of a quarter of it (eviction all the way).
+    await rm(cache, { recursive: true, force: true });
+    const pid = await mount(torrent, mnt, cache, peers, ['--cache-size', `${Math.max(64, bigMiB / 4)}M`]);
+    const samples: number[] = [];
+    const sampler = setInterval(() => void rssMiB(pid).then((r) => samples.push(r)).catch(() => undefined), 250);
+    for (let pass = 0; pass < 4; pass++) {
+      await dropCaches();
+      await timeCommand('dd', [`if=${mnt}/big.bin`, 'of=/dev/null', 'bs=1M']);
+    }
+    clearInterval(sampler);
+    const quarter = Math.floor(samples.length / 4);
+    const peak = Math.max(...samples);
+    row(
+      `daemon RSS streaming ${(4 * bigMiB) / 1024} GiB, cache ${Math.max(64, bigMiB / 4)} MiB (MiB: peak; median of each quarter)`,
+      `${peak.toFixed(0)}; ${[0, 1, 2, 3].map((q) => median(samples.slice(q * quarter, (q + 1) * quarter)).toFixed(0)).join(', ')}`,
+      'goal ≤ 200, flat',
+      '',
+    );
+    await umount(mnt);
+  } finally {
+    await umount(mnt).catch(() => undefined);
+    await tracker?.close();
+    for (const s of seeders) await s.stop();
+  }
+  process.stdout.write(`\n${bigMiB} MiB big.bin + ${smallCount} small files (${totalMiB.toFixed(0)} MiB, 1 MiB pieces), 2 python3-libtorrent seeders on loopback, ${new Date().toISOString()}\n\n${rows.join('\n')}\n`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
+}
+
+await main();
