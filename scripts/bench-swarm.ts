@@ -97,6 +97,8 @@ async function leech(): Promise<void> {
       loopDelayP99Ms: loop.percentile(99) / 1e6,
       loopDelayMaxMs: loop.max / 1e6,
       hashFailures: stats.hashFailures,
+      verifyMeanMs: stats.verify.totalMs / Math.max(1, stats.verify.pieces),
+      verifyMaxMs: stats.verify.maxMs,
       peers: stats.peers.map((p) => p.address),
     }) + '\n',
   );
@@ -125,6 +127,26 @@ function timed(cmd: string, argv: string[], onStart?: (pid: number) => void): Pr
       resolve({ seconds: w.seconds, cpuSeconds: w.cpu, stdout: out, code: w.code });
     });
   });
+}
+
+/** user + system CPU seconds of a running process, from /proc. */
+async function cpuOf(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+async function ariaDownload(torrent: string, out: string, trackerUrl: string): Promise<{ seconds: number; cpuSeconds: number; code: number }> {
+  await rm(out, { recursive: true, force: true });
+  await mkdir(out);
+  const r = await timed('aria2c', [
+    '--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false',
+    '--file-allocation=none', '--summary-interval=0', '--console-log-level=warn', '--no-conf=true', '--disable-ipv6=true',
+    '--max-overall-download-limit=0', '--seed-time=0', '--bt-tracker-interval=1', '--bt-stop-timeout=300',
+    `--listen-port=${await freePort()}`, `--bt-tracker=${trackerUrl}`, `--dir=${out}`, torrent,
+  ]);
+  await rm(out, { recursive: true, force: true });
+  return r;
 }
 
 async function makeData(dir: string, sizeMiB: number): Promise<{ root: string; torrent: string }> {
@@ -181,6 +203,7 @@ async function main(): Promise<void> {
   const seeders: Array<Proc & { port: number }> = [];
   let tracker: { url: string; close(): Promise<void> } | undefined;
   const rows: Array<{ client: string; round: number; seconds: number; cpuSeconds: number; firstMs: number; extra: string }> = [];
+  const serving: Array<{ who: string; seconds: number; cpuSeconds: number }> = [];
   try {
     for (const host of ['127.0.0.2', '127.0.0.3']) {
       seeders.push(await startLibtorrent('seed', { torrentPath: torrent, savePath: dir, listen: `${host}:0` }));
@@ -192,8 +215,6 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       // aria2c
       const out = path.join(dir, 'aria-out');
-      await rm(out, { recursive: true, force: true });
-      await mkdir(out);
       let firstMs = 0;
       const started = performance.now();
       let polling = true;
@@ -203,33 +224,55 @@ async function main(): Promise<void> {
           await new Promise((r) => setTimeout(r, 5));
         }
       })();
-      const ariaPort = await freePort();
-      const a = await timed('aria2c', [
-        '--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false',
-        '--file-allocation=none', '--summary-interval=0', '--console-log-level=warn', '--no-conf=true', '--disable-ipv6=true',
-        '--max-overall-download-limit=0', '--seed-time=0', '--bt-tracker-interval=1', '--bt-stop-timeout=300',
-        `--listen-port=${ariaPort}`, `--bt-tracker=${tracker.url}`, `--dir=${out}`, torrent,
-      ]);
+      const a = await ariaDownload(torrent, out, tracker.url);
       polling = false;
       await poll;
       if (a.code !== 0) throw new Error(`aria2c failed (${a.code})`);
       rows.push({ client: 'aria2c 1.36', round, seconds: a.seconds, cpuSeconds: a.cpuSeconds, firstMs, extra: 'first bytes on disk' });
-      await rm(out, { recursive: true, force: true });
 
-      // btmount engine
+      // btmount engine (this process idles meanwhile: its event-loop delay shows the machine's own noise)
+      const idle = monitorEventLoopDelay({ resolution: 5 });
+      idle.enable();
       const b = await timed(process.execPath, [
         SELF, 'leech', '--torrent', torrent, '--storage', storage, '--cache', path.join(dir, 'cache'),
         ...peers.flatMap((p) => ['--peer', `${p.host}:${p.port}`]),
       ]);
+      idle.disable();
       if (b.code !== 0) throw new Error(`btmount leech failed (${b.code})`);
       const r = JSON.parse(b.stdout.trim().split('\n').find((l) => l.includes('"firstPieceMs"'))!) as {
-        seconds: number; firstPieceMs: number; loopDelayP99Ms: number; loopDelayMaxMs: number; hashFailures: number;
+        seconds: number; firstPieceMs: number; loopDelayP99Ms: number; loopDelayMaxMs: number; hashFailures: number; verifyMeanMs: number; verifyMaxMs: number;
       };
       rows.push({
         client: `btmount (${storage})`, round, seconds: r.seconds, cpuSeconds: b.cpuSeconds, firstMs: r.firstPieceMs,
-        extra: `first verified piece; event loop p99 ${r.loopDelayP99Ms.toFixed(1)} ms, max ${r.loopDelayMaxMs.toFixed(1)} ms`,
+        extra: `first verified piece; SHA-1 per piece ${r.verifyMeanMs.toFixed(2)} ms (max ${r.verifyMaxMs.toFixed(1)}); event loop delay p99 ${r.loopDelayP99Ms.toFixed(0)} ms (an idle process beside it: ${(idle.percentile(99) / 1e6).toFixed(0)} ms)`,
       });
       await rm(path.join(dir, 'cache'), { recursive: true, force: true });
+    }
+    // Serving: one aria2c leecher from `btmount seed` (the real CLI), then from one python3-libtorrent seeder.
+    await tracker.close();
+    for (const s of seeders.splice(0)) await s.stop();
+    const { root } = await makeData(dir, sizeMiB);
+    for (const who of ['btmount seed', 'python3-libtorrent 2.0']) {
+      let server: Proc & { port: number };
+      if (who === 'btmount seed') {
+        const { startProcess } = await import('../test/helpers/peers.js');
+        const bin = path.join(path.dirname(SELF), '..', '..', 'bin', 'btmount.js');
+        const proc = startProcess(process.execPath, [bin, 'seed', torrent, root, '--port', '0', '--host', '127.0.0.4']);
+        const m = await proc.waitFor(/on port (\d+)/, 120_000);
+        server = Object.assign(proc, { port: Number(m[1]) });
+      } else {
+        server = await startLibtorrent('seed', { torrentPath: torrent, savePath: dir, listen: '127.0.0.4:0' });
+      }
+      seeders.push(server);
+      tracker = await startTracker([{ host: '127.0.0.4', port: server.port }]);
+      const cpuBefore = await cpuOf(server.pid);
+      const r = await ariaDownload(torrent, path.join(dir, 'aria-out'), tracker.url);
+      const cpu = (await cpuOf(server.pid)) - cpuBefore;
+      if (r.code !== 0) throw new Error(`aria2c failed (${r.code}) downloading from ${who}`);
+      serving.push({ who, seconds: r.seconds, cpuSeconds: cpu });
+      await tracker.close();
+      tracker = undefined;
+      for (const s of seeders.splice(0)) await s.stop();
     }
   } finally {
     await tracker?.close();
@@ -241,6 +284,8 @@ async function main(): Promise<void> {
   for (const r of rows) {
     process.stdout.write(`| ${r.client} | ${r.round} | ${(mb / r.seconds).toFixed(0)} | ${(r.cpuSeconds / gib).toFixed(2)} | ${r.firstMs.toFixed(0)} ms | ${r.extra} |\n`);
   }
+  process.stdout.write('\nServing the same torrent to one aria2c leecher (its wall time, aria2c start-up included):\n\n| seeder | MB/s | seeder CPU s per GiB |\n|---|---|---|\n');
+  for (const r of serving) process.stdout.write(`| ${r.who} | ${(mb / r.seconds).toFixed(0)} | ${(r.cpuSeconds / gib).toFixed(2)} |\n`);
 }
 
 if (process.argv[2] === 'leech') await leech();

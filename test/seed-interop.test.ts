@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -84,6 +85,29 @@ test('a python3-libtorrent leecher downloads the whole torrent from btmount seed
   } finally {
     await lt.stop();
     await seed.stop();
+  }
+});
+
+test('a single-file torrent is served to a python3-libtorrent leecher that has only its magnet (metadata over BEP 9)', async (t) => {
+  const blob = randomBytes(3 * PIECE + 17);
+  const file = path.join(base, 'blob.bin');
+  await writeFile(file, blob);
+  // A torrent of the file itself (single-file), made by `btmount create`.
+  const torrent = path.join(base, 'blob.torrent');
+  const made = await run(process.execPath, [BTMOUNT_BIN, 'create', file, '-o', torrent, '--piece-size', String(PIECE)]);
+  t.is(made.code, 0, made.stderr);
+  const infoHash = /: ([0-9a-f]{40}) /.exec(made.stdout)![1]!;
+  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', torrent, file, '--port', '0', '--host', '127.0.0.1']);
+  const port = Number((await proc.waitFor(/on port (\d+)/, 30_000))[1]);
+  const out = path.join(base, 'magnet-out');
+  await mkdir(out);
+  const lt = await startLibtorrent('leech', { magnet: `magnet:?xt=urn:btih:${infoHash}`, savePath: out, listen: '127.0.0.5:0', peers: [`127.0.0.1:${port}`] });
+  try {
+    await lt.waitFor(/"event": "done"/, 90_000);
+    t.is(await sha256File(path.join(out, 'blob.bin')), createHash('sha256').update(blob).digest('hex'));
+  } finally {
+    await lt.stop();
+    t.is(await proc.stop('SIGINT'), 0);
   }
 });
 

@@ -61,6 +61,8 @@ export interface SwarmStats {
   hashFailures: number;
   banned: string[];
   wanted: number;
+  /** SHA-1 checks of received pieces: how many, and the event-loop time they took. */
+  verify: { pieces: number; totalMs: number; maxMs: number };
 }
 
 type Source = Exclude<PeerSource, 'incoming'>;
@@ -146,6 +148,7 @@ export class Swarm extends EventEmitter {
   /** Smart ban: per failed piece, who sent which block with what digest. */
   private readonly suspects = new Map<PieceIndex, Array<{ host: string; block: number; digest: Buffer }>>();
   private hashFailures = 0;
+  private readonly verifyTime = { pieces: 0, totalMs: 0, maxMs: 0 };
   private downloaded = 0;
   private uploaded = 0;
   private scheduled = false;
@@ -284,6 +287,7 @@ export class Swarm extends EventEmitter {
       hashFailures: this.hashFailures,
       banned: [...this.bannedHosts],
       wanted: this.fetches.size,
+      verify: { ...this.verifyTime },
     };
   }
 
@@ -564,7 +568,12 @@ export class Swarm extends EventEmitter {
     const data = this.assembling.get(index);
     this.assembling.delete(index);
     if (!data) return;
+    const started = performance.now();
     const piece = VerifiedPiece.check(this.layout, index, data);
+    const ms = performance.now() - started;
+    this.verifyTime.pieces++;
+    this.verifyTime.totalMs += ms;
+    this.verifyTime.maxMs = Math.max(this.verifyTime.maxMs, ms);
     if (!piece) {
       this.onHashFailure(index, data);
       this.releasePiece(data);

@@ -2,7 +2,7 @@
 """A python3-libtorrent peer for btmount's interop tests and bench.
 
 seed:  lt_peer.py seed  --torrent T --save-path DIR --listen 127.0.0.2:7001
-leech: lt_peer.py leech --torrent T --save-path DIR --listen 127.0.0.3:7002 --peer 127.0.0.1:6881 [--peer ...]
+leech: lt_peer.py leech --torrent T|--magnet URI --save-path DIR --listen 127.0.0.3:7002 --peer 127.0.0.1:6881 [--peer ...]
 
 Prints one JSON object per line: {"event": "listening", "port": N} once the
 listen socket is up, progress lines, and {"event": "done"} when a leech has
@@ -24,7 +24,8 @@ def say(**kw):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["seed", "leech"])
-    ap.add_argument("--torrent", required=True)
+    ap.add_argument("--torrent", help="the .torrent file")
+    ap.add_argument("--magnet", help="a magnet URI instead of --torrent (leech: metadata from peers, BEP 9)")
     ap.add_argument("--save-path", required=True)
     ap.add_argument("--listen", required=True, help="ip:port")
     ap.add_argument("--peer", action="append", default=[])
@@ -48,9 +49,11 @@ def main():
         "user_agent": "lt_peer.py",
     }
     ses = lt.session(settings)
-    ti = lt.torrent_info(args.torrent)
-    params = lt.add_torrent_params()
-    params.ti = ti
+    if args.magnet:
+        params = lt.parse_magnet_uri(args.magnet)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(args.torrent)
     params.save_path = args.save_path
     if args.mode == "seed":
         params.flags |= lt.torrent_flags.seed_mode

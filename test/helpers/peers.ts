@@ -274,9 +274,10 @@ export function startAria2Leecher(torrentPath: string, dir: string, trackerUrl: 
 /** A python3-libtorrent peer (see lt_peer.py); resolves once it listens. */
 export async function startLibtorrent(
   mode: 'seed' | 'leech',
-  opts: { torrentPath: string; savePath: string; listen: string; peers?: string[]; exitWhenDone?: boolean },
+  opts: { torrentPath?: string; magnet?: string; savePath: string; listen: string; peers?: string[]; exitWhenDone?: boolean },
 ): Promise<Proc & { port: number }> {
-  const args = [LT_PEER, mode, '--torrent', opts.torrentPath, '--save-path', opts.savePath, '--listen', opts.listen];
+  const source = opts.magnet ? ['--magnet', opts.magnet] : ['--torrent', opts.torrentPath!];
+  const args = [LT_PEER, mode, ...source, '--save-path', opts.savePath, '--listen', opts.listen];
   for (const p of opts.peers ?? []) args.push('--peer', p);
   if (opts.exitWhenDone) args.push('--exit-when-done');
   const proc = startProcess('/usr/bin/python3', args);
