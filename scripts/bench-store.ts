@@ -28,7 +28,8 @@ const gc = vm.runInNewContext('gc') as () => void;
 
 const KiB = 1024;
 const MiB = KiB * KiB;
-const ROUNDS = 3;
+/** Paired rounds per comparison; each round runs reference, store, store, reference (ABBA). */
+const ROUNDS = 7;
 
 const rows: string[] = [];
 function row(name: string, store: string, reference: string, ratio: number | undefined, goal: string): void {
@@ -38,6 +39,32 @@ function row(name: string, store: string, reference: string, ratio: number | und
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/**
+ * Times `reference` and `store` in ABBA rounds and returns the median seconds of
+ * each and the median of the per-round ratios (reference time / store time, so
+ * above 1 means the store was faster). Pairing within a round cancels most of the
+ * drift a shared machine adds (other processes, writeback, CPU frequency).
+ */
+async function paired(
+  reference: () => Promise<number>,
+  store: () => Promise<number>,
+  rounds = ROUNDS,
+): Promise<{ reference: number; store: number; ratio: number }> {
+  const refs: number[] = [];
+  const stores: number[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const r1 = await reference();
+    const s1 = await store();
+    const s2 = await store();
+    const r2 = await reference();
+    refs.push(r1, r2);
+    stores.push(s1, s2);
+    ratios.push((r1 + r2) / (s1 + s2));
+  }
+  return { reference: median(refs), store: median(stores), ratio: median(ratios) };
+}
 const now = (): number => Number(process.hrtime.bigint()) / 1e9;
 const mibps = (bytes: number, s: number): string => `${(bytes / MiB / s).toFixed(0)} MiB/s`;
 const kops = (n: number, s: number): string => `${(n / s / 1000).toFixed(1)} k reads/s`;
@@ -57,7 +84,9 @@ async function main(): Promise<void> {
   const base = await mkdtemp(path.join(process.argv[2] ?? os.tmpdir(), 'btmount-bench-'));
   const fsType = spawnSync('stat', ['-f', '-c', '%T', base], { encoding: 'utf8' }).stdout.trim();
   console.log(
-    `PieceStore bench — node ${process.version}, ${os.cpus().length} CPUs, ${fsType} at ${base}, ${new Date().toISOString().slice(0, 10)}\n`,
+    `PieceStore bench — node ${process.version}, ${os.cpus().length} CPUs, ${fsType} at ${base}, ` +
+      `${new Date().toISOString().slice(0, 10)}, load average ${os.loadavg()[0]!.toFixed(1)}; ` +
+      `ratios are medians of per-round ratios, reference and store alternated ABBA in each round\n`,
   );
   console.log('| measure | store | reference | store / reference | goal |');
   console.log('|---|---|---|---|---|');
@@ -82,42 +111,38 @@ async function readsAndWrites(base: string): Promise<void> {
   const refPath = path.join(base, 'reference.bin');
   await writeFile(refPath, data);
 
-  // ---- writes: store.put of 256 × 1 MiB (4 in flight) vs dd of the same 256 MiB, alternated.
-  const storeTimes: number[] = [];
-  const ddTimes: number[] = [];
-  const storeSyncTimes: number[] = [];
-  const ddSyncTimes: number[] = [];
-  for (let r = 0; r < 3; r++) {
-    for (const durable of [false, true]) {
-      const root = path.join(base, `w${r}${durable}`);
-      sh('sync', []);
-      let t0 = now();
-      const store = await PieceStore.open({ cacheRoot: root, infoHash, layout, budgetBytes: 2 * total });
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 4 }, async () => {
-          while (next < count) if (!(await store.put(verified[next++]!))) throw new Error('put failed');
-        }),
-      );
-      if (durable) sh('sync', ['-f', root]);
-      (durable ? storeSyncTimes : storeTimes).push(now() - t0);
-      await store.close();
-      await rm(root, { recursive: true });
-
-      const out = path.join(base, 'dd.out');
-      sh('sync', []);
-      t0 = now();
-      sh('dd', [`if=${refPath}`, `of=${out}`, `bs=${pieceLength}`, `count=${count}`, 'status=none', ...(durable ? ['conv=fsync'] : [])]);
-      (durable ? ddSyncTimes : ddTimes).push(now() - t0);
-      await rm(out);
-    }
-  }
-  const sw = median(storeTimes);
-  const dw = median(ddTimes);
-  row('store 256 × 1 MiB pieces (no fsync) vs `dd bs=1M`', mibps(total, sw), mibps(total, dw), dw / sw, '≥ 0.8×');
-  const ss = median(storeSyncTimes);
-  const ds = median(ddSyncTimes);
-  row('same, then flushed to disk (`sync -f` vs `dd conv=fsync`)', mibps(total, ss), mibps(total, ds), ds / ss, '');
+  // ---- writes: store.put of 256 × 1 MiB (4 in flight) vs dd of the same 256 MiB.
+  let unit = 0;
+  const storeWrite = (durable: boolean) => async (): Promise<number> => {
+    const root = path.join(base, `w${unit++}`);
+    sh('sync', []);
+    const t0 = now();
+    const store = await PieceStore.open({ cacheRoot: root, infoHash, layout, budgetBytes: 2 * total });
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < count) if (!(await store.put(verified[next++]!))) throw new Error('put failed');
+      }),
+    );
+    if (durable) sh('sync', ['-f', root]);
+    const seconds = now() - t0;
+    await store.close();
+    await rm(root, { recursive: true });
+    return seconds;
+  };
+  const ddWrite = (durable: boolean) => async (): Promise<number> => {
+    const out = path.join(base, 'dd.out');
+    sh('sync', []);
+    const t0 = now();
+    sh('dd', [`if=${refPath}`, `of=${out}`, `bs=${pieceLength}`, `count=${count}`, 'status=none', ...(durable ? ['conv=fsync'] : [])]);
+    const seconds = now() - t0;
+    await rm(out);
+    return seconds;
+  };
+  const w = await paired(ddWrite(false), storeWrite(false), 5);
+  row('store 256 × 1 MiB pieces (no fsync) vs `dd bs=1M` of the same bytes', mibps(total, w.store), mibps(total, w.reference), w.ratio, '≥ 0.8×');
+  const d = await paired(ddWrite(true), storeWrite(true), 3);
+  row('same, then flushed to disk (`sync -f` vs `dd conv=fsync`)', mibps(total, d.store), mibps(total, d.reference), d.ratio, '');
 
   // ---- reads: one populated store (pieces verified: written in this process) and the plain file.
   const root = path.join(base, 'cache');
@@ -133,7 +158,7 @@ async function readsAndWrites(base: string): Promise<void> {
     store.readBlock(Math.floor(pos / pieceLength) as PieceIndex, pos % pieceLength, len);
 
   // Same random 4 KiB-aligned offsets for both.
-  const n = 50_000;
+  const n = 10_000;
   const offsets = new Float64Array(n);
   for (let i = 0; i < n; i++) offsets[i] = Math.floor(Math.random() * (total / 4096)) * 4096;
   // Warm the page cache and check both return the same bytes.
@@ -153,33 +178,15 @@ async function readsAndWrites(base: string): Promise<void> {
   };
   const sequentialReads = async (read: (pos: number, len: number) => Promise<Buffer>): Promise<number> => {
     const t0 = now();
-    for (let pass = 0; pass < 4; pass++) for (let pos = 0; pos < total; pos += MiB) await read(pos, MiB);
+    for (let pos = 0; pos < total; pos += MiB) await read(pos, MiB);
     return now() - t0;
   };
   for (const depth of [1, 16]) {
-    const s: number[] = [];
-    const f: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      f.push(await randomReads(readRef, depth));
-      s.push(await randomReads(readStore, depth));
-    }
-    row(
-      `warm random 4 KiB reads, ${depth} in flight`,
-      kops(n, median(s)),
-      kops(n, median(f)),
-      median(f) / median(s),
-      '≥ 0.9×',
-    );
+    const r = await paired(() => randomReads(readRef, depth), () => randomReads(readStore, depth));
+    row(`warm random 4 KiB reads, ${depth} in flight`, kops(n, r.store), kops(n, r.reference), r.ratio, '≥ 0.9×');
   }
-  {
-    const s: number[] = [];
-    const f: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      f.push(await sequentialReads(readRef));
-      s.push(await sequentialReads(readStore));
-    }
-    row('warm sequential 1 MiB reads', mibps(4 * total, median(s)), mibps(4 * total, median(f)), median(f) / median(s), '≥ 0.9×');
-  }
+  const q = await paired(() => sequentialReads(readRef), () => sequentialReads(readStore));
+  row('warm sequential 1 MiB reads', mibps(total, q.store), mibps(total, q.reference), q.ratio, '≥ 0.9×');
   fs.closeSync(refFd);
   await store.close();
 
@@ -223,8 +230,9 @@ async function heap(base: string): Promise<void> {
     const m = process.memoryUsage();
     return { heap: m.heapUsed, external: m.arrayBuffers };
   };
+  const signed = (bytes: number): string => `${bytes < 0 ? '−' : '+'}${Math.abs(bytes / MiB).toFixed(1)} MiB`;
   const fmt = (x: { heap: number; external: number }, base0: { heap: number; external: number }): string =>
-    `heap +${((x.heap - base0.heap) / MiB).toFixed(1)} MiB, buffers +${((x.external - base0.external) / MiB).toFixed(1)} MiB`;
+    `JS heap ${signed(x.heap - base0.heap)}, typed arrays ${signed(x.external - base0.external)}`;
 
   const before = measure();
   let store = await PieceStore.open(opts);
