@@ -12,6 +12,28 @@ import { InvalidTorrentError } from './errors.js';
  * exactly as written, never recurses (deep nesting cannot overflow the stack),
  * and refuses truncated input, trailing bytes and non-integer numbers.
  */
+/** A bencode byte string: bytes [start, end) of the decoded input. */
+export class ByteString {
+  constructor(
+    readonly source: Buffer,
+    readonly start: number,
+    readonly end: number,
+  ) {}
+
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  /** A view of the bytes (no copy). */
+  bytes(): Buffer {
+    return this.source.subarray(this.start, this.end);
+  }
+
+  text(): string {
+    return this.source.toString('utf8', this.start, this.end);
+  }
+}
+
 export interface DecodedTorrentFile {
   value: unknown;
   /** [start, end) of the top-level "info" value, when there is one. */
@@ -100,7 +122,7 @@ export function readBencode(buf: Buffer): DecodedTorrentFile {
         top.key = buf.toString('latin1', colon + 1, end);
         if (stack.length === 1 && top.key === 'info') infoStart = pos;
       } else {
-        emit(buf.subarray(colon + 1, end), start);
+        emit(new ByteString(buf, colon + 1, end), start);
       }
     } else {
       fail(`unexpected byte 0x${c.toString(16)}`, pos);

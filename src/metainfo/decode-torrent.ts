@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readBencode, type BencodeDict } from './bencode-reader.js';
+import { ByteString, readBencode, type BencodeDict } from './bencode-reader.js';
 import { InvalidTorrentError } from './errors.js';
 import { asInfoHash, type InfoHash } from './piece-layout.js';
 
@@ -11,7 +11,7 @@ export interface DecodedTorrent {
   infoHash: InfoHash;
   /** The exact bencoded info dictionary: what ut_metadata serves and what the infohash is of. */
   infoBuffer: Buffer;
-  name: Uint8Array;
+  name: ByteString;
   pieceLength: number;
   pieceHashes: Buffer;
   /** Files in torrent order (single-file torrents have one, with an empty path). */
@@ -26,7 +26,7 @@ export interface DecodedTorrent {
 }
 
 export interface DecodedFile {
-  path: Uint8Array[];
+  path: ByteString[];
   length: number;
   /** BEP 47 pad file: bytes that exist only to align the next file to a piece. */
   pad: boolean;
@@ -57,7 +57,7 @@ export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
   }
 
   const piecesField = field(info, 'pieces');
-  if (!(piecesField instanceof Uint8Array)) {
+  if (!(piecesField instanceof ByteString)) {
     if (field(info, 'file tree') !== undefined) {
       throw new InvalidTorrentError('BitTorrent v2-only torrents are not supported (no v1 "pieces")');
     }
@@ -90,7 +90,7 @@ export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
     infoBuffer,
     name,
     pieceLength,
-    pieceHashes: Buffer.from(piecesField),
+    pieceHashes: Buffer.from(piecesField.bytes()),
     files,
     totalLength,
     private: field(info, 'private') === 1,
@@ -121,7 +121,7 @@ function decodeFiles(info: Dict): DecodedFile[] {
     if (!pathField) throw new InvalidTorrentError(`file #${i} has a missing or malformed path`);
     const attr = text(field(entry, 'attr')) ?? '';
     const first = pathField[0];
-    const legacyPad = first !== undefined && Buffer.from(first).toString('latin1') === '.pad';
+    const legacyPad = first !== undefined && first.text() === '.pad';
     return { path: pathField, length, pad: attr.includes('p') || legacyPad };
   });
 }
@@ -134,12 +134,12 @@ function isDict(value: unknown): value is Dict {
   return value instanceof Map;
 }
 
-function bytes(value: unknown): Uint8Array | undefined {
-  return value instanceof Uint8Array && value.length > 0 ? value : undefined;
+function bytes(value: unknown): ByteString | undefined {
+  return value instanceof ByteString && value.length > 0 ? value : undefined;
 }
 
 function text(value: unknown): string | undefined {
-  return value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : undefined;
+  return value instanceof ByteString ? value.text() : undefined;
 }
 
 function integer(value: unknown, what: string): number {
@@ -149,14 +149,14 @@ function integer(value: unknown, what: string): number {
   return value;
 }
 
-function pathList(value: unknown): Uint8Array[] | undefined {
+function pathList(value: unknown): ByteString[] | undefined {
   if (!Array.isArray(value) || value.length === 0) return undefined;
-  if (!value.every((part) => part instanceof Uint8Array)) return undefined;
-  return value as Uint8Array[];
+  if (!value.every((part) => part instanceof ByteString)) return undefined;
+  return value as ByteString[];
 }
 
 function textList(value: unknown): string[] {
-  if (value instanceof Uint8Array) return value.length > 0 ? [text(value)!] : [];
+  if (value instanceof ByteString) return value.length > 0 ? [value.text()] : [];
   if (!Array.isArray(value)) return [];
   return value.map(text).filter((s): s is string => s !== undefined && s.length > 0);
 }

@@ -1,5 +1,6 @@
 import { InvalidTorrentError } from './errors.js';
 import { sanitizeComponent, NAME_MAX_BYTES, truncateUtf8 } from './sanitize-path.js';
+import type { ByteString } from './bencode-reader.js';
 import type { DecodedFile } from './decode-torrent.js';
 
 /** One file of the torrent, at its place in the torrent's byte stream. */
@@ -46,7 +47,7 @@ export class FileTree {
   readonly fileCount: number;
   readonly dirCount: number;
 
-  constructor(singleFileName: Uint8Array | undefined, decoded: readonly DecodedFile[]) {
+  constructor(singleFileName: ByteString | undefined, decoded: readonly DecodedFile[]) {
     let dirCount = 0;
     const makeDir = (parent: TorrentDir, name: string): TorrentDir => {
       const existing = parent.children.get(name);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ByteString } from './bencode-reader.js';
 
 /**
  * Torrent file names are written by strangers. The tree shown in the mount is
@@ -20,12 +21,30 @@ import { createHash } from 'node:crypto';
 export const NAME_MAX_BYTES = 255;
 const EXTENSION_KEPT_MAX = 16;
 
-export function sanitizeComponent(raw: Uint8Array): string {
+export function sanitizeComponent(component: ByteString): string {
+  const fast = plainAsciiName(component);
+  if (fast !== undefined) return fast;
+  const raw = component.bytes();
   let name = decodeUtf8Lenient(raw).replace(/[\0/]/g, (ch) => (ch === '\0' ? '%00' : '%2F'));
   if (name === '.') name = '%2E';
   else if (name === '..') name = '%2E%2E';
   if (Buffer.byteLength(name) > NAME_MAX_BYTES) name = shortenName(name, raw);
   return name;
+}
+
+/**
+ * The common case, answered without building a Buffer: printable ASCII with no
+ * `/`, not `.` or `..`, at most 255 bytes is its own sanitized name.
+ */
+function plainAsciiName({ source, start, end }: ByteString): string | undefined {
+  const length = end - start;
+  if (length > NAME_MAX_BYTES || length === 0) return undefined;
+  for (let i = start; i < end; i++) {
+    const b = source[i]!;
+    if (b < 0x20 || b >= 0x7f || b === 0x2f) return undefined;
+  }
+  if (source[start] === 0x2e && (length === 1 || (length === 2 && source[start + 1] === 0x2e))) return undefined;
+  return source.toString('latin1', start, end);
 }
 
 /** Valid UTF-8 sequences are kept; every byte of an invalid one is written as %XX. */
