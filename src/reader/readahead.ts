@@ -27,11 +27,12 @@ export class ReadAheadWindow {
   observe(offset: number, length: number): { offset: number; length: number } | undefined {
     const expected = this.#expectedOffset;
     const end = offset + length;
-    if (offset === expected || (expected > 0 && offset > expected - this.opts.backwardToleranceBytes && offset < expected)) {
+    const continues = offset === expected || (expected > 0 && offset > expected - this.opts.backwardToleranceBytes && offset < expected);
+    // The very first read at offset 0 is the start of a likely stream too.
+    if (continues || (expected === -1 && offset === 0)) {
       this.#windowBytes = Math.min(this.opts.maxBytes, this.#windowBytes === 0 ? this.opts.initialBytes : this.#windowBytes * 2);
-    } else if (offset !== 0 || expected !== -1) {
-      // A jump: random access. (The very first read at offset 0 is the start of a likely stream.)
-      this.#windowBytes = 0;
+    } else {
+      this.#windowBytes = 0; // a jump: random access
     }
     this.#expectedOffset = Math.max(end, expected);
     if (this.#windowBytes === 0) return undefined;
