@@ -460,7 +460,9 @@ export class Swarm extends EventEmitter {
     if (this.optimistic === conn.key) this.optimistic = undefined;
     this.log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
     const cand = conn.candidate;
-    if (cand && cand.conn === conn) {
+    if (cand && cand.conn === conn && reason === 'connected to ourselves') {
+      this.candidates.delete(`${cand.host}:${cand.port}`);
+    } else if (cand && cand.conn === conn) {
       cand.conn = undefined;
       const lived = Date.now() - conn.pc.connectedAt;
       if (!conn.pc.ready || lived < 30_000) cand.failures++;
