@@ -109,10 +109,16 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const RECHOKE_EVERY_MS = 10_000;
 const OPTIMISTIC_EVERY_MS = 30_000;
 const MAX_SUSPECT_PIECES = 256;
-/** Piece buffers kept for reuse (fresh memory costs page faults and GC). */
-const MAX_POOLED_BUFFERS = 32;
-/** Verified pieces waiting for the storage beyond this stop new requests (disk slower than the network). */
-const MAX_STORING_BYTES = 128 * 1024 * 1024;
+/**
+ * Verified pieces waiting for the storage beyond this stop new requests (disk
+ * slower than the network). Their buffers come back to the pool afterwards, so
+ * the pool holds up to as much again: fresh memory costs page faults and GC
+ * (measured: a third of the download's CPU without reuse). An idle pool shrinks.
+ */
+const MAX_STORING_BYTES = 64 * 1024 * 1024;
+const MAX_POOLED_BYTES = 80 * 1024 * 1024;
+const IDLE_POOLED_BUFFERS = 4;
+const POOL_IDLE_MS = 10_000;
 
 /**
  * The swarm engine for one torrent: connects to peers, asks the scheduler what
@@ -142,6 +148,7 @@ export class Swarm extends EventEmitter {
   private readonly storing = new Set<PieceIndex>();
   private readonly assembling = new Map<PieceIndex, Buffer>();
   private readonly bufferPool: Buffer[] = [];
+  private lastAllocAt = 0;
   private storingBytes = 0;
   private readonly bannedHosts = new Set<string>();
   private readonly strikes = new Map<string, number>();
@@ -547,6 +554,7 @@ export class Swarm extends EventEmitter {
   }
 
   private allocPiece(size: number): Buffer {
+    this.lastAllocAt = Date.now();
     if (size === this.layout.pieceLength) {
       const pooled = this.bufferPool.pop();
       if (pooled) return pooled;
@@ -555,7 +563,9 @@ export class Swarm extends EventEmitter {
   }
 
   private releasePiece(buf: Buffer | undefined): void {
-    if (buf && buf.length === this.layout.pieceLength && this.bufferPool.length < MAX_POOLED_BUFFERS) this.bufferPool.push(buf);
+    if (buf && buf.length === this.layout.pieceLength && (this.bufferPool.length + 1) * buf.length <= Math.max(MAX_POOLED_BYTES, buf.length)) {
+      this.bufferPool.push(buf);
+    }
   }
 
   /** Drops a partly assembled piece, keeping its buffer for reuse. */
@@ -736,6 +746,7 @@ export class Swarm extends EventEmitter {
       if (now - c.pc.lastReceivedAt > IDLE_TIMEOUT_MS) c.pc.destroy('idle');
     }
     if (now - this.lastRechoke >= RECHOKE_EVERY_MS) this.rechoke(now);
+    if (now - this.lastAllocAt > POOL_IDLE_MS && this.bufferPool.length > IDLE_POOLED_BUFFERS) this.bufferPool.length = IDLE_POOLED_BUFFERS;
     this.connectSome();
     this.runSchedule();
   }
