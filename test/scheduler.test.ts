@@ -106,6 +106,27 @@ test('availability follows have messages and departures', (t) => {
   t.deepEqual(pieces(s.fill('A', 1)), [1], 'now piece 1 is the rarer one');
 });
 
+test('partial peers find their pieces among many wanted ones (mount-to-mount swarms)', (t) => {
+  const count = 40_000;
+  const s = new Scheduler(layout(count, BLOCK_SIZE), { initialDepth: 4, minDepth: 1 });
+  const half = new Uint8Array(count / 8);
+  half.fill(0xff, 0, count / 16); // A: first half
+  const other = new Uint8Array(count / 8);
+  other.fill(0xff, count / 16); // B: second half
+  for (const [key, bits] of [['A', half], ['B', other]] as const) {
+    s.addPeer(key, 0);
+    s.peerBitfield(key, bits);
+    s.setChoked(key, false);
+  }
+  s.peerHave('A', p(count - 1)); // one piece of B's half is on both: less rare
+  for (let i = 0; i < count; i++) s.want(p(i), 'warm');
+  const b = s.fill('B', 0);
+  t.is(b.length, 4);
+  t.true(b.every((r) => r.index >= count / 2), 'B asks only for pieces it has');
+  t.false(b.some((r) => r.index === count - 1), 'and not the one two peers have');
+  t.true(s.fill('A', 0).every((r) => r.index < count / 2 || r.index === count - 1));
+});
+
 test('rarest first does not beat priority', (t) => {
   const s = new Scheduler(layout(2, BLOCK_SIZE), { initialDepth: 1, minDepth: 1 });
   s.addPeer('A', 0);

@@ -114,6 +114,8 @@ class PeerState {
   /** BitTorrent-order bitfield of the pieces the peer has. */
   pieces: Uint8Array;
   haveAll = false;
+  /** Bits set in `pieces`. */
+  haveCount = 0;
   choked = true;
   fast = false;
   readonly allowedFast = new Set<number>();
@@ -608,6 +610,7 @@ export class Scheduler {
 
   private addHave(peer: PeerState, index: PieceIndex): void {
     peer.pieces[index >> 3]! |= 0x80 >> (index & 7);
+    peer.haveCount++;
     this.availability[index]!++;
     const piece = this.wanted.get(index);
     if (piece) {
@@ -635,6 +638,7 @@ export class Scheduler {
       }
     }
     peer.pieces.fill(0);
+    peer.haveCount = 0;
     peer.interesting = 0;
   }
 
@@ -761,15 +765,45 @@ export class Scheduler {
   }
 
   private startNew(peer: PeerState, priority: Priority, budget: number, rank: number, now: number, out: BlockRequest[]): number {
-    for (const index of this.queued[priority].inOrder()) {
-      if (budget <= 0) break;
-      if (!this.canRequest(peer, index)) continue;
+    const queued = this.queued[priority];
+    while (budget > 0 && queued.size > 0) {
+      // Scan whichever is shorter: the queue (rarest first) or the pieces this peer has.
+      const index = peer.haveAll || peer.haveCount >= queued.size ? this.firstQueuedFor(peer, queued) : this.rarestQueuedAmong(peer, priority);
+      if (index === undefined) break;
       const piece = this.wanted.get(index)!;
       if (priority !== 'urgent' && this.partialBytes + piece.size > this.opts.maxPartialBytes && this.partialBytes > 0) break;
       this.startPiece(piece, peer.key);
       budget -= this.take(peer, piece, budget, rank, now, out);
     }
     return budget;
+  }
+
+  private firstQueuedFor(peer: PeerState, queued: AvailabilityBuckets): PieceIndex | undefined {
+    for (const index of queued.inOrder()) if (this.canRequest(peer, index)) return index;
+    return undefined;
+  }
+
+  /** The rarest queued piece of this priority among the peer's pieces (ties: lowest index). */
+  private rarestQueuedAmong(peer: PeerState, priority: Priority): PieceIndex | undefined {
+    let best: PieceIndex | undefined;
+    let bestAvailability = Infinity;
+    const bits = peer.pieces;
+    for (let i = 0; i < bits.length; i++) {
+      const byte = bits[i]!;
+      if (byte === 0) continue;
+      for (let bit = 0; bit < 8; bit++) {
+        if (!(byte & (0x80 >> bit))) continue;
+        const index = (i * 8 + bit) as PieceIndex;
+        const piece = this.wanted.get(index);
+        if (!piece || piece.started || piece.priority !== priority || !this.canRequest(peer, index)) continue;
+        const a = this.availability[index]!;
+        if (a < bestAvailability) {
+          bestAvailability = a;
+          best = index;
+        }
+      }
+    }
+    return best;
   }
 
   private byDeadline(indices: Iterable<PieceIndex>): PieceIndex[] {
