@@ -237,7 +237,10 @@ export class Swarm extends EventEmitter {
    * Resolves once the storage holds the piece. Callers asking for the same
    * piece share one fetch; the highest priority among them wins. An aborted
    * caller is rejected with the signal's reason; when none are left the piece
-   * is no longer wanted.
+   * is no longer wanted (its requests are cancelled). `deadline` (ms since the
+   * epoch, urgent only, default now + urgentDeadlineMs): within a second of it,
+   * blocks still missing are also requested from a second peer. Rejects if the
+   * storage drops the verified piece (no room) or the swarm closes.
    */
   fetch(index: PieceIndex, priority: Priority, signal?: AbortSignal, deadline?: number): Promise<void> {
     if (!this.layout.isValidPiece(index)) return Promise.reject(new RangeError(`no piece ${index} in this torrent`));
