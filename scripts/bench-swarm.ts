@@ -6,7 +6,9 @@
  *
  *   npx tsc -p . && node dist/scripts/bench-swarm.js [--size-mib 1024] [--rounds 2] [--storage store|memory|discard] [--dir /tmp/btmount-bench-swarm]
  *
- * Data lives in /tmp (reused between runs); nothing is written in the repo.
+ * --storage discard (default): verified pieces are dropped, the engine alone is measured;
+ * store: the real PieceStore writes them under --dir/cache (aria2c writes its files too);
+ * memory: kept in RAM. Data lives in /tmp (reused between runs); nothing is written in the repo.
  */
 import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -58,7 +60,7 @@ class DiscardStorage extends EventEmitter implements PieceStorage {
 
 async function leech(): Promise<void> {
   const metainfo = await loadMetainfo(arg('torrent', ''));
-  const kind = arg('storage', 'store');
+  const kind = arg('storage', 'discard');
   let storage: PieceStorage;
   let closeStorage = async (): Promise<void> => {};
   if (kind === 'memory') storage = new MemoryPieceStorage(metainfo.layout);
@@ -192,7 +194,7 @@ async function main(): Promise<void> {
   const dir = arg('dir', '/tmp/btmount-bench-swarm');
   const sizeMiB = Number(arg('size-mib', '1024'));
   const rounds = Number(arg('rounds', '2'));
-  const storage = arg('storage', 'store');
+  const storage = arg('storage', 'discard');
   await mkdir(dir, { recursive: true });
   process.stderr.write(`preparing ${sizeMiB} MiB dataset in ${dir} …\n`);
   const { torrent } = await makeData(dir, sizeMiB);
