@@ -10,6 +10,8 @@ export interface CachedPieces {
   has(index: PieceIndex): boolean;
   readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer>;
   pin(index: PieceIndex): () => void;
+  /** Marks a held piece as just used and checks it if not yet verified; false if it is not (or no longer) held. */
+  refresh(index: PieceIndex): Promise<boolean>;
 }
 
 /** Whoever brings missing pieces into the cache (the Swarm). */
@@ -96,11 +98,19 @@ export class Reader {
 
   /**
    * Brings the pieces of a byte range into the cache at `priority` without
-   * reading them (warm). Resolves when all are cached; rejects on abort.
+   * reading them (warm). A piece already held counts as just used, and one
+   * found on disk at open is checked now, so cached means verified. Resolves
+   * when all are cached; rejects on abort.
    */
   async prefetch(file: TorrentFile, offset: number, length: number, priority: Priority, signal?: AbortSignal): Promise<void> {
     const pieces = this.opts.byteMap.spansOfFileRange(file, offset, length).map((s) => s.piece);
-    await Promise.all(pieces.map((p) => (this.opts.cache.has(p) ? undefined : this.opts.fetcher.fetch(p, priority, signal))));
+    await Promise.all(pieces.map((p) => this.#prefetchPiece(p, priority, signal)));
+  }
+
+  async #prefetchPiece(piece: PieceIndex, priority: Priority, signal: AbortSignal | undefined): Promise<void> {
+    const { cache, fetcher } = this.opts;
+    if (cache.has(piece) && (await cache.refresh(piece))) return;
+    await fetcher.fetch(piece, priority, signal);
   }
 
   async #readSpan(path: string, span: PieceSpan, signal: AbortSignal): Promise<Buffer> {

@@ -306,6 +306,21 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     };
   }
 
+  /**
+   * Marks a held piece as just used (last in the eviction order) and, if it was
+   * found on disk at open and not read since, checks its SHA-1 now. Resolves true
+   * when the piece is held and verified; false when it is absent or was found
+   * damaged (and dropped). For warm: "cached" must mean verified and kept.
+   */
+  async refresh(index: PieceIndex): Promise<boolean> {
+    this.#assertOpen();
+    if (!this.layout.isValidPiece(index)) throw new RangeError(`no piece ${index} in this torrent`);
+    if (this.#state[index] === UNVERIFIED && (await this.#verify(index)) === 'corrupt') return false;
+    if (this.#state[index] !== VERIFIED) return false;
+    if (this.#lru.has(index)) this.#lru.touch(index);
+    return true;
+  }
+
   /** Removes a held piece now (no-op if absent). Throws PiecePinnedError if a reader has it pinned. */
   async evict(index: PieceIndex): Promise<void> {
     this.#assertOpen();
