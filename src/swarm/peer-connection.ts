@@ -21,8 +21,13 @@ export interface PeerConnectionOptions {
   reqq: number;
   listenPort?: number;
   infoBuffer?: Buffer;
+  /** More BEP 10 extensions to offer (peer discovery adds ut_pex). */
+  extensions?: readonly WireExtension[];
   handshakeTimeoutMs?: number;
 }
+
+/** A bittorrent-protocol extension class, as `wire.use` takes it. */
+export type WireExtension = Parameters<Wire['use']>[0];
 
 /**
  * One peer: a socket, the framing guard and a bittorrent-protocol Wire. It
@@ -72,6 +77,7 @@ export class PeerConnection extends EventEmitter {
       ...(opts.listenPort ? { p: opts.listenPort } : {}),
     };
     if (opts.infoBuffer) this.wire.use(utMetadata(opts.infoBuffer));
+    for (const ext of opts.extensions ?? []) this.wire.use(ext);
 
     const socket = this.socket;
     socket.setNoDelay(true);

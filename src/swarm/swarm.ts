@@ -7,7 +7,7 @@ import { BLOCK_SIZE, type InfoHash, type PieceIndex, type PieceLayout } from '..
 import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
 import { VerifiedPiece } from '../store/verified-piece.js';
 import { chooseUnchoked } from './choker.js';
-import { PeerConnection, type PeerSource } from './peer-connection.js';
+import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
 
@@ -29,6 +29,8 @@ export interface SwarmOptions {
   downloadLimit?: number;
   /** The bencoded info dictionary, served to peers that ask for it (BEP 9). */
   infoBuffer?: Buffer;
+  /** More BEP 10 extensions for every connection (peer discovery adds ut_pex). */
+  extensions?: readonly WireExtension[];
   /** Regular unchoke slots; one optimistic slot comes on top (default 8). */
   uploadSlots?: number;
   /** Requests we queue per peer, advertised as reqq (default 1000). */
@@ -385,6 +387,7 @@ export class Swarm extends EventEmitter {
       reqq: this.ourReqq,
       ...(this.listenPort ? { listenPort: this.listenPort } : {}),
       ...(this.opts.infoBuffer ? { infoBuffer: this.opts.infoBuffer } : {}),
+      ...(this.opts.extensions ? { extensions: this.opts.extensions } : {}),
     });
     const conn: Conn = { key, pc, candidate, peerId: undefined, uploadQueue: [], uploadsActive: 0 };
     this.conns.set(key, conn);
@@ -451,6 +454,7 @@ export class Swarm extends EventEmitter {
     pc.on('extended-handshake', () => live() && this.scheduler.setReqq(key, pc.peerReqq));
     pc.on('drain', () => this.pumpUploads(conn));
     this.requestSchedule();
+    this.emit('peer-ready', pc);
   }
 
   private sendOurPieces(wire: PeerConnection['wire']): void {
