@@ -48,9 +48,19 @@ const COLON = 0x3a;
 
 export type BencodeDict = Map<string, unknown>;
 
-type Frame = { kind: 'list'; items: unknown[] } | { kind: 'dict'; dict: BencodeDict; key: string | undefined };
+/** `streamed`: the info.files list, whose items go to the caller's hook instead of into memory. */
+type Frame = { kind: 'list'; items: unknown[]; streamed: boolean; count: number } | { kind: 'dict'; dict: BencodeDict; key: string | undefined };
 
-export function readBencode(buf: Buffer): DecodedTorrentFile {
+export interface ReadOptions {
+  /**
+   * Receives each entry of info.files as soon as it is decoded, instead of the
+   * list holding them all: a million-file torrent then never has a million
+   * generic dictionaries alive at once. The list itself decodes as empty.
+   */
+  onInfoFile?: (entry: unknown, index: number) => void;
+}
+
+export function readBencode(buf: Buffer, options: ReadOptions = {}): DecodedTorrentFile {
   const fail = (why: string, at: number): never => {
     throw new InvalidTorrentError(`malformed bencode at byte ${at}: ${why}`);
   };
@@ -70,7 +80,8 @@ export function readBencode(buf: Buffer): DecodedTorrentFile {
       return;
     }
     if (top.kind === 'list') {
-      top.items.push(value);
+      if (top.streamed) options.onInfoFile!(value, top.count++);
+      else top.items.push(value);
     } else if (top.key === undefined) {
       fail('dictionary key is not a string', start);
     } else {
@@ -88,7 +99,15 @@ export function readBencode(buf: Buffer): DecodedTorrentFile {
       stack.push({ kind: 'dict', dict: new Map(), key: undefined });
       pos++;
     } else if (c === L) {
-      stack.push({ kind: 'list', items: [] });
+      const parent = stack[stack.length - 1];
+      const streamed =
+        options.onInfoFile !== undefined &&
+        stack.length === 2 &&
+        parent?.kind === 'dict' &&
+        parent.key === 'files' &&
+        stack[0]?.kind === 'dict' &&
+        stack[0].key === 'info';
+      stack.push({ kind: 'list', items: [], streamed, count: 0 });
       pos++;
     } else if (c === E) {
       const top = stack.pop();
@@ -101,28 +120,33 @@ export function readBencode(buf: Buffer): DecodedTorrentFile {
         emit(top!.items, start);
       }
     } else if (c === I) {
-      const end = buf.indexOf(E, pos + 1);
-      if (end < 0) fail('unterminated integer', pos);
-      const text = buf.toString('latin1', pos + 1, end);
-      if (!/^-?\d+$/.test(text)) fail(`not an integer: ${text.slice(0, 20)}`, pos);
-      pos = end + 1;
-      emit(Number(text), start);
+      // Parsed by hand: a Buffer-to-string per number is most of the cost at a million files.
+      let at = pos + 1;
+      const negative = buf[at] === 0x2d;
+      if (negative) at++;
+      const digitsStart = at;
+      let value = 0;
+      while (at < buf.length && buf[at]! >= 0x30 && buf[at]! <= 0x39) value = value * 10 + (buf[at++]! - 0x30);
+      if (at === digitsStart || buf[at] !== E) fail('not an integer', pos);
+      // Past 15 digits the running sum may be inexact: leave it to Number, and to isSafeInteger checks later.
+      if (at - digitsStart > 15) value = Number(buf.toString('latin1', digitsStart, at));
+      pos = at + 1;
+      emit(negative ? -value : value, start);
     } else if (c >= 0x30 && c <= 0x39) {
-      const colon = buf.indexOf(COLON, pos);
-      if (colon < 0 || colon - pos > 15) fail('bad string length', pos);
-      const lengthText = buf.toString('latin1', pos, colon);
-      if (!/^\d+$/.test(lengthText)) fail('bad string length', pos);
-      const length = Number(lengthText);
-      const end = colon + 1 + length;
+      let at = pos;
+      let length = 0;
+      while (at < buf.length && buf[at]! >= 0x30 && buf[at]! <= 0x39 && at - pos < 15) length = length * 10 + (buf[at++]! - 0x30);
+      if (buf[at] !== COLON) fail('bad string length', pos);
+      const end = at + 1 + length;
       if (end > buf.length) fail(`string of ${length} bytes runs past the end`, pos);
       pos = end;
       const top = stack[stack.length - 1];
       if (top?.kind === 'dict' && top.key === undefined) {
         // A dictionary key: straight to a string, no intermediate view.
-        top.key = buf.toString('latin1', colon + 1, end);
+        top.key = commonKey(buf, at + 1, end) ?? buf.toString('latin1', at + 1, end);
         if (stack.length === 1 && top.key === 'info') infoStart = pos;
       } else {
-        emit(new ByteString(buf, colon + 1, end), start);
+        emit(new ByteString(buf, at + 1, end), start);
       }
     } else {
       fail(`unexpected byte 0x${c.toString(16)}`, pos);
@@ -130,4 +154,17 @@ export function readBencode(buf: Buffer): DecodedTorrentFile {
   }
   if (pos !== buf.length) fail('trailing bytes after the torrent', pos);
   return infoSpan ? { value: root, infoSpan } : { value: root };
+}
+
+/** Keys every file entry repeats, matched without making a string each time. */
+const COMMON_KEYS = ['length', 'path', 'attr', 'path.utf-8'].map((key) => ({ key, bytes: Buffer.from(key, 'latin1') }));
+
+function commonKey(buf: Buffer, start: number, end: number): string | undefined {
+  for (const { key, bytes } of COMMON_KEYS) {
+    if (bytes.length !== end - start) continue;
+    let i = 0;
+    while (i < bytes.length && buf[start + i] === bytes[i]) i++;
+    if (i === bytes.length) return key;
+  }
+  return undefined;
 }

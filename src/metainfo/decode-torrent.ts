@@ -41,7 +41,10 @@ type Dict = BencodeDict;
 
 export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
   const bytesOf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  const { value: top, infoSpan } = readBencode(bytesOf);
+  const streamedFiles: DecodedFile[] = [];
+  const { value: top, infoSpan } = readBencode(bytesOf, {
+    onInfoFile: (entry, i) => streamedFiles.push(decodeFileEntry(entry, i)),
+  });
   if (!isDict(top)) throw new InvalidTorrentError('not a torrent: the file is not a bencoded dictionary');
   const info = field(top, 'info');
   if (!isDict(info)) throw new InvalidTorrentError('missing or malformed "info" dictionary');
@@ -67,7 +70,7 @@ export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
     throw new InvalidTorrentError(`"info.pieces" is ${piecesField.length} bytes, not a multiple of 20`);
   }
 
-  const files = decodeFiles(info);
+  const files = decodeFiles(info, streamedFiles);
   let totalLength = 0;
   for (const file of files) {
     totalLength += file.length;
@@ -108,22 +111,25 @@ export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
   return decoded;
 }
 
-function decodeFiles(info: Dict): DecodedFile[] {
+function decodeFiles(info: Dict, streamed: DecodedFile[]): DecodedFile[] {
   const list = field(info, 'files');
   if (list === undefined) {
     return [{ path: [], length: integer(field(info, 'length'), 'info.length'), pad: false }];
   }
-  if (!Array.isArray(list) || list.length === 0) throw new InvalidTorrentError('"info.files" is not a non-empty list');
-  return list.map((entry: unknown, i: number): DecodedFile => {
-    if (!isDict(entry)) throw new InvalidTorrentError(`file #${i} is not a dictionary`);
-    const length = integer(field(entry, 'length'), `file #${i} length`);
-    const pathField = pathList(field(entry, 'path.utf-8')) ?? pathList(field(entry, 'path'));
-    if (!pathField) throw new InvalidTorrentError(`file #${i} has a missing or malformed path`);
-    const attr = text(field(entry, 'attr')) ?? '';
-    const first = pathField[0];
-    const legacyPad = first !== undefined && first.text() === '.pad';
-    return { path: pathField, length, pad: attr.includes('p') || legacyPad };
-  });
+  // The reader handed every entry of the list to decodeFileEntry as it went (see readBencode).
+  if (!Array.isArray(list) || streamed.length === 0) throw new InvalidTorrentError('"info.files" is not a non-empty list');
+  return streamed;
+}
+
+function decodeFileEntry(entry: unknown, i: number): DecodedFile {
+  if (!isDict(entry)) throw new InvalidTorrentError(`file #${i} is not a dictionary`);
+  const length = integer(field(entry, 'length'), `file #${i} length`);
+  const pathField = pathList(field(entry, 'path.utf-8')) ?? pathList(field(entry, 'path'));
+  if (!pathField) throw new InvalidTorrentError(`file #${i} has a missing or malformed path`);
+  const attr = text(field(entry, 'attr')) ?? '';
+  const first = pathField[0];
+  const legacyPad = first !== undefined && first.text() === '.pad';
+  return { path: pathField, length, pad: attr.includes('p') || legacyPad };
 }
 
 function field(dict: Dict, key: string): unknown {

@@ -59,21 +59,47 @@ export class FileTree {
     };
 
     // Pass 1: every directory, so that directories win over files of the same name.
-    const placement: Array<{ parent: TorrentDir; name: string } | undefined> = [];
+    // Neighbouring files mostly share a folder: when the raw folder components equal
+    // the previous file's, its parent is reused without sanitizing or hashing again.
+    const placeParent: Array<TorrentDir | undefined> = [];
+    const placeName: string[] = [];
+    let previousDirs: readonly ByteString[] = [];
+    let previousParent = this.root;
+    let previousDirBytes = 0;
     decoded.forEach((file, i) => {
-      if (file.pad) return void placement.push(undefined);
-      const parts = (singleFileName ? [singleFileName] : file.path).map(sanitizeComponent).filter((p) => p !== '');
-      if (parts.length === 0) throw new InvalidTorrentError(`file #${i} has an empty path`);
-      if (parts.length > MAX_PATH_DEPTH) {
-        throw new InvalidTorrentError(`file #${i} is nested ${parts.length} levels deep (limit ${MAX_PATH_DEPTH})`);
+      if (file.pad) {
+        placeParent.push(undefined);
+        placeName.push('');
+        return;
       }
-      const bytes = parts.reduce((sum, p) => sum + Buffer.byteLength(p) + 1, 0);
+      const raw = singleFileName ? [singleFileName] : file.path;
+      let name = sanitizeComponent(raw[raw.length - 1]!);
+      let parent = previousParent;
+      let dirBytes = previousDirBytes;
+      const rawDirs = raw.slice(0, -1);
+      if (name === '' || !sameComponents(rawDirs, previousDirs)) {
+        const parts = raw.map(sanitizeComponent).filter((p) => p !== '');
+        if (parts.length === 0) throw new InvalidTorrentError(`file #${i} has an empty path`);
+        if (parts.length > MAX_PATH_DEPTH) {
+          throw new InvalidTorrentError(`file #${i} is nested ${parts.length} levels deep (limit ${MAX_PATH_DEPTH})`);
+        }
+        name = parts.pop()!;
+        parent = this.root;
+        for (const dir of parts) parent = makeDir(parent, dir);
+        dirBytes = parts.reduce((sum, p) => sum + Buffer.byteLength(p) + 1, 0);
+        // Only a plain folder path is worth remembering for the next file.
+        if (raw[raw.length - 1]!.length > 0) {
+          previousDirs = rawDirs;
+          previousParent = parent;
+          previousDirBytes = dirBytes;
+        }
+      }
+      const bytes = dirBytes + Buffer.byteLength(name) + 1;
       if (bytes > MAX_PATH_BYTES) {
         throw new InvalidTorrentError(`file #${i} has a path of ${bytes} bytes (limit ${MAX_PATH_BYTES})`);
       }
-      let parent = this.root;
-      for (const part of parts.slice(0, -1)) parent = makeDir(parent, part);
-      placement.push({ parent, name: parts[parts.length - 1]! });
+      placeParent.push(parent);
+      placeName.push(name);
     });
 
     // Pass 2: files, renamed where their name is already taken.
@@ -81,15 +107,16 @@ export class FileTree {
     let offset = 0;
     let fileCount = 0;
     decoded.forEach((file, i) => {
-      const place = placement[i];
+      const parent = placeParent[i];
       let path = '';
-      if (place) {
-        const name = freeName(place.parent, place.name);
-        path = place.parent.path === '' ? name : `${place.parent.path}/${name}`;
+      let name = '';
+      if (parent) {
+        name = freeName(parent, placeName[i]!);
+        path = parent.path === '' ? name : `${parent.path}/${name}`;
       }
       const entry = new TorrentFile(i, path, file.length, offset, file.pad);
-      if (place) {
-        place.parent.children.set(path.slice(path.lastIndexOf('/') + 1), entry);
+      if (parent) {
+        parent.children.set(name, entry);
         fileCount++;
       }
       files.push(entry);
@@ -122,6 +149,16 @@ export class FileTree {
   *visibleFiles(): Iterable<TorrentFile> {
     for (const file of this.files) if (!file.pad) yield file;
   }
+}
+
+function sameComponents(a: readonly ByteString[], b: readonly ByteString[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y && x.source.compare(y.source, y.start, y.end, x.start, x.end) !== 0) return false;
+  }
+  return true;
 }
 
 function freeName(dir: TorrentDir, name: string): string {
