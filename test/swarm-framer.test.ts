@@ -37,7 +37,8 @@ test('complete messages come out intact however the stream is cut', (t) => {
       let i = 0;
       while (pos < stream.length) {
         const n = cuts[i++ % cuts.length]!;
-        for (const b of framer.push(stream.subarray(pos, pos + n))) out.push(b);
+        // Copy what is emitted: it is only valid during the call.
+        framer.push(stream.subarray(pos, pos + n), (b) => out.push(Buffer.from(b)));
         pos += n;
       }
       // Every output buffer ends on a message boundary, and together they are the input.
@@ -50,14 +51,26 @@ test('complete messages come out intact however the stream is cut', (t) => {
 
 test('a message split across chunks is held, not forwarded in part', (t) => {
   const framer = new MessageFramer({ pieceCount: PIECES });
-  t.deepEqual(framer.push(handshake), [handshake]);
+  const push = (b: Buffer): Buffer[] => {
+    const out: Buffer[] = [];
+    framer.push(b, (m) => out.push(Buffer.from(m)));
+    return out;
+  };
+  t.deepEqual(push(handshake), [handshake]);
   const piece = msg(7, Buffer.concat([u32(1, 0), randomBytes(16384)]));
-  t.deepEqual(framer.push(piece.subarray(0, 3)), []);
-  t.deepEqual(framer.push(piece.subarray(3, 1000)), []);
+  t.deepEqual(push(piece.subarray(0, 3)), []);
+  t.deepEqual(push(piece.subarray(3, 1000)), []);
   t.is(framer.buffered, 1000);
-  const out = framer.push(piece.subarray(1000));
+  const out = push(piece.subarray(1000));
   t.is(out.length, 1);
   t.true(out[0]!.equals(piece));
+  // The socket may reuse its read buffer: what the framer keeps is its own copy.
+  const reused = Buffer.from(msg(1));
+  const keepAlive = Buffer.alloc(4);
+  const chunk = Buffer.concat([keepAlive, reused.subarray(0, 2)]);
+  t.deepEqual(push(chunk), [keepAlive]);
+  chunk.fill(0xee);
+  t.deepEqual(push(reused.subarray(2)), [msg(1)]);
 });
 
 const rejects: Array<[string, Buffer, RegExp]> = [
@@ -78,8 +91,8 @@ for (const [name, bytes, re] of rejects) {
   test(`rejects ${name}`, (t) => {
     const framer = new MessageFramer({ pieceCount: PIECES });
     const afterHandshake = name !== 'not BitTorrent';
-    if (afterHandshake) framer.push(handshake);
-    const err = t.throws(() => framer.push(bytes), { instanceOf: FramingError });
+    if (afterHandshake) framer.push(handshake, () => {});
+    const err = t.throws(() => framer.push(bytes, () => {}), { instanceOf: FramingError });
     t.regex(err!.message, re);
   });
 }

@@ -9,8 +9,9 @@ import { BLOCK_SIZE } from '../metainfo/piece-layout.js';
  *   what the protocol needs is an error, so memory stays bounded.
  * - The Wire concatenates its whole buffer on every socket chunk: a large
  *   message trickled in small chunks costs O(n²) copying. Here the Wire only
- *   ever receives complete messages (a chunk's complete prefix is forwarded
- *   as is; only a message split across chunks is copied, once).
+ *   ever receives complete messages: a chunk's complete messages are passed as
+ *   a view; only a message split across chunks is copied, once, into a reused
+ *   buffer.
  * - The Wire reads fixed fields past the end of short messages (a 1-byte
  *   "request" becomes request(0,0,0)), and accepts any piece index. Here every
  *   message id has its exact length, and indices are checked against the torrent.
@@ -38,10 +39,9 @@ export interface FramerLimits {
 
 export class MessageFramer {
   private handshakeDone = false;
-  private carry: Buffer[] = [];
+  /** A unit split across chunks, copied here (the chunks may be reused by the socket). */
+  private carry: Buffer = Buffer.alloc(0);
   private carryLength = 0;
-  /** Size of the unit being carried, once its header is complete; -1 before. */
-  private carrySize = -1;
   private readonly bitfieldLength: number;
   /** Bytes of the largest message we accept. */
   readonly maxMessage: number;
@@ -57,52 +57,69 @@ export class MessageFramer {
   }
 
   /**
-   * Takes a socket chunk; returns buffers made only of complete messages, in
-   * order. Throws FramingError when the peer breaks the protocol.
+   * Takes a socket chunk and calls `emit` with runs of complete messages, in
+   * order. What `emit` gets is only valid during the call (it may view `chunk`
+   * or the framer's own carry buffer): consume it synchronously. Throws
+   * FramingError when the peer breaks the protocol.
    */
-  push(chunk: Buffer): Buffer[] {
-    const out: Buffer[] = [];
-    let data = chunk;
-    if (this.carryLength > 0) {
-      if (this.carrySize < 0) {
-        // The carried header is a few bytes: joining it to the chunk is cheap.
-        data = Buffer.concat([...this.carry, chunk]);
-        this.resetCarry();
-      } else {
-        const missing = this.carrySize - this.carryLength;
-        if (chunk.length < missing) {
-          this.carry.push(chunk);
-          this.carryLength += chunk.length;
-          return out;
-        }
-        this.carry.push(chunk.subarray(0, missing));
-        out.push(Buffer.concat(this.carry, this.carrySize));
-        this.resetCarry();
-        this.unitDone();
-        data = chunk.subarray(missing);
-      }
-    }
+  push(chunk: Buffer, emit: (messages: Buffer) => void): void {
     let pos = 0;
+    if (this.carryLength > 0) {
+      pos = this.fillCarry(chunk, emit);
+      if (pos < 0) return; // chunk used up, unit still incomplete
+    }
+    const start = pos;
     for (;;) {
-      const size = this.unitSize(data, pos);
-      if (size < 0 || pos + size > data.length) break;
+      const size = this.unitSize(chunk, pos);
+      if (size < 0 || pos + size > chunk.length) break;
       pos += size;
       this.unitDone();
     }
-    if (pos > 0) out.push(data.subarray(0, pos));
-    if (pos < data.length) {
-      const rest = data.subarray(pos);
-      this.carry = [rest];
-      this.carryLength = rest.length;
-      this.carrySize = this.unitSize(rest, 0);
-    }
-    return out;
+    if (pos > start) emit(chunk.subarray(start, pos));
+    if (pos < chunk.length) this.appendCarry(chunk, pos, chunk.length);
   }
 
-  private resetCarry(): void {
-    this.carry = [];
-    this.carryLength = 0;
-    this.carrySize = -1;
+  /** Completes the carried unit from `chunk`; returns where the chunk's unused part starts, -1 if none. */
+  private fillCarry(chunk: Buffer, emit: (messages: Buffer) => void): number {
+    let pos = 0;
+    for (;;) {
+      const size = this.unitSize(this.carry.subarray(0, this.carryLength), 0);
+      if (size < 0) {
+        // Header still incomplete: take the bytes a header can need (a handshake's 20, a message's 9).
+        const take = Math.min((this.handshakeDone ? 9 : PROTOCOL.length) - this.carryLength, chunk.length - pos);
+        if (take <= 0) return -1;
+        this.appendCarry(chunk, pos, pos + take);
+        pos += take;
+        if (pos === chunk.length && this.unitSize(this.carry.subarray(0, this.carryLength), 0) < 0) return -1;
+        continue;
+      }
+      if (this.carryLength > size) {
+        // We took more header bytes than this (short) unit has: give them back.
+        pos -= this.carryLength - size;
+        this.carryLength = size;
+      }
+      const take = Math.min(size - this.carryLength, chunk.length - pos);
+      this.appendCarry(chunk, pos, pos + take);
+      pos += take;
+      if (this.carryLength < size) return -1;
+      this.carryLength = 0;
+      this.unitDone();
+      emit(this.carry.subarray(0, size));
+      return pos;
+    }
+  }
+
+  private appendCarry(chunk: Buffer, from: number, to: number): void {
+    const n = to - from;
+    if (n <= 0) return;
+    if (this.carryLength + n > this.carry.length) {
+      // Grows to the unit's size at most (bounded by maxMessage + a header).
+      const grown = Buffer.allocUnsafe(Math.max(this.carryLength + n, Math.min(2 * this.carry.length, this.maxMessage + 4), 1024));
+      this.carry.copy(grown, 0, 0, this.carryLength);
+      this.carry = grown;
+    }
+    chunk.copy(this.carry, this.carryLength, from, to);
+    this.carryLength += n;
   }
 
   private unitDone(): void {

@@ -5,6 +5,14 @@ import utMetadata from 'ut_metadata';
 import type { InfoHash } from '../metainfo/piece-layout.js';
 import { FramingError, MessageFramer } from './message-framer.js';
 
+/** bittorrent-protocol 5 internals used here, on purpose (see `receive`, `request`). */
+interface WireInternals {
+  _write(chunk: Uint8Array, cb: (err?: Error | null) => void): void;
+  _message(id: number, numbers: number[], data: null): void;
+}
+
+function noop(): void {}
+
 export type PeerSource = 'static' | 'dht' | 'tracker' | 'pex' | 'incoming';
 
 export interface PeerConnectionOptions {
@@ -24,6 +32,11 @@ export interface PeerConnectionOptions {
   /** More BEP 10 extensions to offer (peer discovery adds ut_pex). */
   extensions?: readonly WireExtension[];
   handshakeTimeoutMs?: number;
+  /**
+   * The socket was made with `onread` and hands its chunks to `receive` itself
+   * (one reused read buffer: no allocation per read). Otherwise 'data' events are used.
+   */
+  readsViaOnread?: boolean;
 }
 
 /** A bittorrent-protocol extension class, as `wire.use` takes it. */
@@ -81,7 +94,7 @@ export class PeerConnection extends EventEmitter {
 
     const socket = this.socket;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!opts.readsViaOnread) socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => this.destroy(`socket error: ${err.message}`));
     socket.on('end', () => this.destroy('peer closed the connection'));
     socket.on('close', () => this.destroy('connection closed'));
@@ -115,7 +128,7 @@ export class PeerConnection extends EventEmitter {
    */
   request(index: number, offset: number, length: number): void {
     if (this.closed) return;
-    (this.wire as unknown as { _message(id: number, numbers: number[], data: null): void })._message(6, [index, offset, length], null);
+    (this.wire as unknown as WireInternals)._message(6, [index, offset, length], null);
   }
 
   /** Cancels a block request sent with `request`. */
@@ -151,19 +164,27 @@ export class PeerConnection extends EventEmitter {
     this.emit('close', reason);
   }
 
-  private onData(chunk: Buffer): void {
+  /**
+   * Bytes from the socket. They are parsed before this returns: the chunk may
+   * be the socket's reused read buffer. The Wire is fed through its parser
+   * directly (`_write`), not through its stream queue, which would defer the
+   * parsing past the point where the bytes are still valid.
+   */
+  receive(chunk: Buffer): void {
     if (this.closed) return;
     this.lastReceivedAt = Date.now();
     this.bytesReceived += chunk.length;
-    let messages: Buffer[];
     try {
-      messages = this.framer.push(chunk);
+      this.framer.push(chunk, this.feedWire);
     } catch (err) {
       if (err instanceof FramingError) return this.destroy(`protocol violation: ${err.message}`);
       throw err;
     }
-    for (const m of messages) this.wire.write(m);
   }
+
+  private readonly feedWire = (messages: Buffer): void => {
+    if (!this.closed) (this.wire as unknown as WireInternals)._write(messages, noop);
+  };
 
   private send(buf: Uint8Array): void {
     if (this.closed) return;

@@ -118,6 +118,8 @@ const MAX_SUSPECT_PIECES = 256;
  * (measured: a third of the download's CPU without reuse). An idle pool shrinks.
  */
 const MAX_STORING_BYTES = 64 * 1024 * 1024;
+/** Socket read size for outgoing connections. */
+const READ_BUFFER_BYTES = 256 * 1024;
 const MAX_POOLED_BYTES = 80 * 1024 * 1024;
 const IDLE_POOLED_BUFFERS = 4;
 const POOL_IDLE_MS = 10_000;
@@ -355,12 +357,24 @@ export class Swarm extends EventEmitter {
   }
 
   private dial(cand: Candidate): void {
-    const socket = net.connect({ host: cand.host, port: cand.port });
+    // One read buffer per connection, reused for every read (see PeerConnection.receive).
+    let conn: Conn | undefined;
+    const socket = net.connect({
+      host: cand.host,
+      port: cand.port,
+      onread: {
+        buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+        callback: (n: number, buf: Uint8Array) => {
+          conn?.pc.receive((buf as Buffer).subarray(0, n));
+          return true;
+        },
+      },
+    });
     const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), CONNECT_TIMEOUT_MS);
     timer.unref();
     socket.once('connect', () => clearTimeout(timer));
     socket.once('close', () => clearTimeout(timer));
-    const conn = this.attach(socket, 'out', cand.host, cand.port, cand.source, cand);
+    conn = this.attach(socket, 'out', cand.host, cand.port, cand.source, cand, true);
     cand.conn = conn;
   }
 
@@ -373,7 +387,15 @@ export class Swarm extends EventEmitter {
     this.attach(socket, 'in', host, socket.remotePort ?? 0, 'incoming', undefined);
   }
 
-  private attach(socket: net.Socket, direction: 'in' | 'out', host: string, port: number, source: PeerSource, candidate: Candidate | undefined): Conn {
+  private attach(
+    socket: net.Socket,
+    direction: 'in' | 'out',
+    host: string,
+    port: number,
+    source: PeerSource,
+    candidate: Candidate | undefined,
+    readsViaOnread = false,
+  ): Conn {
     const key = `${host}:${port}#${++this.connSeq}`;
     const pc = new PeerConnection({
       socket,
@@ -385,6 +407,7 @@ export class Swarm extends EventEmitter {
       peerId: this.peerId,
       pieceCount: this.layout.pieceCount,
       reqq: this.ourReqq,
+      readsViaOnread,
       ...(this.listenPort ? { listenPort: this.listenPort } : {}),
       ...(this.opts.infoBuffer ? { infoBuffer: this.opts.infoBuffer } : {}),
       ...(this.opts.extensions ? { extensions: this.opts.extensions } : {}),
@@ -678,7 +701,7 @@ export class Swarm extends EventEmitter {
     this.dropAssembly(index);
     if (this.scheduler.isWanted(index)) this.sendCancels(this.scheduler.unwant(index));
     for (const c of this.conns.values()) {
-      if (c.pc.ready && !c.pc.wire.peerPieces.get(index)) c.pc.wire.have(index);
+      if (c.pc.ready && this.scheduler.hasPeer(c.key) && !this.scheduler.peerHas(c.key, index)) c.pc.wire.have(index);
     }
     const waiters = this.fetches.get(index);
     this.fetches.delete(index);
