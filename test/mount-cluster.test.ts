@@ -1,8 +1,8 @@
 import test from 'ava';
 import path from 'node:path';
 import { tempDir } from './helpers/run.js';
-import { freePort, makeDataset, startProcess, BTMOUNT_BIN } from './helpers/peers.js';
-import { mountTorrent, sha256Via } from './helpers/mount.js';
+import { freePort, makeDataset } from './helpers/peers.js';
+import { mountTorrent, seedWithBtmount, sha256Via } from './helpers/mount.js';
 
 test('a mount serves what it has read: a second mount reads the dataset from the first after the origin is gone', async (t) => {
   const dir = await tempDir();
@@ -18,9 +18,8 @@ test('a mount serves what it has read: a second mount reads the dataset from the
     32 * 1024,
   );
   const originPort = await freePort();
-  const origin = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(originPort)]);
+  const origin = await seedWithBtmount(ds, originPort);
   t.teardown(() => origin.stop());
-  await origin.waitFor(/seeding .* on port/, 60_000);
 
   const nodeAPort = await freePort();
   const nodeA = await mountTorrent(dir.path, ds.torrentPath, {

@@ -1,8 +1,8 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import path from 'node:path';
 import { btmount, run, tempDir } from './helpers/run.js';
-import { freePort, makeDataset, startLibtorrent, startProcess, BTMOUNT_BIN, type Dataset, type Proc } from './helpers/peers.js';
-import { mountTorrent, python, sha256Via } from './helpers/mount.js';
+import { freePort, makeDataset, startLibtorrent, startProcess } from './helpers/peers.js';
+import { mountTorrent, python, seedWithBtmount, sha256Via } from './helpers/mount.js';
 
 const FILES = [
   { path: 'train/big.bin', length: 3 * 1024 * 1024 + 12345 }, // spans ~50 pieces of 64 KiB
@@ -12,10 +12,17 @@ const FILES = [
   { path: 'empty.txt', length: 0 },
 ];
 
-async function seedWithBtmount(ds: Dataset, port: number): Promise<Proc> {
-  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(port)]);
-  await proc.waitFor(/seeding .* on port/, 60_000);
-  return proc;
+/** A dataset of FILES seeded by `btmount seed` and mounted from it; all torn down after the test. */
+async function seededMount(t: ExecutionContext, readTimeout = 30) {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
+  const port = await freePort();
+  const seeder = await seedWithBtmount(ds, port);
+  t.teardown(() => seeder.stop());
+  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout });
+  t.teardown(m.unmount);
+  return { ds, m };
 }
 
 /** Compares random preads of the mount against the source, in a Python child; prints mismatches. */
@@ -38,14 +45,7 @@ print('done', n, 'bad', bad)
 `;
 
 test('a torrent seeded by btmount seed reads back byte for byte through the mount', async (t) => {
-  const dir = await tempDir();
-  t.teardown(dir.cleanup);
-  const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
-  const port = await freePort();
-  const seeder = await seedWithBtmount(ds, port);
-  t.teardown(() => seeder.stop());
-  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout: 30 });
-  t.teardown(m.unmount);
+  const { ds, m } = await seededMount(t);
 
   const listing = await run('find', [m.mountpoint, '-mindepth', '1', '-printf', '%P %s %m %y\n']);
   const expected = [
@@ -110,14 +110,7 @@ for name, fn in attempts.items():
 `;
 
 test('every write-like operation fails with EROFS and the content is unchanged', async (t) => {
-  const dir = await tempDir();
-  t.teardown(dir.cleanup);
-  const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
-  const port = await freePort();
-  const seeder = await seedWithBtmount(ds, port);
-  t.teardown(() => seeder.stop());
-  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout: 30 });
-  t.teardown(m.unmount);
+  const { ds, m } = await seededMount(t);
 
   const res = await python(WRITE_ATTEMPTS, [m.mountpoint]);
   const outcomes = Object.fromEntries(res.stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]));

@@ -1,8 +1,8 @@
 import test from 'ava';
 import path from 'node:path';
 import { tempDir, REPO_ROOT } from './helpers/run.js';
-import { freePort, makeDataset, startProcess, BTMOUNT_BIN } from './helpers/peers.js';
-import { mountTorrent, python } from './helpers/mount.js';
+import { freePort, makeDataset } from './helpers/peers.js';
+import { mountTorrent, python, seedWithBtmount } from './helpers/mount.js';
 import { run } from './helpers/run.js';
 
 const EPOCH = path.join(REPO_ROOT, 'scripts', 'dataloader_epoch.py');
@@ -19,9 +19,8 @@ test('a PyTorch DataLoader (4 workers, shuffled) reads every sample through the 
   }
   const ds = await makeDataset(dir.path, 'images', files, 64 * 1024);
   const port = await freePort();
-  const seeder = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(port)]);
+  const seeder = await seedWithBtmount(ds, port);
   t.teardown(() => seeder.stop());
-  await seeder.waitFor(/seeding .* on port/, 60_000);
   const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout: 30 });
   t.teardown(m.unmount);
 

@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { btmount, run, type RunResult } from './run.js';
+import { BTMOUNT_BIN, startProcess, type Dataset, type Proc } from './peers.js';
 
 export interface MountedTorrent {
   mountpoint: string;
@@ -60,4 +61,11 @@ export async function sha256Via(file: string): Promise<string> {
 /** Runs a Python snippet with Debian's interpreter; argv[1..] are `args`. */
 export function python(code: string, args: string[], timeoutMs = 120_000): Promise<RunResult> {
   return run('/usr/bin/python3', ['-c', code, ...args], { timeoutMs });
+}
+
+/** `btmount seed` of a dataset on 127.0.0.1:port, resolved once it serves. */
+export async function seedWithBtmount(ds: Dataset, port: number): Promise<Proc> {
+  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(port)]);
+  await proc.waitFor(/seeding .* on port/, 60_000);
+  return proc;
 }
