@@ -292,6 +292,19 @@ test('a peer that delivers nothing is snubbed; its blocks go to another peer', (
   t.is(late.verdict, 'late');
 });
 
+test('endgame: an idle peer duplicates blocks outstanding too long at a slow one', (t) => {
+  const s = withSeeders(layout(2), ['slow', 'idle'], { initialDepth: 8, minDepth: 1, endgameAgeMs: 2000 });
+  s.setChoked('idle', true);
+  s.want(p(0), 'warm');
+  t.is(s.fill('slow', 0).length, 4);
+  s.setChoked('idle', false);
+  t.deepEqual(s.fill('idle', 1000), [], 'not yet: the blocks are young');
+  const dup = s.fill('idle', 2500);
+  t.is(dup.length, 4, 'now every block of the piece is asked of the idle peer too');
+  const first = s.onBlock('idle', p(0), 0, BLOCK_SIZE, 2600);
+  t.deepEqual(first.cancels, [{ peer: 'slow', index: 0, offset: 0, length: BLOCK_SIZE }], 'and the slow copy is cancelled');
+});
+
 test('blocks nobody asked for are reported, not stored', (t) => {
   const s = withSeeders(layout(4), ['A'], { initialDepth: 1, minDepth: 1 });
   s.want(p(1), 'warm');

@@ -132,6 +132,7 @@ class PeerState {
   lastTickAt: number;
   /** Wanted, unfinished pieces this peer has: > 0 means we are interested. */
   interesting = 0;
+  lastEndgameScan = -Infinity;
 
   constructor(
     readonly key: PeerKey,
@@ -814,8 +815,14 @@ export class Scheduler {
     });
   }
 
-  /** With nothing left to ask for, an idle peer duplicates blocks outstanding for long elsewhere. */
+  /**
+   * With nothing left to ask for, an idle peer duplicates blocks outstanding for
+   * long elsewhere. The scan is over every started block, so a peer does it at
+   * most every quarter of endgameAgeMs.
+   */
   private endgame(peer: PeerState, budget: number, now: number, out: BlockRequest[]): void {
+    if (now - peer.lastEndgameScan < this.opts.endgameAgeMs / 4) return;
+    peer.lastEndgameScan = now;
     for (const piece of this.started.values()) {
       if (budget <= 0) return;
       if (piece.verifying || !this.canRequest(peer, piece.index)) continue;
