@@ -1,0 +1,168 @@
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import type { AnnounceCounters } from 'bittorrent-tracker';
+import type { Logger } from '../log.js';
+import type { Swarm } from '../swarm/index.js';
+import type { WireExtension } from '../swarm/peer-connection.js';
+import { DhtDiscovery } from './dht-discovery.js';
+import { formatPeerAddress, type PeerAddress } from './peer-address.js';
+import { PEX_EXTENSION, PeerExchange } from './pex.js';
+import { TrackerAnnouncer, makePeerId, type TrackerStatus } from './tracker-announcer.js';
+
+export type DiscoverySource = 'dht' | 'tracker' | 'pex';
+
+export interface DiscoveryOptions {
+  infoHash: string;
+  cacheRoot: string;
+  /** HTTP(S) and UDP tracker URLs: the torrent's or magnet's, then --tracker ones. */
+  trackers: readonly string[];
+  /** DHT bootstrap nodes, or false for no DHT. */
+  dht: false | { bootstrap: readonly PeerAddress[] };
+  /** Peer exchange (BEP 11) with the swarm's peers. */
+  pex: boolean;
+  /** Peers given as --peer or x.pe (shown in status only; the caller adds them). */
+  staticPeers: number;
+  log: Logger;
+}
+
+/** Peer discovery as `btmount status` shows it. */
+export interface DiscoveryReport {
+  staticPeers: number;
+  dht: { enabled: boolean; nodes: number };
+  trackers: TrackerStatus[];
+  pex: { enabled: boolean };
+}
+
+/** Addresses remembered for a swarm that is not there yet: enough for any start. */
+const MAX_PENDING = 2000;
+/** While fewer peers than this are connected, the DHT looks up often. */
+const FEW_PEERS = 5;
+
+/**
+ * Every way a mount finds peers besides --peer: trackers (HTTP, UDP), the
+ * DHT, and peer exchange. Started with our port before the torrent's info is
+ * known (peers then go to whoever listens to 'peer'(PeerAddress, source));
+ * once the swarm exists, attach() hands it every peer found so far and from
+ * then on. Private torrents (BEP 27) use trackers only: restrictToTrackers().
+ */
+export class Discovery extends EventEmitter {
+  readonly peerId = makePeerId();
+  private trackers: TrackerAnnouncer | undefined;
+  private dht: DhtDiscovery | undefined;
+  private pexEnabled: boolean;
+  private pex: PeerExchange | undefined;
+  private swarm: Swarm | undefined;
+  private readonly pending = new Map<string, { address: PeerAddress; source: DiscoverySource }>();
+  private counters: () => AnnounceCounters = () => ({ uploaded: 0, downloaded: 0 });
+  private healthTimer: NodeJS.Timeout | undefined;
+  private started: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
+
+  constructor(private readonly opts: DiscoveryOptions) {
+    super();
+    this.pexEnabled = opts.pex;
+  }
+
+  /** Announces `port` to the trackers and starts DHT lookups. Idempotent. */
+  start(port: number): Promise<void> {
+    this.started ??= this.doStart(port);
+    return this.started;
+  }
+
+  /** BEP 27: a private torrent's peers come from its trackers only. */
+  async restrictToTrackers(): Promise<void> {
+    if (this.pexEnabled || this.dht) this.opts.log.info('private torrent: trackers only (no DHT, no peer exchange)');
+    this.pexEnabled = false;
+    const dht = this.dht;
+    this.dht = undefined;
+    await dht?.stop();
+  }
+
+  /** Wire extensions the swarm should offer on each connection (ut_pex when PEX is on). */
+  wireExtensions(): WireExtension[] {
+    return this.pexEnabled ? [PEX_EXTENSION] : [];
+  }
+
+  /**
+   * From now on peers go to the swarm, starting with those found so far; the
+   * DHT starts announcing us. `counters` feeds tracker announces.
+   */
+  attach(swarm: Swarm, counters: () => AnnounceCounters): void {
+    this.swarm = swarm;
+    this.counters = counters;
+    for (const { address, source } of this.pending.values()) swarm.addPeer(address.host, address.port, source);
+    this.pending.clear();
+    if (this.pexEnabled) this.pex = new PeerExchange(swarm, this.opts.log);
+    this.dht?.startAnnouncing();
+    this.healthTimer = setInterval(() => this.dht?.setEager(swarm.stats().peers.length < FEW_PEERS), 30_000);
+    this.healthTimer.unref();
+  }
+
+  status(): DiscoveryReport {
+    return {
+      staticPeers: this.opts.staticPeers,
+      dht: { enabled: this.dht !== undefined, nodes: this.dht?.nodeCount ?? 0 },
+      trackers: this.trackers?.status() ?? this.opts.trackers.map((url) => ({ url, lastAnnounceAt: null, lastResult: null, peers: 0 })),
+      pex: { enabled: this.pexEnabled },
+    };
+  }
+
+  /** Tells the trackers we leave (`stopped`), saves the DHT routing table. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      clearInterval(this.healthTimer);
+      this.pex?.close();
+      await this.started?.catch(() => undefined);
+      await Promise.all([
+        this.trackers?.stop().catch((err: unknown) => this.opts.log.warn({ err }, 'stopping the tracker announces failed')),
+        this.dht?.stop().catch((err: unknown) => this.opts.log.warn({ err }, 'stopping the dht failed')),
+      ]);
+      this.swarm = undefined;
+    })();
+    return this.stopped;
+  }
+
+  private async doStart(port: number): Promise<void> {
+    const { log } = this.opts;
+    if (this.opts.trackers.length > 0) {
+      const trackers = new TrackerAnnouncer({
+        infoHash: this.opts.infoHash,
+        peerId: this.peerId,
+        port,
+        urls: this.opts.trackers,
+        counters: () => this.counters(),
+        log,
+      });
+      trackers.on('peer', (address: PeerAddress) => this.found(address, 'tracker'));
+      this.trackers = trackers;
+      trackers.start();
+    }
+    if (this.opts.dht) {
+      const dht = new DhtDiscovery({
+        infoHash: this.opts.infoHash,
+        port,
+        bootstrap: this.opts.dht.bootstrap,
+        stateFile: path.join(path.resolve(this.opts.cacheRoot), 'dht', 'state.json'),
+        log,
+      });
+      dht.on('peer', (address: PeerAddress) => this.found(address, 'dht'));
+      this.dht = dht;
+      await dht.start();
+    }
+    log.info(
+      { port, trackers: this.trackers?.urls.length ?? 0, dht: this.dht !== undefined, pex: this.pexEnabled },
+      'peer discovery started',
+    );
+  }
+
+  private found(address: PeerAddress, source: DiscoverySource): void {
+    if (this.stopped) return;
+    if (this.swarm) {
+      this.swarm.addPeer(address.host, address.port, source);
+    } else {
+      const key = formatPeerAddress(address);
+      if (!this.pending.has(key) && this.pending.size < MAX_PENDING) this.pending.set(key, { address, source });
+    }
+    this.emit('peer', address, source);
+  }
+}

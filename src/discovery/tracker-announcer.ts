@@ -1,0 +1,144 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { Client, type AnnounceCounters } from 'bittorrent-tracker';
+import type { Logger } from '../log.js';
+import { parsePeerAddress, type PeerAddress } from './peer-address.js';
+
+export interface TrackerStatus {
+  url: string;
+  /** When the last announce ended, or null if none has. */
+  lastAnnounceAt: string | null;
+  /** 'ok', or why the announce failed; null if none has ended. */
+  lastResult: string | null;
+  /** Peers the last announce returned. */
+  peers: number;
+}
+
+export interface TrackerAnnouncerOptions {
+  infoHash: string;
+  peerId: Buffer;
+  /** The port peers reach us on. */
+  port: number;
+  urls: readonly string[];
+  /** What we tell trackers we have uploaded, downloaded and still lack. */
+  counters: () => AnnounceCounters;
+  log: Logger;
+}
+
+/** bittorrent-tracker speaks these; ws:// and wss:// are WebRTC trackers, which btmount does not use. */
+const SUPPORTED = /^(https?|udp):\/\//i;
+
+/**
+ * Announces to HTTP and UDP trackers with bittorrent-tracker's client:
+ * `started` at start, periodic updates at the interval each tracker asks for,
+ * `stopped` at stop. One client per URL, so each tracker's result is known.
+ * Emits 'peer'(PeerAddress) for every peer a tracker returns.
+ */
+export class TrackerAnnouncer extends EventEmitter {
+  readonly urls: readonly string[];
+  private readonly clients = new Map<string, Client>();
+  private readonly state = new Map<string, TrackerStatus>();
+  private started = false;
+  private stopped = false;
+
+  constructor(private readonly opts: TrackerAnnouncerOptions) {
+    super();
+    const urls: string[] = [];
+    for (const raw of opts.urls) {
+      const url = raw.trim().replace(/\/$/, '');
+      if (!url || urls.includes(url)) continue;
+      if (!SUPPORTED.test(url)) {
+        opts.log.warn({ tracker: url }, 'skipping tracker: only http://, https:// and udp:// trackers are supported');
+        continue;
+      }
+      urls.push(url);
+    }
+    this.urls = urls;
+    for (const url of urls) this.state.set(url, { url, lastAnnounceAt: null, lastResult: null, peers: 0 });
+  }
+
+  /** Sends `started` to every tracker; later announces follow each tracker's interval. */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    for (const url of this.urls) {
+      const client = this.makeClient(url);
+      if (client) client.start();
+    }
+  }
+
+  /** Announces now (outside the interval), e.g. while we still look for peers. */
+  update(): void {
+    if (this.stopped) return;
+    for (const client of this.clients.values()) client.update();
+  }
+
+  /** Sends `stopped` and waits (at most about a second) for the trackers to take it. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await Promise.all(
+      [...this.clients.values()].map(
+        (client) =>
+          new Promise<void>((resolve) => {
+            try {
+              client.stop();
+            } catch (err) {
+              this.opts.log.debug({ err }, 'tracker stop failed');
+            }
+            client.destroy(() => resolve());
+          }),
+      ),
+    );
+    this.clients.clear();
+  }
+
+  status(): TrackerStatus[] {
+    return this.urls.map((url) => ({ ...this.state.get(url)! }));
+  }
+
+  private makeClient(url: string): Client | undefined {
+    const { log } = this.opts;
+    const status = this.state.get(url)!;
+    let client: Client;
+    try {
+      client = new Client({
+        infoHash: this.opts.infoHash,
+        peerId: this.opts.peerId,
+        announce: [url],
+        port: this.opts.port,
+        getAnnounceOpts: this.opts.counters,
+        wrtc: false,
+      });
+    } catch (err) {
+      status.lastResult = (err as Error).message;
+      log.warn({ err, tracker: url }, 'tracker client failed');
+      return undefined;
+    }
+    client.on('update', () => {
+      status.lastAnnounceAt = new Date().toISOString();
+      status.lastResult = 'ok';
+      status.peers = 0;
+    });
+    client.on('peer', (text: string) => {
+      status.peers++;
+      const peer: PeerAddress | undefined = parsePeerAddress(text);
+      if (peer) this.emit('peer', peer);
+    });
+    const fail = (err: Error): void => {
+      status.lastAnnounceAt = new Date().toISOString();
+      status.lastResult = err.message;
+      status.peers = 0;
+      log.warn({ tracker: url, reason: err.message }, 'tracker announce failed');
+    };
+    client.on('warning', fail);
+    client.on('error', fail);
+    this.clients.set(url, client);
+    return client;
+  }
+}
+
+/** A peer id in btmount's style (Azureus-style client prefix, random rest). */
+export function makePeerId(): Buffer {
+  return Buffer.concat([Buffer.from('-BM0100-', 'latin1'), randomBytes(12)]);
+}

@@ -1,0 +1,181 @@
+/**
+ * Peers and services for the discovery tests, all on 127.0.0.0/8: a DHT of a
+ * few bittorrent-dht nodes, bittorrent-tracker's real server (HTTP and UDP), a
+ * peer that lies about the metadata, an aria2c seeder that announces to a
+ * tracker. Everything started here is stopped by the returned close/stop.
+ */
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { readFile } from 'node:fs/promises';
+import bencode from 'bencode';
+import Wire from 'bittorrent-protocol';
+import DHT from 'bittorrent-dht';
+import { Server, type AnnounceParams } from 'bittorrent-tracker';
+import utMetadata from 'ut_metadata';
+import { startProcess, waitForPort, type Dataset, type Proc } from './peers.js';
+
+// ── DHT ──────────────────────────────────────────────────────────────────────
+
+export interface LocalDht {
+  nodes: DHT[];
+  /** `--dht-bootstrap` values for the first nodes. */
+  bootstrap: string[];
+  /** Stores `port` for the infohash at the nodes (as a seeder announcing itself does). */
+  announce(infoHash: string, port: number): Promise<void>;
+  /** Peers a fresh lookup from the last node finds for the infohash. */
+  lookup(infoHash: string): Promise<Array<{ host: string; port: number }>>;
+  close(): Promise<void>;
+}
+
+/** `count` bittorrent-dht nodes on 127.0.0.1 that know each other; never the public routers. */
+export async function startLocalDht(count = 4): Promise<LocalDht> {
+  const nodes: DHT[] = [];
+  for (let i = 0; i < count; i++) {
+    const node = new DHT({ bootstrap: false, host: false });
+    node.on('error', () => undefined);
+    node.on('warning', () => undefined);
+    await new Promise<void>((resolve) => node.listen(0, '127.0.0.1', resolve));
+    nodes.push(node);
+  }
+  for (const a of nodes) {
+    for (const b of nodes) if (a !== b) a.addNode({ host: '127.0.0.1', port: b.address().port, id: b.nodeId });
+  }
+  return {
+    nodes,
+    bootstrap: nodes.slice(0, 2).map((n) => `127.0.0.1:${n.address().port}`),
+    announce: (infoHash, port) =>
+      new Promise<void>((resolve, reject) => nodes[0]!.announce(infoHash, port, (err) => (err ? reject(err) : resolve()))),
+    lookup: (infoHash) =>
+      new Promise((resolve) => {
+        const node = nodes[nodes.length - 1]!;
+        const found: Array<{ host: string; port: number }> = [];
+        const onPeer = (peer: { host: string; port: number }, hash: Uint8Array): void => {
+          if (Buffer.from(hash).toString('hex') === infoHash) found.push(peer);
+        };
+        node.on('peer', onPeer);
+        node.lookup(infoHash, () => {
+          node.off('peer', onPeer);
+          resolve(found);
+        });
+      }),
+    close: () => Promise.all(nodes.map((n) => new Promise<void>((resolve) => n.destroy(() => resolve())))).then(() => undefined),
+  };
+}
+
+// ── tracker ──────────────────────────────────────────────────────────────────
+
+export interface LocalTracker {
+  httpUrl: string;
+  udpUrl: string;
+  /** Every announce the server answered, in order. */
+  announces: AnnounceParams[];
+  close(): Promise<void>;
+}
+
+/** bittorrent-tracker's own server, HTTP and UDP on one port of 127.0.0.1. */
+export async function startTrackerServer(): Promise<LocalTracker> {
+  const server = new Server({ http: true, udp: true, ws: false, stats: false, interval: 60_000 });
+  const announces: AnnounceParams[] = [];
+  for (const event of ['start', 'update', 'complete', 'stop'] as const) {
+    server.on(event, (_addr, params) => announces.push(params));
+  }
+  server.on('warning', () => undefined);
+  server.on('error', () => undefined);
+  const port = await freeUdpAndTcpPort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+  return {
+    httpUrl: `http://127.0.0.1:${port}/announce`,
+    udpUrl: `udp://127.0.0.1:${port}`,
+    announces,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function freeUdpAndTcpPort(): Promise<number> {
+  const { createSocket } = await import('node:dgram');
+  for (;;) {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const udp = createSocket('udp4');
+    const ok = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
+    if (ok) return port;
+  }
+}
+
+// ── aria2c ───────────────────────────────────────────────────────────────────
+
+const ARIA2_SEED = [
+  '--enable-dht=false',
+  '--enable-dht6=false',
+  '--bt-enable-lpd=false',
+  '--enable-peer-exchange=false',
+  '--file-allocation=none',
+  '--summary-interval=0',
+  '--console-log-level=warn',
+  '--no-conf=true',
+  '--disable-ipv6=true',
+  '--check-integrity=true',
+  '--seed-ratio=0.0',
+  '--bt-seed-unverified=false',
+  '--bt-tracker-interval=1',
+];
+
+/** aria2c seeding a complete dataset, announcing itself to `trackerUrl` (it uses no DHT, no PEX). */
+export async function startAria2TrackerSeeder(ds: Dataset, port: number, trackerUrl: string): Promise<Proc> {
+  const proc = startProcess('aria2c', [...ARIA2_SEED, `--dir=${ds.parent}`, `--listen-port=${port}`, `--bt-tracker=${trackerUrl}`, ds.torrentPath]);
+  await waitForPort('127.0.0.1', port);
+  return proc;
+}
+
+// ── a metadata liar ──────────────────────────────────────────────────────────
+
+export interface MetadataLiar {
+  host: string;
+  port: number;
+  /** Resolves when the liar has sent its whole (false) dictionary once. */
+  served: Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A peer that handshakes for `infoHash` and answers ut_metadata requests with
+ * another torrent's info dictionary (`fakeTorrent`'s), so the SHA-1 check fails.
+ */
+export async function startMetadataLiar(host: string, infoHash: string, fakeTorrent: string): Promise<MetadataLiar> {
+  const decoded = bencode.decode(await readFile(fakeTorrent)) as { info: unknown };
+  const fakeInfo = Buffer.from(bencode.encode(decoded.info));
+  let markServed: () => void = () => undefined;
+  const served = new Promise<void>((resolve) => (markServed = resolve));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const wire = new Wire('tcpIncoming');
+    wire.use(utMetadata(fakeInfo)); // before the handshake, ut_metadata takes any dictionary
+    (socket.pipe(wire as unknown as NodeJS.WritableStream) as unknown as Wire).pipe(socket);
+    // ut_metadata answers a request while handling it, before the wire emits it (small dictionaries are one piece).
+    wire.on('extended', (ext: string) => {
+      if (ext === 'ut_metadata') setImmediate(markServed);
+    });
+    wire.on('error', () => undefined);
+    wire.on('handshake', () => wire.handshake(infoHash, randomBytes(20), { dht: false, fast: false }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    host,
+    port: (server.address() as net.AddressInfo).port,
+    served,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
