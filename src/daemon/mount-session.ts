@@ -1,3 +1,5 @@
+import { ControlServer } from '../control/server.js';
+import type { DiscoveryStatus } from '../control/status-schema.js';
 import { buildFuseOps } from '../fs/fuse-ops.js';
 import { FuseMount } from '../fs/fuse-mount.js';
 import { isMounted } from '../fs/mountpoint.js';
@@ -6,6 +8,7 @@ import type { Metainfo } from '../metainfo/index.js';
 import { Reader } from '../reader/reader.js';
 import { PieceStore } from '../store/piece-store.js';
 import { Swarm } from '../swarm/index.js';
+import { socketPath } from './mount-registry.js';
 
 export interface MountConfig {
   metainfo: Metainfo;
@@ -41,6 +44,8 @@ export class MountSession {
     readonly swarm: Swarm,
     readonly reader: Reader,
     readonly fuse: FuseMount,
+    /** The control socket `warm` and `status` talk to. */
+    readonly control: ControlServer,
   ) {}
 
   static async start(config: MountConfig): Promise<MountSession> {
@@ -53,6 +58,7 @@ export class MountSession {
       log,
     });
     let swarm: Swarm | undefined;
+    let control: ControlServer | undefined;
     try {
       swarm = new Swarm({
         infoHash: metainfo.infoHash,
@@ -69,6 +75,7 @@ export class MountSession {
       for (const peer of config.peers) swarm.addPeer(peer.host, peer.port, 'static');
 
       const pieceLength = metainfo.layout.pieceLength;
+      const readAheadMaxBytes = Math.max(pieceLength, Math.min(MAX_READ_AHEAD_BYTES, Math.floor(config.cacheBudget / 4)));
       const reader = new Reader({
         byteMap: metainfo.byteMap,
         cache: store,
@@ -76,11 +83,25 @@ export class MountSession {
         readTimeoutMs: config.readTimeoutMs,
         readAhead: {
           initialBytes: pieceLength,
-          maxBytes: Math.max(pieceLength, Math.min(MAX_READ_AHEAD_BYTES, Math.floor(config.cacheBudget / 4))),
+          maxBytes: readAheadMaxBytes,
           backwardToleranceBytes: 1024 * 1024,
         },
         log,
       });
+      control = await ControlServer.start(
+        {
+          mountpoint: config.mountpoint,
+          metainfo,
+          store,
+          swarm,
+          reader,
+          startedAt: new Date(),
+          warmReserveBytes: readAheadMaxBytes,
+          discovery: () => discoveryStatus(config),
+          log,
+        },
+        socketPath(config.mountpoint),
+      );
       const ops = buildFuseOps({
         tree: metainfo.tree,
         reader,
@@ -94,8 +115,9 @@ export class MountSession {
         debug: config.debugFuse ?? false,
       });
       log.info({ mountpoint: config.mountpoint, infoHash: metainfo.infoHash }, `mounted ${metainfo.name}`);
-      return new MountSession(config, store, swarm, reader, fuse);
+      return new MountSession(config, store, swarm, reader, fuse, control);
     } catch (err) {
+      await control?.close().catch(() => undefined);
       await swarm?.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw err;
@@ -118,6 +140,7 @@ export class MountSession {
     this.#stopping ??= (async () => {
       clearInterval(this.#watch);
       const { log } = this.config;
+      await this.control.close().catch((err: unknown) => log.error({ err }, 'closing the control socket failed'));
       await this.fuse.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
       await this.swarm.close().catch((err: unknown) => log.error({ err }, 'closing the swarm failed'));
       await this.store.close().catch((err: unknown) => log.error({ err }, 'closing the cache failed'));
@@ -125,4 +148,17 @@ export class MountSession {
     })();
     return this.#stopping;
   }
+}
+
+/**
+ * Peer discovery as `status` shows it. Only --peer exists so far; DHT, tracker
+ * announces and PEX report here once the swarm does them.
+ */
+function discoveryStatus(config: MountConfig): DiscoveryStatus {
+  return {
+    staticPeers: config.peers.length,
+    dht: { enabled: false, nodes: 0 },
+    trackers: config.metainfo.announce.map((url) => ({ url, lastAnnounceAt: null, lastResult: null, peers: 0 })),
+    pex: { enabled: false },
+  };
 }
