@@ -6,6 +6,9 @@ import { registerMount } from './mount.js';
 import { registerUmount } from './umount.js';
 import { registerSeed } from './seed.js';
 import { registerCreate } from './create.js';
+import { registerWarm } from './warm.js';
+import { registerStatus } from './status.js';
+import { UserError } from './errors.js';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -23,6 +26,8 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerSeed(program);
   registerCreate(program);
+  registerWarm(program);
+  registerStatus(program);
   return program;
 }
 
@@ -37,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) return err.exitCode;
     process.stderr.write(formatError(err) + '\n');
     if (argv.includes('--debug') && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
-    return 1;
+    return err instanceof UserError ? err.exitCode : 1;
   }
 }
 
