@@ -6,7 +6,7 @@ import { parseTorrentBuffer } from '../metainfo/index.js';
 import { UserError } from './errors.js';
 import { formatBytes, parseByteSize } from './seed.js';
 
-interface CreateOptions {
+export interface CreateOptions {
   output: string;
   pieceSize?: number;
   tracker: string[];
@@ -25,12 +25,13 @@ export function registerCreate(program: Command): void {
     .argument('<path>', 'the dataset folder or file')
     .requiredOption('-o, --output <file>', 'where to write the .torrent')
     .option('--piece-size <size>', 'piece length, a power of two ≥ 16 KiB (e.g. 1MiB, 4M); default: by total size', (v) => parsePieceSize(v))
-    .option('--tracker <url>', 'announce URL (repeatable)', collect, [] as string[])
-    .option('--web-seed <url>', 'web seed URL, BEP 19 (repeatable)', collect, [] as string[])
+    .option('--tracker <url>', 'announce URL (repeatable)', collect)
+    .option('--web-seed <url>', 'web seed URL, BEP 19 (repeatable)', collect)
     .option('--private', 'private torrent: peers only from its trackers (BEP 27)')
     .option('--name <name>', 'torrent name (default: the folder or file name)')
     .option('--comment <text>', 'free-text comment')
-    .action(async (input: string, opts: CreateOptions) => {
+    .action(async (input: string, cli: Omit<CreateOptions, 'tracker' | 'webSeed'> & { tracker?: string[]; webSeed?: string[] }) => {
+      const opts: CreateOptions = { ...cli, tracker: cli.tracker ?? [], webSeed: cli.webSeed ?? [] };
       const summary = await createTorrentFile(input, opts, process.stderr.isTTY ? progressPrinter() : undefined);
       process.stdout.write(
         `created ${opts.output}: ${summary.infoHash} — ${summary.fileCount} files, ${formatBytes(summary.totalLength)}, ` +
@@ -120,8 +121,8 @@ function parsePieceSize(value: string): number {
   return n;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function progressPrinter(): (hashed: number, total: number) => void {

@@ -9,7 +9,7 @@ import { UserError } from './errors.js';
 interface SeedOptions {
   port?: number;
   host?: string;
-  peer: Array<{ host: string; port: number }>;
+  peer?: Array<{ host: string; port: number }>;
   uploadLimit?: number;
   maxConnections?: number;
   log?: string;
@@ -25,7 +25,7 @@ export function registerSeed(program: Command): void {
     .argument('<path>', 'the dataset folder given to create (for a single-file torrent: the file)')
     .option('--port <port>', 'listen port (default: first free of 6881-6889; 0 = any)', (v) => parsePort(v))
     .option('--host <address>', 'listen address (default: all)')
-    .option('--peer <host:port>', 'a peer to connect to (repeatable)', (v, prev: SeedOptions['peer']) => [...prev, parsePeer(v)], [])
+    .option('--peer <host:port>', 'a peer to connect to (repeatable)', (v, prev: SeedOptions['peer'] | undefined) => [...(prev ?? []), parsePeer(v)])
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M or 50MB/s (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--max-connections <n>', 'open connections at most (default 50)', (v) => parsePositive(v, '--max-connections'))
     .option('--log <file>', 'write JSON logs to this file')
@@ -80,7 +80,7 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
     } catch (err) {
       throw new UserError(ACTION, `cannot listen on port ${opts.port ?? '6881-6889'}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    for (const p of opts.peer) swarm.addPeer(p.host, p.port, 'static');
+    for (const p of opts.peer ?? []) swarm.addPeer(p.host, p.port, 'static');
     process.stdout.write(`seeding ${metainfo.name} (${metainfo.infoHash}) on port ${port}\n`);
 
     const tty = process.stdout.isTTY;
