@@ -4,9 +4,20 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { MountSession } from '../daemon/mount-session.js';
 import { removeRecord, socketPath, writeRecord } from '../daemon/mount-registry.js';
+import {
+  Discovery,
+  MetadataTimeoutError,
+  PUBLIC_DHT_ROUTERS,
+  PortReservation,
+  fetchMetainfo,
+  loadCachedTorrent,
+  parsePeerAddress,
+  type MetadataProgress,
+  type PeerAddress,
+} from '../discovery/index.js';
 import { mountpointProblem } from '../fs/mountpoint.js';
 import { createLogger, type Logger } from '../log.js';
-import { loadSource, type Metainfo } from '../metainfo/index.js';
+import { InvalidTorrentError, loadSource, type Metainfo, type TorrentSource } from '../metainfo/index.js';
 import { DEFAULT_CACHE_BUDGET_RULE, defaultCacheBudget, defaultCacheRoot } from '../store/cache-location.js';
 import { UserError } from './errors.js';
 import { collectHostPort, parsePort, parseRate, parseSeconds, parseSizeOption, type HostPort } from './options.js';
@@ -21,10 +32,22 @@ interface MountOptions {
   downloadLimit?: number;
   logFile?: string;
   foreground?: boolean;
+  tracker?: string[];
+  /** false with --no-trackers. */
+  trackers: boolean;
+  /** false with --no-dht. */
+  dht: boolean;
+  dhtBootstrap?: HostPort[];
+  /** false with --no-pex. */
+  pex: boolean;
+  metadataTimeout: number;
 }
 
 /** What a daemon child tells the process that started it, over the IPC channel. */
-type DaemonMessage = { type: 'ready'; pid: number; logFile: string; name: string } | { type: 'error'; message: string };
+type DaemonMessage =
+  | { type: 'ready'; pid: number; logFile: string; name: string }
+  | { type: 'error'; message: string }
+  | { type: 'progress'; message: string };
 
 const ACTION = 'cannot mount';
 const BIN = fileURLToPath(new URL('../../../bin/btmount.js', import.meta.url));
@@ -42,6 +65,17 @@ export function registerMount(program: Command): void {
     .option('--read-timeout <sec>', 'a read waits this long for data, then fails with EIO (seconds)', (v) => parseSeconds(v, '--read-timeout'), 60)
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--download-limit <rate>', 'bytes/s, e.g. 100M (default: none)', (v) => parseRate(v, '--download-limit'))
+    .option('--tracker <url>', 'announce to this tracker too: http://, https:// or udp:// (repeatable)', collectTracker)
+    .option('--no-trackers', 'ignore the trackers named in the torrent or magnet (--tracker ones still count)')
+    .option('--dht-bootstrap <host:port>', 'a DHT node to join through (repeatable; default: the public routers)', collectHostPort('--dht-bootstrap'))
+    .option('--no-dht', 'do not use the DHT')
+    .option('--no-pex', 'do not exchange peer addresses with peers (PEX)')
+    .option(
+      '--metadata-timeout <sec>',
+      'magnet or infohash: give up when no peer has given the torrent metadata after this long (seconds)',
+      (v) => parseSeconds(v, '--metadata-timeout'),
+      120,
+    )
     .option('--log-file <file>', 'JSON log (default: <cache>/logs/<infohash>.log; stderr with --foreground)')
     .option('--foreground', 'stay attached to the terminal; Ctrl-C unmounts')
     .action(async (source: string, mountpoint: string, opts: MountOptions, cmd: Command) => {
@@ -53,16 +87,22 @@ export function registerMount(program: Command): void {
 async function mount(spec: string, mountpoint: string, opts: MountOptions, debug: boolean): Promise<void> {
   const daemonChild = typeof process.send === 'function';
   try {
-    const metainfo = await loadMountable(spec);
+    const source = await readSource(spec);
+    const infoHash = source.kind === 'torrent' ? source.metainfo.infoHash : source.infoHash;
     const problem = await mountpointProblem(mountpoint);
     if (problem) throw new UserError(ACTION, problem);
     const cacheRoot = path.resolve(opts.cache ?? defaultCacheRoot());
-    const logFile = opts.logFile ?? (opts.foreground && !daemonChild ? undefined : path.join(cacheRoot, 'logs', `${metainfo.infoHash}.log`));
+    const logFile = opts.logFile ?? (opts.foreground && !daemonChild ? undefined : path.join(cacheRoot, 'logs', `${infoHash}.log`));
 
     if (!opts.foreground) return await startDaemon(mountpoint, logFile!);
 
     const log = createLogger({ ...(logFile ? { file: logFile } : {}), level: debug ? 'debug' : 'info' });
-    const session = await startSession(metainfo, mountpoint, cacheRoot, opts, log);
+    const report = (message: string): void => {
+      if (daemonChild) process.send!({ type: 'progress', message } satisfies DaemonMessage);
+      else process.stderr.write(`${message}\n`);
+    };
+    const { metainfo, discovery, peers, port } = await resolveTorrent(source, cacheRoot, opts, log, report);
+    const session = await startSession(metainfo, mountpoint, cacheRoot, opts, log, discovery, peers, port);
     await writeRecord({
       mountpoint,
       pid: process.pid,
@@ -93,37 +133,153 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
   }
 }
 
-async function loadMountable(spec: string): Promise<Metainfo> {
-  let source;
+async function readSource(spec: string): Promise<TorrentSource> {
   try {
-    source = await loadSource(spec);
+    return await loadSource(spec);
   } catch (err) {
     throw new UserError(`cannot read torrent ${spec}`, (err as Error).message);
   }
-  if (source.kind === 'hash') {
-    throw new UserError(ACTION, 'mounting by magnet URI or bare infohash needs metadata from peers, which this version cannot fetch yet; give the .torrent file');
-  }
-  return source.metainfo;
 }
 
-async function startSession(metainfo: Metainfo, mountpoint: string, cacheRoot: string, opts: MountOptions, log: Logger): Promise<MountSession> {
+interface ResolvedTorrent {
+  metainfo: Metainfo;
+  /** Started already when the metadata had to come from peers. */
+  discovery: Discovery;
+  /** --peer and the magnet's x.pe peers, liars left out. */
+  peers: PeerAddress[];
+  /** The port to listen on (the one trackers and the DHT were told, if they were). */
+  port: number | undefined;
+}
+
+/**
+ * The torrent to mount: the .torrent given, or for a magnet / bare infohash
+ * the one saved by an earlier mount, or else the info dictionary fetched from
+ * peers found by every source (BEP 9), then saved for next time.
+ */
+async function resolveTorrent(
+  source: TorrentSource,
+  cacheRoot: string,
+  opts: MountOptions,
+  log: Logger,
+  report: (message: string) => void,
+): Promise<ResolvedTorrent> {
+  const peers: PeerAddress[] = [...(opts.peer ?? [])];
+  if (source.kind === 'torrent') {
+    const { metainfo } = source;
+    return { metainfo, discovery: makeDiscovery(metainfo.infoHash, cacheRoot, metainfo.announce, metainfo.private, peers.length, opts, log), peers, port: opts.port };
+  }
+  for (const text of source.peers) {
+    const peer = parsePeerAddress(text);
+    if (peer) peers.push(peer);
+    else log.warn({ peer: text }, 'ignoring an unusable x.pe address in the magnet');
+  }
+  const saved = await loadCachedTorrent(cacheRoot, source.infoHash, log);
+  if (saved) {
+    log.info({ infoHash: source.infoHash }, 'using the torrent saved by an earlier mount');
+    const trackers = [...new Set([...saved.announce, ...source.announce])];
+    return { metainfo: saved, discovery: makeDiscovery(saved.infoHash, cacheRoot, trackers, saved.private, peers.length, opts, log), peers, port: opts.port };
+  }
+
+  const discovery = makeDiscovery(source.infoHash, cacheRoot, source.announce, false, peers.length, opts, log);
+  let reservation: PortReservation;
+  try {
+    reservation = await PortReservation.take(opts.port);
+  } catch (err) {
+    throw new UserError(ACTION, (err as Error).message);
+  }
+  const say = (p: MetadataProgress): void =>
+    report(`fetching metadata: ${p.connected} peers${p.known > p.connected ? ` (${p.known} known)` : ''}${p.rejected > 0 ? `, ${p.rejected} rejected` : ''}`);
+  say({ connected: 0, known: 0, rejected: 0 });
+  try {
+    const fetched = await fetchMetainfo({
+      infoHash: source.infoHash,
+      cacheRoot,
+      discovery,
+      reservation,
+      staticPeers: peers,
+      trackers: [...source.announce, ...(opts.tracker ?? [])],
+      timeoutMs: opts.metadataTimeout * 1000,
+      log,
+      onProgress: say,
+    });
+    const { metainfo } = fetched;
+    for (const host of fetched.liars) discovery.ignoreHost(host);
+    if (metainfo.private) await discovery.restrictToTrackers();
+    return { metainfo, discovery, peers: peers.filter((p) => !fetched.liars.has(p.host)), port: reservation.port };
+  } catch (err) {
+    await discovery.stop().catch(() => undefined);
+    if (err instanceof MetadataTimeoutError) throw new UserError(ACTION, `could not fetch the torrent's metadata: ${err.message}`);
+    if (err instanceof InvalidTorrentError) throw new UserError(ACTION, err.message);
+    throw err;
+  } finally {
+    await reservation.release();
+  }
+}
+
+/** Trackers, DHT and PEX as the options allow; a private torrent (BEP 27) gets trackers only. */
+function makeDiscovery(
+  infoHash: string,
+  cacheRoot: string,
+  torrentTrackers: readonly string[],
+  isPrivate: boolean,
+  staticPeers: number,
+  opts: MountOptions,
+  log: Logger,
+): Discovery {
+  const trackers = [...(opts.trackers ? torrentTrackers : []), ...(opts.tracker ?? [])];
+  return new Discovery({
+    infoHash,
+    cacheRoot,
+    trackers,
+    dht: opts.dht && !isPrivate ? { bootstrap: opts.dhtBootstrap ?? PUBLIC_DHT_ROUTERS } : false,
+    pex: opts.pex && !isPrivate,
+    staticPeers,
+    log,
+  });
+}
+
+async function startSession(
+  metainfo: Metainfo,
+  mountpoint: string,
+  cacheRoot: string,
+  opts: MountOptions,
+  log: Logger,
+  discovery: Discovery,
+  peers: PeerAddress[],
+  port: number | undefined,
+): Promise<MountSession> {
   try {
     return await MountSession.start({
       metainfo,
       mountpoint,
       cacheRoot,
       cacheBudget: opts.cacheSize ?? (await defaultCacheBudget(cacheRoot)),
-      peers: opts.peer ?? [],
-      port: opts.port,
+      peers,
+      port,
       readTimeoutMs: opts.readTimeout * 1000,
       uploadLimit: opts.uploadLimit ?? 0,
       downloadLimit: opts.downloadLimit ?? 0,
       log,
+      discovery,
     });
   } catch (err) {
+    await discovery.stop().catch(() => undefined);
     log.error({ err }, 'mount failed');
     throw new UserError(ACTION, (err as Error).message);
   }
+}
+
+/** `--tracker URL`, repeatable: HTTP(S) and UDP trackers only (btmount does not do WebRTC). */
+function collectTracker(text: string, previous: string[] = []): string[] {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UserError('invalid --tracker', `not a URL: ${text}`);
+  }
+  if (!['http:', 'https:', 'udp:'].includes(url.protocol)) throw new UserError('invalid --tracker', `only http://, https:// and udp:// trackers are supported: ${text}`);
+  if (url.protocol === 'udp:' && !url.port) throw new UserError('invalid --tracker', `a udp:// tracker needs a port: ${text}`);
+  return [...previous, text];
 }
 
 /** Until SIGINT/SIGTERM or an unmount from outside (fusermount -u). */
@@ -143,10 +299,18 @@ function waitForStop(session: MountSession, log: Logger): Promise<void> {
 async function startDaemon(mountpoint: string, logFile: string): Promise<void> {
   const args = [BIN, ...process.argv.slice(2), '--foreground', '--log-file', logFile];
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
-  const message = await new Promise<DaemonMessage>((resolve) => {
-    child.once('message', (m: DaemonMessage) => resolve(m));
+  const tty = process.stderr.isTTY;
+  let progressShown = false;
+  const message = await new Promise<Exclude<DaemonMessage, { type: 'progress' }>>((resolve) => {
+    child.on('message', (m: DaemonMessage) => {
+      if (m.type !== 'progress') return resolve(m);
+      // "fetching metadata: 3 peers" while a magnet waits: one line, rewritten in place on a terminal.
+      process.stderr.write(tty ? `\r\x1b[K${m.message}` : `${m.message}\n`);
+      progressShown = true;
+    });
     child.once('exit', (code) => resolve({ type: 'error', message: `${ACTION}: the daemon exited (code ${code}) before it was ready; see ${logFile}` }));
   });
+  if (tty && progressShown) process.stderr.write('\r\x1b[K');
   child.removeAllListeners();
   child.unref();
   child.channel?.unref();

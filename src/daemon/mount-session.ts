@@ -3,6 +3,7 @@ import type { DiscoveryStatus } from '../control/status-schema.js';
 import { buildFuseOps } from '../fs/fuse-ops.js';
 import { FuseMount } from '../fs/fuse-mount.js';
 import { isMounted } from '../fs/mountpoint.js';
+import type { Discovery } from '../discovery/index.js';
 import type { Logger } from '../log.js';
 import type { Metainfo } from '../metainfo/index.js';
 import { Reader } from '../reader/reader.js';
@@ -24,6 +25,11 @@ export interface MountConfig {
   downloadLimit: number;
   log: Logger;
   debugFuse?: boolean;
+  /**
+   * Trackers, DHT and PEX for this torrent (maybe started already, while the
+   * metadata was fetched). The session hands it the swarm and stops it.
+   */
+  discovery?: Discovery;
 }
 
 /** The largest read-ahead window, before the cache budget caps it further. */
@@ -69,10 +75,20 @@ export class MountSession {
         uploadLimit: config.uploadLimit,
         downloadLimit: config.downloadLimit,
         infoBuffer: metainfo.infoBuffer,
+        ...(config.discovery ? { extensions: config.discovery.wireExtensions() } : {}),
       });
       const port = await swarm.listen();
       log.info({ port }, `listening for peers on port ${port}`);
       for (const peer of config.peers) swarm.addPeer(peer.host, peer.port, 'static');
+      if (config.discovery) {
+        await config.discovery.start(port);
+        const s = swarm;
+        const { totalLength, pieceLength: pieceBytes } = metainfo.layout;
+        config.discovery.attach(s, () => {
+          const stats = s.stats();
+          return { uploaded: stats.uploaded, downloaded: stats.downloaded, left: Math.max(0, totalLength - store.haveCount * pieceBytes) };
+        });
+      }
 
       const pieceLength = metainfo.layout.pieceLength;
       const readAheadMaxBytes = Math.max(pieceLength, Math.min(MAX_READ_AHEAD_BYTES, Math.floor(config.cacheBudget / 4)));
@@ -97,7 +113,7 @@ export class MountSession {
           reader,
           startedAt: new Date(),
           warmReserveBytes: readAheadMaxBytes,
-          discovery: () => discoveryStatus(config),
+          discovery: () => config.discovery?.status() ?? discoveryStatus(config),
           log,
         },
         socketPath(config.mountpoint),
@@ -118,6 +134,7 @@ export class MountSession {
       return new MountSession(config, store, swarm, reader, fuse, control);
     } catch (err) {
       await control?.close().catch(() => undefined);
+      await config.discovery?.stop().catch(() => undefined);
       await swarm?.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw err;
@@ -142,6 +159,7 @@ export class MountSession {
       const { log } = this.config;
       await this.control.close().catch((err: unknown) => log.error({ err }, 'closing the control socket failed'));
       await this.fuse.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
+      await this.config.discovery?.stop().catch((err: unknown) => log.error({ err }, 'stopping peer discovery failed'));
       await this.swarm.close().catch((err: unknown) => log.error({ err }, 'closing the swarm failed'));
       await this.store.close().catch((err: unknown) => log.error({ err }, 'closing the cache failed'));
       log.info('stopped');
@@ -150,10 +168,7 @@ export class MountSession {
   }
 }
 
-/**
- * Peer discovery as `status` shows it. Only --peer exists so far; DHT, tracker
- * announces and PEX report here once the swarm does them.
- */
+/** Peer discovery as `status` shows it, for a session started without a Discovery (--peer only). */
 function discoveryStatus(config: MountConfig): DiscoveryStatus {
   return {
     staticPeers: config.peers.length,

@@ -53,6 +53,7 @@ export class Discovery extends EventEmitter {
   private pex: PeerExchange | undefined;
   private swarm: Swarm | undefined;
   private readonly pending = new Map<string, { address: PeerAddress; source: DiscoverySource }>();
+  private readonly ignored = new Set<string>();
   private counters: () => AnnounceCounters = () => ({ uploaded: 0, downloaded: 0 });
   private healthTimer: NodeJS.Timeout | undefined;
   private started: Promise<void> | undefined;
@@ -76,6 +77,12 @@ export class Discovery extends EventEmitter {
     const dht = this.dht;
     this.dht = undefined;
     await dht?.stop();
+  }
+
+  /** Never hand out this host again (it lied about the metadata). */
+  ignoreHost(host: string): void {
+    this.ignored.add(host);
+    for (const [key, { address }] of this.pending) if (address.host === host) this.pending.delete(key);
   }
 
   /** Wire extensions the swarm should offer on each connection (ut_pex when PEX is on). */
@@ -156,7 +163,7 @@ export class Discovery extends EventEmitter {
   }
 
   private found(address: PeerAddress, source: DiscoverySource): void {
-    if (this.stopped) return;
+    if (this.stopped || this.ignored.has(address.host)) return;
     if (this.swarm) {
       this.swarm.addPeer(address.host, address.port, source);
     } else {

@@ -91,8 +91,9 @@ export class MetadataFetcher extends EventEmitter {
     return { connected, known: this.candidates.size, rejected: this.rejected };
   }
 
+  /** `persistent` (--peer, x.pe) peers may be host names; discovered ones must be IP addresses. */
   addPeer(host: string, port: number, persistent = false): void {
-    const address = usableAddress(host, port);
+    const address = persistent && net.isIP(host) === 0 && Number.isInteger(port) && port > 0 && port < 65536 ? { host, port } : usableAddress(host, port);
     if (!address || this.closed || this.banned.has(address.host)) return;
     const key = formatPeerAddress(address);
     const known = this.candidates.get(key);
