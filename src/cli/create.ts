@@ -4,7 +4,8 @@ import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseTorrentBuffer } from '../metainfo/index.js';
 import { UserError } from './errors.js';
-import { formatBytes, parseByteSize } from './seed.js';
+import { formatBytes } from './format.js';
+import { parseSizeOption } from './options.js';
 
 export interface CreateOptions {
   output: string;
@@ -114,8 +115,8 @@ export async function createTorrentFile(
 }
 
 function parsePieceSize(value: string): number {
-  const n = parseByteSize(value);
-  if (n === undefined || n < 16 * 1024 || (n & (n - 1)) !== 0) {
+  const n = parseSizeOption(value, '--piece-size');
+  if (n < 16 * 1024 || (n & (n - 1)) !== 0) {
     throw new UserError(ACTION, `--piece-size must be a power of two of at least 16 KiB, not ${value}`);
   }
   return n;

@@ -5,6 +5,8 @@ import { createLogger, silentLogger, type Logger } from '../log.js';
 import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
 import { DirectoryPieceStorage, Swarm } from '../swarm/index.js';
 import { UserError } from './errors.js';
+import { formatBytes } from './format.js';
+import { collectHostPort, parsePort, parsePositive, parseRate } from './options.js';
 
 interface SeedOptions {
   port?: number;
@@ -12,7 +14,7 @@ interface SeedOptions {
   peer?: Array<{ host: string; port: number }>;
   uploadLimit?: number;
   maxConnections?: number;
-  log?: string;
+  logFile?: string;
 }
 
 const ACTION = 'cannot seed';
@@ -25,13 +27,13 @@ export function registerSeed(program: Command): void {
     .argument('<path>', 'the dataset folder given to create (for a single-file torrent: the file)')
     .option('--port <port>', 'listen port (default: first free of 6881-6889; 0 = any)', (v) => parsePort(v))
     .option('--host <address>', 'listen address (default: all)')
-    .option('--peer <host:port>', 'a peer to connect to (repeatable)', (v, prev: SeedOptions['peer'] | undefined) => [...(prev ?? []), parsePeer(v)])
+    .option('--peer <host:port>', 'a peer to connect to (repeatable)', collectHostPort('--peer'))
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M or 50MB/s (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--max-connections <n>', 'open connections at most (default 50)', (v) => parsePositive(v, '--max-connections'))
-    .option('--log <file>', 'write JSON logs to this file')
+    .option('--log-file <file>', 'write JSON logs to this file')
     .action(async (torrent: string, dataset: string, opts: SeedOptions, cmd: Command) => {
       const debug = Boolean(cmd.optsWithGlobals().debug);
-      const log = opts.log ? createLogger({ file: opts.log, level: debug ? 'debug' : 'info' }) : debug ? createLogger({ level: 'debug' }) : silentLogger;
+      const log = opts.logFile ? createLogger({ file: opts.logFile, level: debug ? 'debug' : 'info' }) : debug ? createLogger({ level: 'debug' }) : silentLogger;
       await seed(torrent, dataset, opts, log);
     });
 }
@@ -121,53 +123,4 @@ function statusLine(swarm: Swarm): string {
   const up = s.peers.reduce((sum, p) => sum + p.uploadRate, 0);
   const interested = s.peers.filter((p) => p.interested).length;
   return `${s.peers.length} peers (${interested} downloading), up ${formatBytes(up)}/s, uploaded ${formatBytes(s.uploaded)}`;
-}
-
-/**
- * "4M", "4MB", "4MiB", "512k", "10MB/s", "1048576" → bytes (binary units:
- * k = 1024). undefined when it is not a size.
- */
-export function parseByteSize(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:\/s)?\s*$/i.exec(text);
-  if (!m) return undefined;
-  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase()]!;
-  const n = Math.round(Number(m[1]) * unit);
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
-export function parseRate(text: string, flag: string): number {
-  const n = parseByteSize(text);
-  if (n === undefined) throw new UserError(`invalid ${flag}`, `not a rate: ${text} (try 50M or 50MB/s)`);
-  return n;
-}
-
-function parsePort(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError('invalid --port', `not a port number: ${text}`);
-  return n;
-}
-
-function parsePositive(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`invalid ${flag}`, `not a positive integer: ${text}`);
-  return n;
-}
-
-export function parsePeer(text: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text.trim());
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) throw new UserError('invalid --peer', `expected host:port, got ${text}`);
-  return { host: m[1]!, port };
-}
-
-/** 1536 → "1.5 KiB" (binary units). */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : Number(v.toFixed(2))} ${units[i]}`;
 }
