@@ -1,12 +1,11 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { MetadataFetcher, MetadataTimeoutError } from '../src/discovery/index.js';
+import { MetadataFetcher, MetadataTimeoutError, makePeerId } from '../src/discovery/index.js';
 import { silentLogger } from '../src/log.js';
 import { Swarm } from '../src/swarm/index.js';
 import { startMetadataLiar } from './helpers/discovery.js';
 import { fullStorage, makeDataset, startRawPeer, handshakeBytes } from './helpers/peers.js';
 import { tempDir } from './helpers/run.js';
-import { makePeerId } from '../src/discovery/tracker-announcer.js';
 
 // The liar lives on 127.0.0.2: a ban is per host, and the honest peer is on 127.0.0.1.
 

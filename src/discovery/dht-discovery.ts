@@ -5,14 +5,6 @@ import DHT, { type DhtContact } from 'bittorrent-dht';
 import type { Logger } from '../log.js';
 import { usableAddress, type PeerAddress } from './peer-address.js';
 
-/** The well-known public routers, used when no --dht-bootstrap is given. */
-export const PUBLIC_DHT_ROUTERS: readonly PeerAddress[] = [
-  { host: 'router.bittorrent.com', port: 6881 },
-  { host: 'router.utorrent.com', port: 6881 },
-  { host: 'dht.transmissionbt.com', port: 6881 },
-  { host: 'dht.libtorrent.org', port: 25401 },
-];
-
 export interface DhtDiscoveryOptions {
   infoHash: string;
   /** Our peer port, announced for the infohash; the DHT's UDP socket tries the same number. */

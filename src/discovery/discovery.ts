@@ -4,10 +4,11 @@ import type { AnnounceCounters } from 'bittorrent-tracker';
 import type { Logger } from '../log.js';
 import type { Swarm } from '../swarm/index.js';
 import type { WireExtension } from '../swarm/peer-connection.js';
-import { DhtDiscovery } from './dht-discovery.js';
+import type { DhtDiscovery } from './dht-discovery.js';
 import { formatPeerAddress, type PeerAddress } from './peer-address.js';
 import { PEX_EXTENSION, PeerExchange } from './pex.js';
-import { TrackerAnnouncer, makePeerId, type TrackerStatus } from './tracker-announcer.js';
+import { makePeerId } from './peer-id.js';
+import type { TrackerAnnouncer, TrackerStatus } from './tracker-announcer.js';
 
 export type DiscoverySource = 'dht' | 'tracker' | 'pex';
 
@@ -131,7 +132,9 @@ export class Discovery extends EventEmitter {
 
   private async doStart(port: number): Promise<void> {
     const { log } = this.opts;
+    // bittorrent-tracker and bittorrent-dht take a good half second to load: only when used.
     if (this.opts.trackers.length > 0) {
+      const { TrackerAnnouncer } = await import('./tracker-announcer.js');
       const trackers = new TrackerAnnouncer({
         infoHash: this.opts.infoHash,
         peerId: this.peerId,
@@ -145,6 +148,7 @@ export class Discovery extends EventEmitter {
       trackers.start();
     }
     if (this.opts.dht) {
+      const { DhtDiscovery } = await import('./dht-discovery.js');
       const dht = new DhtDiscovery({
         infoHash: this.opts.infoHash,
         port,

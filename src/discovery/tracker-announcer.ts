@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import { Client, type AnnounceCounters } from 'bittorrent-tracker';
 import type { Logger } from '../log.js';
 import { parsePeerAddress, type PeerAddress } from './peer-address.js';
@@ -136,9 +135,4 @@ export class TrackerAnnouncer extends EventEmitter {
     this.clients.set(url, client);
     return client;
   }
-}
-
-/** A peer id in btmount's style (Azureus-style client prefix, random rest). */
-export function makePeerId(): Buffer {
-  return Buffer.concat([Buffer.from('-BM0100-', 'latin1'), randomBytes(12)]);
 }

@@ -86,7 +86,11 @@ export async function startTrackerServer(): Promise<LocalTracker> {
   server.on('warning', () => undefined);
   server.on('error', () => undefined);
   const port = await freeUdpAndTcpPort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+  // Its 'listening' waits for a udp6 socket too; only HTTP and UDP over IPv4 matter here.
+  const up = (emitter: NodeJS.EventEmitter): Promise<void> => new Promise((resolve) => emitter.once('listening', () => resolve()));
+  const ready = Promise.all([up(server.http!), up(server.udp4!)]);
+  server.listen(port, { http: '127.0.0.1', udp: '127.0.0.1', udp6: '::1' } as unknown as string);
+  await ready;
   return {
     httpUrl: `http://127.0.0.1:${port}/announce`,
     udpUrl: `udp://127.0.0.1:${port}`,
@@ -239,4 +243,15 @@ export async function checkAllFiles(mountpoint: string, ds: Dataset): Promise<{ 
 
 export function magnetOf(ds: Dataset, extra = ''): string {
   return `magnet:?xt=urn:btih:${ds.metainfo.infoHash}&dn=${encodeURIComponent(ds.name)}${extra}`;
+}
+
+/** Polls `check` until it returns a value (not undefined/false), or throws after `timeoutMs` saying what it waited for. */
+export async function waitUntil<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
