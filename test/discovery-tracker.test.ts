@@ -2,7 +2,7 @@ import test from 'ava';
 import path from 'node:path';
 import { checkAllFiles, magnetOf, mountSource, startAria2TrackerSeeder, startTrackerServer, waitUntil } from './helpers/discovery.js';
 import { freePort, makeDataset } from './helpers/peers.js';
-import { tempDir } from './helpers/run.js';
+import { btmount, tempDir } from './helpers/run.js';
 
 test('tracker only: the mount announces over HTTP and UDP, finds the seeder, and says `stopped` on unmount', async (t) => {
   const dir = await tempDir();
@@ -24,6 +24,15 @@ test('tracker only: the mount announces over HTTP and UDP, finds the seeder, and
   t.teardown(m.unmount);
   const { got, want } = await checkAllFiles(m.mountpoint, ds);
   t.deepEqual(got, want);
+
+  const status = await btmount(['status', m.mountpoint, '--json']);
+  t.is(status.code, 0, status.stderr);
+  const { trackers } = (JSON.parse(status.stdout) as { discovery: { trackers: Array<{ url: string; lastResult: string | null; peers: number }> } }).discovery;
+  t.deepEqual(trackers.map((x) => x.url).sort(), [tracker.httpUrl, tracker.udpUrl].sort());
+  for (const x of trackers) {
+    t.is(x.lastResult, 'ok', x.url);
+    t.true(x.peers >= 1, x.url);
+  }
 
   const ours = (event: string) => tracker.announces.filter((a) => a.port === mountPort && a.event === event).map((a) => a.type).sort();
   t.deepEqual(ours('started'), ['http', 'udp']);
