@@ -98,10 +98,13 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
 
     const log = createLogger({ ...(logFile ? { file: logFile } : {}), level: debug ? 'debug' : 'info' });
     const report = (message: string): void => {
-      if (daemonChild) process.send!({ type: 'progress', message } satisfies DaemonMessage);
-      else process.stderr.write(`${message}\n`);
+      if (!daemonChild) process.stderr.write(`${message}\n`);
+      else if (process.connected) process.send!({ type: 'progress', message } satisfies DaemonMessage);
     };
-    const { metainfo, discovery, peers, port } = await resolveTorrent(source, cacheRoot, opts, log, report);
+    // The mount command waiting for us was interrupted (Ctrl-C during a long metadata wait): give up.
+    const parentGone = new AbortController();
+    if (daemonChild) process.once('disconnect', () => parentGone.abort(new Error('the mount command was interrupted')));
+    const { metainfo, discovery, peers, port } = await resolveTorrent(source, cacheRoot, opts, log, report, parentGone.signal);
     const session = await startSession(metainfo, mountpoint, cacheRoot, opts, log, discovery, peers, port);
     await writeRecord({
       mountpoint,
@@ -128,7 +131,7 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
   } catch (err) {
     if (!daemonChild) throw err;
     const message = err instanceof UserError ? `${err.action}: ${err.reason}` : `${ACTION}: ${(err as Error).message}`;
-    process.send!({ type: 'error', message } satisfies DaemonMessage);
+    if (process.connected) process.send!({ type: 'error', message } satisfies DaemonMessage);
     process.exitCode = 1;
   }
 }
@@ -162,6 +165,7 @@ async function resolveTorrent(
   opts: MountOptions,
   log: Logger,
   report: (message: string) => void,
+  signal: AbortSignal,
 ): Promise<ResolvedTorrent> {
   const peers: PeerAddress[] = [...(opts.peer ?? [])];
   if (source.kind === 'torrent') {
@@ -199,6 +203,7 @@ async function resolveTorrent(
       staticPeers: peers,
       trackers: [...source.announce, ...(opts.tracker ?? [])],
       timeoutMs: opts.metadataTimeout * 1000,
+      signal,
       log,
       onProgress: say,
     });

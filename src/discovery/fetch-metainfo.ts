@@ -18,6 +18,8 @@ export interface FetchMetainfoOptions {
   /** Trackers written into the saved .torrent (the magnet's and --tracker ones). */
   trackers: readonly string[];
   timeoutMs: number;
+  /** Stops the wait early (the mount command went away). */
+  signal?: AbortSignal;
   log: Logger;
   onProgress?: (progress: MetadataProgress) => void;
 }
@@ -47,7 +49,7 @@ export async function fetchMetainfo(opts: FetchMetainfoOptions): Promise<Fetched
   try {
     for (const peer of opts.staticPeers) fetcher.addPeer(peer.host, peer.port, true);
     await discovery.start(reservation.port);
-    info = await fetcher.fetch(opts.timeoutMs);
+    info = await fetcher.fetch(opts.timeoutMs, opts.signal);
   } finally {
     discovery.off('peer', onPeer);
     reservation.accept((socket) => socket.destroy());

@@ -118,23 +118,35 @@ export class MetadataFetcher extends EventEmitter {
 
   /**
    * Resolves with the verified info dictionary; rejects with a
-   * MetadataTimeoutError saying what was tried when `timeoutMs` passes.
+   * MetadataTimeoutError saying what was tried when `timeoutMs` passes, or
+   * with the signal's reason when it aborts.
    */
-  fetch(timeoutMs: number): Promise<Buffer> {
+  fetch(timeoutMs: number, signal?: AbortSignal): Promise<Buffer> {
     if (this.result) return Promise.resolve(this.result);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
+      };
+      const timer = setTimeout(() => {
+        done();
         reject(new MetadataTimeoutError(this.explainTimeout(timeoutMs)));
       }, timeoutMs);
+      const onAbort = (): void => {
+        done();
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       const waiter = {
         resolve: (b: Buffer) => {
-          clearTimeout(timer);
+          done();
           resolve(b);
         },
         reject: (e: unknown) => {
-          clearTimeout(timer);
+          done();
           reject(e);
         },
       };
