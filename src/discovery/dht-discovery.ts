@@ -22,9 +22,9 @@ interface SavedState {
   nodes: Array<{ host: string; port: number }>;
 }
 
-/** Lookups while peers are scarce, and then now and again; announces as BEP 5 suggests. */
-const LOOKUP_EVERY_MS = 5 * 60_000;
-const EAGER_LOOKUP_EVERY_MS = 15_000;
+/** Lookups: how often while we wait for metadata, while peers are few, and otherwise; announces as BEP 5 suggests. */
+export const LOOKUP_PACE = { waiting: 15_000, fewPeers: 60_000, relaxed: 5 * 60_000 } as const;
+export type LookupPace = keyof typeof LOOKUP_PACE;
 const ANNOUNCE_EVERY_MS = 15 * 60_000;
 /** Nodes kept in the saved routing table. */
 const SAVED_NODES = 256;
@@ -39,7 +39,7 @@ export class DhtDiscovery extends EventEmitter {
   private dht: DHT | undefined;
   private lookupTimer: NodeJS.Timeout | undefined;
   private announceTimer: NodeJS.Timeout | undefined;
-  private eager = true;
+  private pace: LookupPace = 'waiting';
   private announcing = false;
   private stopped = false;
   /** Nodes we started from (bootstrap + saved), for the log. */
@@ -79,10 +79,10 @@ export class DhtDiscovery extends EventEmitter {
     return this.dht !== undefined && !this.stopped;
   }
 
-  /** Look up often (peers are scarce) or at the relaxed pace. */
-  setEager(eager: boolean): void {
-    if (this.eager === eager) return;
-    this.eager = eager;
+  /** How often to look the infohash up from now on. */
+  setPace(pace: LookupPace): void {
+    if (this.pace === pace) return;
+    this.pace = pace;
     if (this.dht && !this.stopped) this.scheduleLookup();
   }
 
@@ -137,7 +137,7 @@ export class DhtDiscovery extends EventEmitter {
 
   private scheduleLookup(): void {
     clearTimeout(this.lookupTimer);
-    this.lookupTimer = setTimeout(() => this.lookup(), this.eager ? EAGER_LOOKUP_EVERY_MS : LOOKUP_EVERY_MS);
+    this.lookupTimer = setTimeout(() => this.lookup(), LOOKUP_PACE[this.pace]);
     this.lookupTimer.unref();
   }
 

@@ -36,8 +36,13 @@ export interface DiscoveryReport {
 
 /** Addresses remembered for a swarm that is not there yet: enough for any start. */
 const MAX_PENDING = 2000;
-/** While fewer peers than this are connected, the DHT looks up often. */
+/** While fewer peers than this are connected, the DHT looks up more often. */
 const FEW_PEERS = 5;
+/**
+ * Before the swarm exists (a magnet waiting for its metadata) trackers are asked
+ * again this often: their own interval (often 30 min) is far too long to wait.
+ */
+const WAITING_REANNOUNCE_MS = 30_000;
 
 /**
  * Every way a mount finds peers besides --peer: trackers (HTTP, UDP), the
@@ -57,6 +62,7 @@ export class Discovery extends EventEmitter {
   private readonly ignored = new Set<string>();
   private counters: () => AnnounceCounters = () => ({ uploaded: 0, downloaded: 0 });
   private healthTimer: NodeJS.Timeout | undefined;
+  private waitingTimer: NodeJS.Timeout | undefined;
   private started: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
 
@@ -98,11 +104,14 @@ export class Discovery extends EventEmitter {
   attach(swarm: Swarm, counters: () => AnnounceCounters): void {
     this.swarm = swarm;
     this.counters = counters;
+    clearInterval(this.waitingTimer);
     for (const { address, source } of this.pending.values()) swarm.addPeer(address.host, address.port, source);
     this.pending.clear();
     if (this.pexEnabled) this.pex = new PeerExchange(swarm, this.opts.log);
     this.dht?.startAnnouncing();
-    this.healthTimer = setInterval(() => this.dht?.setEager(swarm.stats().peers.length < FEW_PEERS), 30_000);
+    const pace = (): void => this.dht?.setPace(swarm.stats().peers.length < FEW_PEERS ? 'fewPeers' : 'relaxed');
+    pace();
+    this.healthTimer = setInterval(pace, 30_000);
     this.healthTimer.unref();
   }
 
@@ -119,6 +128,7 @@ export class Discovery extends EventEmitter {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       clearInterval(this.healthTimer);
+      clearInterval(this.waitingTimer);
       this.pex?.close();
       await this.started?.catch(() => undefined);
       await Promise.all([
@@ -146,6 +156,10 @@ export class Discovery extends EventEmitter {
       trackers.on('peer', (address: PeerAddress) => this.found(address, 'tracker'));
       this.trackers = trackers;
       trackers.start();
+      if (!this.swarm) {
+        this.waitingTimer = setInterval(() => trackers.update(), WAITING_REANNOUNCE_MS);
+        this.waitingTimer.unref();
+      }
     }
     if (this.opts.dht) {
       const { DhtDiscovery } = await import('./dht-discovery.js');

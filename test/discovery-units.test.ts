@@ -1,0 +1,47 @@
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { Metainfo } from '../src/metainfo/index.js';
+import { makePeerId, parsePeerAddress, torrentFileBytes } from '../src/discovery/index.js';
+import { TrackerAnnouncer } from '../src/discovery/tracker-announcer.js';
+import { memoryLogger } from './helpers/store-fixtures.js';
+import { waitUntil } from './helpers/discovery.js';
+
+test('peer addresses from trackers, the DHT and PEX: usable ones only', (t) => {
+  t.deepEqual(parsePeerAddress('10.1.2.3:6881'), { host: '10.1.2.3', port: 6881 });
+  t.deepEqual(parsePeerAddress('[2001:db8::1]:51413'), { host: '2001:db8::1', port: 51413 });
+  t.deepEqual(parsePeerAddress('[::ffff:127.0.0.1]:80'), { host: '127.0.0.1', port: 80 }, 'v4-mapped v6 is the v4 address');
+  for (const bad of ['10.1.2.3:0', '0.0.0.0:6881', '224.0.0.1:6881', '10.1.2.3:70000', 'example.com:6881', 'junk', '[::]:1']) {
+    t.is(parsePeerAddress(bad), undefined, bad);
+  }
+});
+
+test('a torrent rebuilt around fetched info bytes keeps them as they were (same infohash, even when not canonical)', (t) => {
+  // Keys out of order: re-encoding would sort them and change the hash.
+  const info = Buffer.from('d6:lengthi5e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae');
+  const odd = Buffer.from('d4:name1:x6:lengthi5e12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae');
+  for (const bytes of [info, odd]) {
+    const torrent = torrentFileBytes(bytes, ['udp://tracker.example:6969', 'http://t.example/announce']);
+    const metainfo = Metainfo.fromTorrentFile(torrent);
+    t.is(metainfo.infoHash as string, createHash('sha1').update(bytes).digest('hex'));
+    t.deepEqual([...metainfo.announce], ['udp://tracker.example:6969', 'http://t.example/announce']);
+  }
+});
+
+test('trackers: WebRTC and unknown schemes are skipped with a log line; an unreachable tracker is a status, not a crash', async (t) => {
+  const { log, lines } = memoryLogger();
+  const announcer = new TrackerAnnouncer({
+    infoHash: 'e'.repeat(40),
+    peerId: makePeerId(),
+    port: 6881,
+    urls: ['wss://tracker.example/announce', 'ftp://x.example/', 'http://127.0.0.1:9/announce', 'http://127.0.0.1:9/announce/'],
+    counters: () => ({ uploaded: 0, downloaded: 0, left: 10 }),
+    log,
+  });
+  t.deepEqual([...announcer.urls], ['http://127.0.0.1:9/announce']);
+  t.is(lines.filter((l) => /only http:\/\/, https:\/\/ and udp:\/\//.test(l.msg)).length, 2);
+  announcer.start();
+  const [status] = await waitUntil('the announce to fail', () => (announcer.status()[0]!.lastResult ? announcer.status() : undefined));
+  t.not(status!.lastResult, 'ok');
+  t.is(status!.peers, 0);
+  await announcer.stop();
+});
