@@ -3,7 +3,7 @@ import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { ControlConnection, ControlRequestError, ControlUnavailableError, requestOnce } from '../control/client.js';
-import type { CheckResult, ControlReply, EvictResult } from '../control/protocol.js';
+import type { ControlReply } from '../control/protocol.js';
 import { mountRelativePath, OutsideMountError } from '../control/selection.js';
 import type { WarmJobStatus } from '../control/status-schema.js';
 import { UserError } from './errors.js';
@@ -294,10 +294,12 @@ function printJson(value: unknown): void {
 // ---------------------------------------------------------------- check, evict, cancel
 
 async function check(mountpoint: string, paths: string[], shown: string[], opts: WarmOptions): Promise<void> {
-  const reply = await requestOnce(mountpoint, { op: 'check', paths });
-  const result = expectResult(reply, 'check') as CheckResult;
+  const result = pick(await requestOnce(mountpoint, { op: 'check', paths }), (r) => ('check' in r ? r.check : undefined));
   if (opts.json) {
-    printJson({ ...result, paths: result.paths.map((r, i) => ({ ...r, path: shown[i] ?? r.path, percent: percent(r.cachedBytes, r.bytes) })), total: { ...result.total, percent: percent(result.total.cachedBytes, result.total.bytes) } });
+    printJson({
+      paths: result.paths.map((r, i) => ({ ...r, path: shown[i] ?? r.path, percent: percent(r.cachedBytes, r.bytes) })),
+      total: { ...result.total, percent: percent(result.total.cachedBytes, result.total.bytes) },
+    });
     return;
   }
   const rows = result.paths.map((r, i) => ({ ...r, label: shown[i] ?? r.path }));
@@ -315,7 +317,7 @@ function percent(part: number, whole: number): number {
 }
 
 async function evict(mountpoint: string, paths: string[], opts: WarmOptions): Promise<void> {
-  const result = expectResult(await requestOnce(mountpoint, { op: 'evict', paths }), 'evict') as EvictResult;
+  const result = pick(await requestOnce(mountpoint, { op: 'evict', paths }), (r) => ('evict' in r ? r.evict : undefined));
   if (opts.json) printJson(result);
   else process.stdout.write(`evicted ${result.pieces} pieces (${formatBytes(result.bytes)}) of ${result.files} files\n`);
   if (result.pinnedPieces > 0) {
@@ -324,12 +326,14 @@ async function evict(mountpoint: string, paths: string[], opts: WarmOptions): Pr
 }
 
 async function cancelJobs(mountpoint: string, opts: WarmOptions): Promise<void> {
-  const { cancelled } = expectResult(await requestOnce(mountpoint, { op: 'cancel' }), 'cancelled') as { cancelled: number[] };
+  const cancelled = pick(await requestOnce(mountpoint, { op: 'cancel' }), (r) => ('cancelled' in r ? r.cancelled : undefined));
   if (opts.json) printJson({ cancelled });
   else process.stdout.write(cancelled.length > 0 ? `cancelled warm job ${cancelled.join(', ')}\n` : 'no warm job was running\n');
 }
 
-function expectResult(reply: ControlReply, key: 'check' | 'evict' | 'cancelled' | 'status'): unknown {
-  if (reply.type === 'result' && key in reply) return key === 'cancelled' ? reply : (reply as Record<string, unknown>)[key];
-  throw new ControlUnavailableError(`the daemon sent an unexpected reply (${reply.type})`);
+/** The part of a `result` reply a request expects. */
+function pick<T>(reply: ControlReply, part: (result: Extract<ControlReply, { type: 'result' }>) => T | undefined): T {
+  const value = reply.type === 'result' ? part(reply) : undefined;
+  if (value === undefined) throw new ControlUnavailableError(`the daemon sent an unexpected reply (${reply.type})`);
+  return value;
 }
