@@ -24,6 +24,8 @@ export interface TrackerAnnouncerOptions {
   log: Logger;
 }
 
+/** How long `stopped` may take per tracker before we leave anyway. */
+const STOP_WAIT_MS = 3_000;
 /** bittorrent-tracker speaks these; ws:// and wss:// are WebRTC trackers, which btmount does not use. */
 const SUPPORTED = /^(https?|udp):\/\//i;
 
@@ -72,22 +74,32 @@ export class TrackerAnnouncer extends EventEmitter {
     for (const client of this.clients.values()) client.update();
   }
 
-  /** Sends `stopped` and waits (at most about a second) for the trackers to take it. */
+  /** Sends `stopped` and waits (a few seconds at most) for each tracker to answer it. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all(
-      [...this.clients.values()].map(
-        (client) =>
-          new Promise<void>((resolve) => {
-            try {
-              client.stop();
-            } catch (err) {
-              this.opts.log.debug({ err }, 'tracker stop failed');
-            }
-            client.destroy(() => resolve());
-          }),
-      ),
+      [...this.clients.values()].map(async (client) => {
+        // Any answer (or failure) after this point is the answer to `stopped`.
+        const answered = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, STOP_WAIT_MS);
+          timer.unref();
+          const done = (): void => {
+            clearTimeout(timer);
+            resolve();
+          };
+          client.once('update', done);
+          client.once('warning', done);
+          client.once('error', done);
+        });
+        try {
+          client.stop();
+          await answered;
+        } catch (err) {
+          this.opts.log.debug({ err }, 'tracker stop failed');
+        }
+        await new Promise<void>((resolve) => client.destroy(() => resolve()));
+      }),
     );
     this.clients.clear();
   }
