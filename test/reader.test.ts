@@ -20,14 +20,14 @@ class FakeSwarm implements CachedPieces, PieceFetcher {
   has(i: PieceIndex): boolean {
     return this.held.has(i);
   }
-  async readBlock(i: PieceIndex, offset: number, length: number): Promise<Buffer> {
+  async readInto(i: PieceIndex, offset: number, length: number, target: Buffer, targetOffset: number): Promise<void> {
     if (this.vanishOnce.delete(i)) {
       this.held.delete(i);
       throw new Error(`piece ${i} was corrupt on disk and has been dropped`);
     }
     const piece = this.held.get(i);
     if (!piece) throw new Error(`piece ${i} is not in the cache`);
-    return Buffer.from(piece.subarray(offset, offset + length));
+    piece.copy(target, targetOffset, offset, offset + length);
   }
   async refresh(i: PieceIndex): Promise<boolean> {
     return this.held.has(i);

@@ -91,11 +91,8 @@ export function buildFuseOps(opts: FuseOpsOptions): Operations {
     read(path, fd, buf, len, pos, cb) {
       const handle = handles.get(fd);
       if (!handle) return cb(Fuse.EBADF);
-      reader.read(handle, pos, len).then(
-        (data) => {
-          data.copy(buf, 0, 0, Math.min(data.length, len));
-          cb(Math.min(data.length, len));
-        },
+      reader.readInto(handle, pos, len, buf).then(
+        (n) => cb(n),
         (err: Error) => {
           log.debug({ path, pos, len, err: err.message }, 'read failed: EIO');
           cb(Fuse.EIO);

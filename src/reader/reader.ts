@@ -8,7 +8,8 @@ import { ReadAheadWindow, type ReadAheadOptions } from './readahead.js';
 /** The verified pieces on local disk (the PieceStore). */
 export interface CachedPieces {
   has(index: PieceIndex): boolean;
-  readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer>;
+  /** Reads `length` bytes at `offset` of a held piece into `target` at `targetOffset`. */
+  readInto(index: PieceIndex, offset: number, length: number, target: Buffer, targetOffset: number): Promise<void>;
   pin(index: PieceIndex): () => void;
   /** Marks a held piece as just used and checks it if not yet verified; false if it is not (or no longer) held. */
   refresh(index: PieceIndex): Promise<boolean>;
@@ -85,15 +86,30 @@ export class Reader {
 
   /** Reads up to `length` bytes at `offset`; fewer only at the end of the file. */
   async read(handle: OpenFile, offset: number, length: number): Promise<Buffer> {
-    const spans = this.opts.byteMap.spansOfFileRange(handle.file, offset, length);
-    if (spans.length === 0) return Buffer.alloc(0);
+    const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, handle.file.length - offset)));
+    const n = await this.readInto(handle, offset, length, buf);
+    return buf.subarray(0, n);
+  }
+
+  /**
+   * Reads up to `length` bytes at `offset` into `target` (the FUSE request's own
+   * buffer: no allocation per read). Resolves with the count, short only at the end of the file.
+   */
+  async readInto(handle: OpenFile, offset: number, length: number, target: Buffer): Promise<number> {
+    const spans = this.opts.byteMap.spansOfFileRange(handle.file, offset, Math.min(length, target.length));
+    if (spans.length === 0) return 0;
     this.stats.reads++;
     this.#readAhead(handle, offset, length);
     const signal = AbortSignal.timeout(this.opts.readTimeoutMs);
-    const parts = await Promise.all(spans.map((span) => this.#readSpan(handle.file.path, span, signal)));
-    const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    this.stats.bytesRead += out.length;
-    return out;
+    let at = 0;
+    const reads = spans.map((span) => {
+      const into = at;
+      at += span.length;
+      return this.#readSpan(handle.file.path, span, signal, target, into);
+    });
+    await Promise.all(reads);
+    this.stats.bytesRead += at;
+    return at;
   }
 
   /**
@@ -113,7 +129,7 @@ export class Reader {
     await fetcher.fetch(piece, priority, signal);
   }
 
-  async #readSpan(path: string, span: PieceSpan, signal: AbortSignal): Promise<Buffer> {
+  async #readSpan(path: string, span: PieceSpan, signal: AbortSignal, target: Buffer, targetOffset: number): Promise<void> {
     const { cache, fetcher } = this.opts;
     // A piece can vanish between "have" and "read" (evicted, or found corrupt on disk): fetch again.
     for (let attempt = 0; ; attempt++) {
@@ -126,7 +142,7 @@ export class Reader {
       let unpin: (() => void) | undefined;
       try {
         unpin = cache.pin(span.piece);
-        return await cache.readBlock(span.piece, span.offsetInPiece, span.length);
+        return await cache.readInto(span.piece, span.offsetInPiece, span.length, target, targetOffset);
       } catch (err) {
         if (attempt >= 2 || signal.aborted) throw this.#failed(path, span.piece, `cache: ${(err as Error).message}`);
         this.opts.log.warn({ path, piece: span.piece, err }, 'cached piece unreadable; fetching it again');

@@ -245,8 +245,19 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
    * turn out damaged (the piece is then dropped, so the swarm fetches it again).
    */
   async readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    await this.readInto(index, offset, length, buf, 0);
+    return buf;
+  }
+
+  /**
+   * Like readBlock, but into `target` at `targetOffset`: the FUSE read path
+   * fills the kernel's buffer directly, with no 128 KiB allocation per request.
+   */
+  async readInto(index: PieceIndex, offset: number, length: number, target: Buffer, targetOffset: number): Promise<void> {
     this.#assertOpen();
     this.#checkRange(index, offset, length);
+    if (targetOffset < 0 || targetOffset + length > target.length) throw new RangeError('read does not fit its target buffer');
     let s = this.#state[index];
     if (s === UNVERIFIED) {
       if ((await this.#verify(index)) === 'corrupt') throw new PieceMissingError(index, 'corrupt');
@@ -254,20 +265,19 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     }
     if (s !== VERIFIED) throw new PieceMissingError(index, 'not-held');
     if (this.#lru.has(index)) this.#lru.touch(index);
-    const buf = Buffer.allocUnsafe(length);
-    if (length === 0) return buf;
+    if (length === 0) return;
     const slot = this.#slots.pieceSlot[index]!;
     this.#beginRead(slot);
     let n = -1;
     let failure: unknown;
     try {
-      n = await this.#file.read(slot, buf, offset, length);
+      n = await this.#file.read(slot, target, targetOffset, offset, length);
     } catch (err) {
       failure = err;
     } finally {
       this.#endRead(slot);
     }
-    if (n === length) return buf;
+    if (n === length) return;
     // The data file shrank or failed to read after the piece was checked: drop it.
     if (this.#state[index] === VERIFIED && this.#slots.pieceSlot[index] === slot) {
       this.#log.warn({ index, err: failure, bytesRead: n }, `piece ${index}: cannot read it from the cache; dropped it`);
@@ -527,7 +537,7 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     this.#beginRead(slot);
     try {
       const buf = Buffer.allocUnsafe(size);
-      const n = await this.#file.read(slot, buf, 0, size);
+      const n = await this.#file.read(slot, buf, 0, 0, size);
       good = n === size && createHash('sha1').update(buf).digest().equals(this.layout.pieceHash(index));
       if (!good) reason = n === size ? 'SHA-1 does not match the torrent' : `only ${n} of ${size} bytes on disk`;
     } catch (err) {

@@ -70,8 +70,9 @@ export class SlotFile {
   }
 
   /** Reads up to `length` bytes of slot `slot` from `offset`; resolves to the bytes read. */
-  read(slot: number, buf: Buffer, offset: number, length: number): Promise<number> {
-    return readAt(this.dataFd, buf, 0, length, slot * this.slotSize + offset);
+  /** Reads `length` bytes at `offset` of the slot into `buf` at `bufOffset`. */
+  read(slot: number, buf: Buffer, bufOffset: number, offset: number, length: number): Promise<number> {
+    return readAt(this.dataFd, buf, bufOffset, length, slot * this.slotSize + offset);
   }
 
   writeSlot(slot: number, data: Buffer): Promise<void> {
