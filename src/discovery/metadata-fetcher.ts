@@ -201,7 +201,9 @@ export class MetadataFetcher extends EventEmitter {
     wire.once('close', (reason: string) => {
       this.wires.delete(wire);
       log.debug({ peer: label, reason }, 'metadata connection closed');
-      if (cand && cand.wire === wire) {
+      if (cand && cand.wire === wire && reason === 'connected to ourselves') {
+        this.candidates.delete(cand.key); // our own address, handed back by a tracker or the DHT
+      } else if (cand && cand.wire === wire) {
         cand.wire = undefined;
         cand.failures++;
         if (!cand.persistent && cand.failures >= RETRIES) this.candidates.delete(cand.key);
