@@ -83,3 +83,21 @@ test('no peer for a bare infohash: the mount gives up after --metadata-timeout w
   t.regex(res.stderr, /fetching metadata: 0 peers/);
   await t.throwsAsync(access(path.join(dir.path, 'cache', 'torrents', `${'c'.repeat(40)}.torrent`)));
 });
+
+test('bad discovery option values are one clear line naming the flag', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const cases: Array<[string[], RegExp]> = [
+    [['--tracker', 'ftp://x.example/'], /^btmount: invalid --tracker: only http:\/\/, https:\/\/ and udp:\/\/ trackers are supported/],
+    [['--tracker', 'wss://x.example/'], /^btmount: invalid --tracker: only http:\/\//],
+    [['--tracker', 'udp://x.example'], /^btmount: invalid --tracker: a udp:\/\/ tracker needs a port/],
+    [['--dht-bootstrap', 'router'], /^btmount: invalid --dht-bootstrap: expected host:port, got router/],
+    [['--metadata-timeout', '0'], /^btmount: invalid --metadata-timeout: not a positive number of seconds/],
+  ];
+  for (const [args, message] of cases) {
+    const res = await btmount(['mount', 'f'.repeat(40), path.join(dir.path, 'mnt'), '--no-dht', ...args]);
+    t.is(res.code, 1, args.join(' '));
+    t.regex(res.stderr, message);
+    t.is(res.stderr.trim().split('\n').length, 1, res.stderr);
+  }
+});
