@@ -100,12 +100,15 @@ export class Reader {
     if (spans.length === 0) return 0;
     this.stats.reads++;
     this.#readAhead(handle, offset, length);
-    const signal = AbortSignal.timeout(this.opts.readTimeoutMs);
+    // One deadline for the whole read, made only if some piece has to be waited for:
+    // a read served from the cache costs no timer.
+    let signal: AbortSignal | undefined;
+    const deadline = (): AbortSignal => (signal ??= AbortSignal.timeout(this.opts.readTimeoutMs));
     let at = 0;
     const reads = spans.map((span) => {
       const into = at;
       at += span.length;
-      return this.#readSpan(handle.file.path, span, signal, target, into);
+      return this.#readSpan(handle.file.path, span, deadline, target, into);
     });
     await Promise.all(reads);
     this.stats.bytesRead += at;
@@ -129,13 +132,13 @@ export class Reader {
     await fetcher.fetch(piece, priority, signal);
   }
 
-  async #readSpan(path: string, span: PieceSpan, signal: AbortSignal, target: Buffer, targetOffset: number): Promise<void> {
+  async #readSpan(path: string, span: PieceSpan, deadline: () => AbortSignal, target: Buffer, targetOffset: number): Promise<void> {
     const { cache, fetcher } = this.opts;
     // A piece can vanish between "have" and "read" (evicted, or found corrupt on disk): fetch again.
     for (let attempt = 0; ; attempt++) {
       if (!cache.has(span.piece)) {
         if (attempt === 0) this.stats.cacheMisses++;
-        await this.#fetchUrgent(path, span.piece, signal);
+        await this.#fetchUrgent(path, span.piece, deadline());
       } else if (attempt === 0) {
         this.stats.cacheHits++;
       }
@@ -144,7 +147,7 @@ export class Reader {
         unpin = cache.pin(span.piece);
         return await cache.readInto(span.piece, span.offsetInPiece, span.length, target, targetOffset);
       } catch (err) {
-        if (attempt >= 2 || signal.aborted) throw this.#failed(path, span.piece, `cache: ${(err as Error).message}`);
+        if (attempt >= 2 || deadline().aborted) throw this.#failed(path, span.piece, `cache: ${(err as Error).message}`);
         this.opts.log.warn({ path, piece: span.piece, err }, 'cached piece unreadable; fetching it again');
       } finally {
         unpin?.();
