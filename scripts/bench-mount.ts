@@ -94,7 +94,7 @@ async function timeCommand(cmd: string, args: string[]): Promise<number> {
 async function mount(torrent: string, mnt: string, cache: string, peers: string[], extra: string[] = []): Promise<number> {
   await mkdir(mnt, { recursive: true });
   const { stdout } = await execFileAsync(process.execPath, [
-    BIN, 'mount', torrent, mnt, '--cache', cache, '--port', '0', ...peers.flatMap((p) => ['--peer', p]), ...extra,
+    BIN, 'mount', torrent, mnt, '--cache', cache, '--port', '0', '--no-dht', ...peers.flatMap((p) => ['--peer', p]), ...extra,
   ]);
   return Number(/daemon pid (\d+)/.exec(stdout)![1]);
 }

@@ -16,7 +16,7 @@ async function fixture(t: import('ava').ExecutionContext) {
 
 test('btmount <torrent> <mountpoint> is mount, and umount undoes it', async (t) => {
   const { dir, torrent, mnt } = await fixture(t);
-  const res = await btmount([torrent, mnt, '--cache', path.join(dir, 'cache'), '--port', '0']);
+  const res = await btmount([torrent, mnt, '--cache', path.join(dir, 'cache'), '--port', '0', '--no-dht']);
   t.is(res.code, 0, res.stderr);
   t.regex(res.stdout, /^mounted x\.bin at .*mnt \(daemon pid \d+, log .*\.log\)$/m);
   t.teardown(() => run('fusermount', ['-uz', mnt]));
@@ -38,7 +38,7 @@ test('bad option values are one clear line naming the flag', async (t) => {
     [['--read-timeout', '-1'], /^btmount: invalid --read-timeout/],
   ];
   for (const [args, message] of cases) {
-    const res = await btmount(['mount', torrent, mnt, '--cache', path.join(dir, 'cache'), ...args]);
+    const res = await btmount(['mount', torrent, mnt, '--cache', path.join(dir, 'cache'), '--no-dht', ...args]);
     t.is(res.code, 1, args.join(' '));
     t.regex(res.stderr, message);
     t.is(res.stderr.trim().split('\n').length, 1, res.stderr);
@@ -49,7 +49,7 @@ test('a cache budget smaller than one piece is refused at mount time', async (t)
   const { dir, mnt } = await fixture(t);
   const torrent = path.join(dir, 'big.torrent');
   await writeFile(torrent, buildTorrent({ name: 'big.bin', length: 4 << 20, pieceLength: 1 << 20 }));
-  const res = await btmount(['mount', torrent, mnt, '--cache', path.join(dir, 'cache'), '--cache-size', '100K', '--port', '0']);
+  const res = await btmount(['mount', torrent, mnt, '--cache', path.join(dir, 'cache'), '--cache-size', '100K', '--port', '0', '--no-dht']);
   t.teardown(() => run('fusermount', ['-uz', mnt]));
   t.is(res.code, 1);
   t.regex(res.stderr, /^btmount: cannot mount: .*cache/m);

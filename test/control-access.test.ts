@@ -74,7 +74,7 @@ test('a runtime directory that belongs to another user is refused, and nothing i
   const mountpoint = path.join(tmp.path, 'mnt');
   await mkdir(mountpoint);
   const env = { ...process.env, XDG_RUNTIME_DIR: path.join(tmp.path, 'run') };
-  const res = await btmount(['mount', ds.torrentPath, mountpoint, '--cache', path.join(tmp.path, 'cache'), '--port', '0'], { env });
+  const res = await btmount(['mount', ds.torrentPath, mountpoint, '--cache', path.join(tmp.path, 'cache'), '--port', '0', '--no-dht'], { env });
   t.is(res.code, 1);
   t.regex(res.stderr, new RegExp(`^btmount: cannot mount: the runtime directory ${runDir} belongs to uid ${OTHER_UID}, not to you`));
   t.deepEqual(await readdir(mountpoint), [], 'not mounted');

@@ -86,7 +86,7 @@ export async function mountFixture(t: ExecutionContext, opts: FixtureOptions): P
   const mountpoint = path.join(dir, 'mnt');
   await mkdir(mountpoint);
   const logFile = path.join(dir, 'mount.log');
-  const args = ['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir, 'cache'), '--port', '0', '--log-file', logFile, ...peers];
+  const args = ['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir, 'cache'), '--port', '0', '--no-dht', '--log-file', logFile, ...peers];
   args.push('--read-timeout', String(opts.readTimeout ?? 30), ...(opts.mount ?? []));
   const res = await bt(args);
   if (res.code !== 0) throw new Error(`btmount mount failed (${res.code}): ${res.stderr}${res.stdout}`);

@@ -197,7 +197,7 @@ test('mount refuses a missing, non-empty or non-directory mount point with one c
     [ds.torrentPath, /not a directory/],
   ];
   for (const [mountpoint, message] of cases) {
-    const res = await btmount(['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir.path, 'cache')]);
+    const res = await btmount(['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir.path, 'cache'), '--no-dht']);
     t.is(res.code, 1);
     t.regex(res.stderr, message);
     t.is(res.stderr.trim().split('\n').length, 1, res.stderr);

@@ -22,7 +22,8 @@ export async function mountTorrent(
 ): Promise<MountedTorrent> {
   const mountpoint = path.join(base, opts.name ?? 'mnt');
   await mkdir(mountpoint, { recursive: true });
-  const args = ['mount', torrent, mountpoint, '--cache', opts.cache ?? path.join(base, 'cache'), '--port', '0'];
+  // --no-dht: tests never reach the public DHT routers (discovery tests use a local bootstrap instead).
+  const args = ['mount', torrent, mountpoint, '--cache', opts.cache ?? path.join(base, 'cache'), '--port', '0', '--no-dht'];
   for (const p of opts.peers ?? []) args.push('--peer', p);
   if (opts.readTimeout !== undefined) args.push('--read-timeout', String(opts.readTimeout));
   args.push(...(opts.extra ?? []));
