@@ -7,7 +7,6 @@ import { removeRecord, socketPath, writeRecord } from '../daemon/mount-registry.
 import {
   Discovery,
   MetadataTimeoutError,
-  PUBLIC_DHT_ROUTERS,
   PortReservation,
   fetchMetainfo,
   loadCachedTorrent,
@@ -19,10 +18,11 @@ import { mountpointProblem } from '../fs/mountpoint.js';
 import { createLogger, type Logger } from '../log.js';
 import { InvalidTorrentError, loadSource, type Metainfo, type TorrentSource } from '../metainfo/index.js';
 import { DEFAULT_CACHE_BUDGET_RULE, defaultCacheBudget, defaultCacheRoot } from '../store/cache-location.js';
+import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from './errors.js';
 import { collectHostPort, parsePort, parseRate, parseSeconds, parseSizeOption, type HostPort } from './options.js';
 
-interface MountOptions {
+interface MountOptions extends DiscoveryCliOptions {
   cache?: string;
   cacheSize?: number;
   peer?: HostPort[];
@@ -32,14 +32,6 @@ interface MountOptions {
   downloadLimit?: number;
   logFile?: string;
   foreground?: boolean;
-  tracker?: string[];
-  /** false with --no-trackers. */
-  trackers: boolean;
-  /** false with --no-dht. */
-  dht: boolean;
-  dhtBootstrap?: HostPort[];
-  /** false with --no-pex. */
-  pex: boolean;
   metadataTimeout: number;
 }
 
@@ -53,8 +45,8 @@ const ACTION = 'cannot mount';
 const BIN = fileURLToPath(new URL('../../../bin/btmount.js', import.meta.url));
 
 export function registerMount(program: Command): void {
-  program
-    .command('mount')
+  const command = program.command('mount');
+  command
     .description('mount a torrent as a read-only directory (returns once it is ready; also: btmount <source> <mountpoint>)')
     .argument('<source>', '.torrent file, magnet URI or 40-hex infohash')
     .argument('<mountpoint>', 'an empty directory')
@@ -65,11 +57,6 @@ export function registerMount(program: Command): void {
     .option('--read-timeout <sec>', 'a read waits this long for data, then fails with EIO (seconds)', (v) => parseSeconds(v, '--read-timeout'), 60)
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--download-limit <rate>', 'bytes/s, e.g. 100M (default: none)', (v) => parseRate(v, '--download-limit'))
-    .option('--tracker <url>', 'announce to this tracker too: http://, https:// or udp:// (repeatable)', collectTracker)
-    .option('--no-trackers', 'ignore the trackers named in the torrent or magnet (--tracker ones still count)')
-    .option('--dht-bootstrap <host:port>', 'a DHT node to join through (repeatable; default: the public routers)', collectHostPort('--dht-bootstrap'))
-    .option('--no-dht', 'do not use the DHT')
-    .option('--no-pex', 'do not exchange peer addresses with peers (PEX)')
     .option(
       '--metadata-timeout <sec>',
       'magnet or infohash: give up when no peer has given the torrent metadata after this long (seconds)',
@@ -82,6 +69,7 @@ export function registerMount(program: Command): void {
       const debug = Boolean(cmd.optsWithGlobals().debug);
       await mount(source, path.resolve(mountpoint), opts, debug);
     });
+  addDiscoveryOptions(command);
 }
 
 async function mount(spec: string, mountpoint: string, opts: MountOptions, debug: boolean): Promise<void> {
@@ -170,7 +158,7 @@ async function resolveTorrent(
   const peers: PeerAddress[] = [...(opts.peer ?? [])];
   if (source.kind === 'torrent') {
     const { metainfo } = source;
-    return { metainfo, discovery: makeDiscovery(metainfo.infoHash, cacheRoot, metainfo.announce, metainfo.private, peers.length, opts, log), peers, port: opts.port };
+    return { metainfo, discovery: discoveryFromOptions(metainfo.infoHash, cacheRoot, metainfo.announce, metainfo.private, peers.length, opts, log), peers, port: opts.port };
   }
   for (const text of source.peers) {
     const peer = parsePeerAddress(text);
@@ -181,10 +169,10 @@ async function resolveTorrent(
   if (saved) {
     log.info({ infoHash: source.infoHash }, 'using the torrent saved by an earlier mount');
     const trackers = [...new Set([...saved.announce, ...source.announce])];
-    return { metainfo: saved, discovery: makeDiscovery(saved.infoHash, cacheRoot, trackers, saved.private, peers.length, opts, log), peers, port: opts.port };
+    return { metainfo: saved, discovery: discoveryFromOptions(saved.infoHash, cacheRoot, trackers, saved.private, peers.length, opts, log), peers, port: opts.port };
   }
 
-  const discovery = makeDiscovery(source.infoHash, cacheRoot, source.announce, false, peers.length, opts, log);
+  const discovery = discoveryFromOptions(source.infoHash, cacheRoot, source.announce, false, peers.length, opts, log);
   let reservation: PortReservation;
   try {
     reservation = await PortReservation.take(opts.port);
@@ -222,27 +210,6 @@ async function resolveTorrent(
 }
 
 /** Trackers, DHT and PEX as the options allow; a private torrent (BEP 27) gets trackers only. */
-function makeDiscovery(
-  infoHash: string,
-  cacheRoot: string,
-  torrentTrackers: readonly string[],
-  isPrivate: boolean,
-  staticPeers: number,
-  opts: MountOptions,
-  log: Logger,
-): Discovery {
-  const trackers = [...(opts.trackers ? torrentTrackers : []), ...(opts.tracker ?? [])];
-  return new Discovery({
-    infoHash,
-    cacheRoot,
-    trackers,
-    dht: opts.dht && !isPrivate ? { bootstrap: opts.dhtBootstrap ?? PUBLIC_DHT_ROUTERS } : false,
-    pex: opts.pex && !isPrivate,
-    staticPeers,
-    log,
-  });
-}
-
 async function startSession(
   metainfo: Metainfo,
   mountpoint: string,
@@ -275,18 +242,6 @@ async function startSession(
 }
 
 /** `--tracker URL`, repeatable: HTTP(S) and UDP trackers only (btmount does not do WebRTC). */
-function collectTracker(text: string, previous: string[] = []): string[] {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new UserError('invalid --tracker', `not a URL: ${text}`);
-  }
-  if (!['http:', 'https:', 'udp:'].includes(url.protocol)) throw new UserError('invalid --tracker', `only http://, https:// and udp:// trackers are supported: ${text}`);
-  if (url.protocol === 'udp:' && !url.port) throw new UserError('invalid --tracker', `a udp:// tracker needs a port: ${text}`);
-  return [...previous, text];
-}
-
 /** Until SIGINT/SIGTERM or an unmount from outside (fusermount -u). */
 function waitForStop(session: MountSession, log: Logger): Promise<void> {
   return new Promise((resolve) => {
