@@ -259,7 +259,7 @@ async function main(): Promise<void> {
       if (who === 'btmount seed') {
         const { startProcess } = await import('../test/helpers/peers.js');
         const bin = path.join(path.dirname(SELF), '..', '..', 'bin', 'btmount.js');
-        const proc = startProcess(process.execPath, [bin, 'seed', torrent, root, '--port', '0', '--host', '127.0.0.4']);
+        const proc = startProcess(process.execPath, [bin, 'seed', torrent, root, '--port', '0', '--host', '127.0.0.4', '--no-dht']);
         const m = await proc.waitFor(/on port (\d+)/, 120_000);
         server = Object.assign(proc, { port: Number(m[1]) });
       } else {

@@ -78,7 +78,7 @@ export async function mountFixture(t: ExecutionContext, opts: FixtureOptions): P
   const peers: string[] = [];
   if (opts.seed !== false) {
     const port = await freePort();
-    seeder = spawnCli(['seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(port)]);
+    seeder = spawnCli(['seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(port), '--no-dht']);
     await seeder.waitFor(/seeding .* on port/, 60_000);
     peers.push('--peer', `127.0.0.1:${port}`);
   }

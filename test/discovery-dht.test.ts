@@ -2,7 +2,7 @@ import test from 'ava';
 import { cp, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkAllFiles, mountSource, startLocalDht, waitUntil } from './helpers/discovery.js';
-import { freePort, makeDataset, startAria2Seeder } from './helpers/peers.js';
+import { BTMOUNT_BIN, freePort, makeDataset, startAria2Seeder, startProcess } from './helpers/peers.js';
 import { tempDir } from './helpers/run.js';
 
 // A DHT of bittorrent-dht nodes on 127.0.0.1; the mounts bootstrap from it only (never the public routers).
@@ -52,4 +52,29 @@ test('a bare infohash mounts with peers from the DHT only; the mount announces i
   t.teardown(again.unmount);
   const second = await checkAllFiles(again.mountpoint, ds);
   t.deepEqual(second.got, want);
+});
+
+test('btmount seed announces itself on the DHT: a bare infohash mount finds the origin with nothing else', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const dht = await startLocalDht(4);
+  t.teardown(dht.close);
+  const ds = await makeDataset(dir.path, 'dataset', [{ path: 'x/1.bin', length: 300_000 }, { path: 'y.txt', length: 777 }], 64 * 1024);
+  const bootstrap = dht.bootstrap.flatMap((b) => ['--dht-bootstrap', b]);
+  const seedPort = await freePort();
+  const seeder = startProcess(process.execPath, [
+    BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(seedPort),
+    '--cache', path.join(dir.path, 'seed-cache'), ...bootstrap,
+  ]);
+  t.teardown(() => seeder.stop());
+  await seeder.waitFor(/seeding .* on port/, 60_000);
+  await waitUntil('the seeder to announce itself on the DHT', async () => {
+    const found = await dht.lookup(ds.metainfo.infoHash);
+    return found.some((p) => p.port === seedPort) || undefined;
+  }, 60_000);
+
+  const m = await mountSource(dir.path, ds.metainfo.infoHash, ['--cache', path.join(dir.path, 'cache'), '--port', '0', ...bootstrap]);
+  t.teardown(m.unmount);
+  const { got, want } = await checkAllFiles(m.mountpoint, ds);
+  t.deepEqual(got, want);
 });

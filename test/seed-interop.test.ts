@@ -39,7 +39,7 @@ test.after.always(async () => {
 
 /** `btmount seed` on 127.0.0.1, any port; resolves once it serves. */
 async function startSeed(extra: string[] = []): Promise<Proc & { port: number }> {
-  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--port', '0', '--host', '127.0.0.1', ...extra]);
+  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--port', '0', '--host', '127.0.0.1', '--no-dht', ...extra]);
   const m = await proc.waitFor(/on port (\d+)/, 30_000);
   return Object.assign(proc, { port: Number(m[1]) });
 }
@@ -97,7 +97,7 @@ test('a single-file torrent is served to a python3-libtorrent leecher that has o
   const made = await run(process.execPath, [BTMOUNT_BIN, 'create', file, '-o', torrent, '--piece-size', String(PIECE)]);
   t.is(made.code, 0, made.stderr);
   const infoHash = /: ([0-9a-f]{40}) /.exec(made.stdout)![1]!;
-  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', torrent, file, '--port', '0', '--host', '127.0.0.1']);
+  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', torrent, file, '--port', '0', '--host', '127.0.0.1', '--no-dht']);
   const port = Number((await proc.waitFor(/on port (\d+)/, 30_000))[1]);
   const out = path.join(base, 'magnet-out');
   await mkdir(out);
@@ -115,10 +115,10 @@ test('seed refuses a folder that does not match, with a readable error', async (
   const wrong = path.join(base, 'wrong');
   await mkdir(path.join(wrong, 'a'), { recursive: true });
   await writeFile(path.join(wrong, 'a', '000.bin'), 'not the data');
-  const r = await run(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, wrong, '--port', '0'], { timeoutMs: 30_000 });
+  const r = await run(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, wrong, '--port', '0', '--no-dht'], { timeoutMs: 30_000 });
   t.is(r.code, 1);
   t.regex(r.stderr, /^btmount: cannot seed: no data in .* matches/m);
-  const missing = await run(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, path.join(base, 'nope'), '--port', '0'], { timeoutMs: 30_000 });
+  const missing = await run(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, path.join(base, 'nope'), '--port', '0', '--no-dht'], { timeoutMs: 30_000 });
   t.is(missing.code, 1);
   t.regex(missing.stderr, /btmount: cannot seed: .*no such file or directory/);
 });
@@ -127,7 +127,7 @@ test('seed serves what matches when part of the data is damaged', async (t) => {
   const partial = path.join(base, 'partial');
   await run('cp', ['-r', ds.root, partial]);
   await writeFile(path.join(partial, 'a', '001.bin'), Buffer.alloc(3 * PIECE, 7));
-  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, partial, '--port', '0', '--host', '127.0.0.1']);
+  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, partial, '--port', '0', '--host', '127.0.0.1', '--no-dht']);
   try {
     await proc.waitFor(/on port \d+/, 30_000);
     t.regex(proc.output(), /warning: [1-6] of 6 pieces are missing or damaged; serving the other [0-5]/);

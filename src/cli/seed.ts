@@ -4,11 +4,14 @@ import { stat } from 'node:fs/promises';
 import { createLogger, silentLogger, type Logger } from '../log.js';
 import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
 import { DirectoryPieceStorage, Swarm } from '../swarm/index.js';
+import { defaultCacheRoot } from '../store/cache-location.js';
+import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from './errors.js';
 import { formatBytes } from './format.js';
 import { collectHostPort, parsePort, parsePositive, parseRate } from './options.js';
 
-interface SeedOptions {
+interface SeedOptions extends DiscoveryCliOptions {
+  cache?: string;
   port?: number;
   host?: string;
   peer?: Array<{ host: string; port: number }>;
@@ -20,8 +23,8 @@ interface SeedOptions {
 const ACTION = 'cannot seed';
 
 export function registerSeed(program: Command): void {
-  program
-    .command('seed')
+  const command = program.command('seed');
+  command
     .description('verify a dataset against its torrent, then serve it to peers until interrupted')
     .argument('<torrent>', 'the .torrent file')
     .argument('<path>', 'the dataset folder given to create (for a single-file torrent: the file)')
@@ -31,11 +34,14 @@ export function registerSeed(program: Command): void {
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M or 50MB/s (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--max-connections <n>', 'open connections at most (default 50)', (v) => parsePositive(v, '--max-connections'))
     .option('--log-file <file>', 'write JSON logs to this file')
+    .option('--cache <dir>', `where the DHT routing table is kept between runs (default ${defaultCacheRoot()})`)
     .action(async (torrent: string, dataset: string, opts: SeedOptions, cmd: Command) => {
       const debug = Boolean(cmd.optsWithGlobals().debug);
       const log = opts.logFile ? createLogger({ file: opts.logFile, level: debug ? 'debug' : 'info' }) : debug ? createLogger({ level: 'debug' }) : silentLogger;
       await seed(torrent, dataset, opts, log);
     });
+  // The origin announces itself like any mount, so `btmount <infohash> /data` finds it.
+  addDiscoveryOptions(command);
 }
 
 async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log: Logger): Promise<void> {
@@ -56,6 +62,15 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   let swarm: Swarm | undefined;
+  const discovery = discoveryFromOptions(
+    metainfo.infoHash,
+    opts.cache ?? defaultCacheRoot(),
+    metainfo.announce,
+    metainfo.private,
+    opts.peer?.length ?? 0,
+    opts,
+    log,
+  );
   let statusTimer: NodeJS.Timeout | undefined;
   try {
     const checked = await verifyWithProgress(storage, metainfo, stop.signal);
@@ -75,6 +90,7 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
       ...(opts.uploadLimit !== undefined ? { uploadLimit: opts.uploadLimit } : {}),
       ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
       infoBuffer: metainfo.infoBuffer,
+      extensions: discovery.wireExtensions(),
     });
     let port: number;
     try {
@@ -83,6 +99,9 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
       throw new UserError(ACTION, `cannot listen on port ${opts.port ?? '6881-6889'}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     for (const p of opts.peer ?? []) swarm.addPeer(p.host, p.port, 'static');
+    await discovery.start(port);
+    const announced = swarm;
+    discovery.attach(announced, () => ({ uploaded: announced.stats().uploaded, downloaded: 0, left: 0 }));
     process.stdout.write(`seeding ${metainfo.name} (${metainfo.infoHash}) on port ${port}\n`);
 
     const tty = process.stdout.isTTY;
@@ -97,6 +116,7 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
     clearInterval(statusTimer);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await discovery.stop();
     await swarm?.close();
     await storage.close();
   }

@@ -66,7 +66,7 @@ export function python(code: string, args: string[], timeoutMs = 120_000): Promi
 
 /** `btmount seed` of a dataset on 127.0.0.1:port, resolved once it serves. */
 export async function seedWithBtmount(ds: Dataset, port: number): Promise<Proc> {
-  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(port)]);
+  const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(port), '--no-dht']);
   await proc.waitFor(/seeding .* on port/, 60_000);
   return proc;
 }
