@@ -8,6 +8,7 @@
  * - cold random 4 KiB reads: p50 / p99 latency;
  * - small files per second, cold and warm, vs local disk;
  * - PyTorch DataLoader epochs 1 and 2 over the small files vs local disk;
+ * - `btmount warm` of the whole torrent vs aria2c, and a DataLoader epoch right after it;
  * - daemon RSS while streaming 4 × the big file through a cache smaller than it.
  *
  *   npx tsc -p . && node dist/scripts/bench-mount.js [--big-mib 1024] [--small 4000] [--dir /tmp/btmount-bench-mount]
@@ -220,6 +221,17 @@ async function main(): Promise<void> {
     await mount(torrent, mnt, cache, peers);
     const [p50, p99] = (await python(RANDOM_4K, [`${mnt}/big.bin`, '300'])).split(' ').map(Number);
     row('cold random 4 KiB pread of big.bin, p50 / p99 (ms)', `${p50!.toFixed(1)} / ${p99!.toFixed(1)}`, 'n/a', '');
+    await umount(mnt);
+
+    // warm of the whole torrent into a fresh cache, vs aria2c's full download of the same swarm.
+    await rm(cache, { recursive: true, force: true });
+    await mount(torrent, mnt, cache, peers, ['--cache-size', `${Math.ceil(totalMiB * 1.2)}M`]);
+    const warmAllSeconds = await timeCommand(process.execPath, [BIN, 'warm', mnt]);
+    const warmRate = metainfo.layout.totalLength / 1e6 / warmAllSeconds;
+    row('btmount warm of the whole torrent (MB/s) vs aria2c full download', warmRate.toFixed(0), ariaRate.toFixed(0), (warmRate / ariaRate).toFixed(2));
+    await dropCaches();
+    const [afterWarm] = await epochs(`${mnt}/small`);
+    row('DataLoader epoch over small/ right after warm (s, page cache dropped) vs local disk epoch 1', afterWarm!.toFixed(2), localE1!.toFixed(2), (afterWarm! / localE1!).toFixed(2));
     await umount(mnt);
 
     // RSS while streaming 4 × big.bin through a cache of a quarter of it (eviction all the way).
