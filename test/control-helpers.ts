@@ -6,10 +6,11 @@
  * by its PID in teardown.
  */
 import type { ExecutionContext } from 'ava';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { btmount, run, tempDir, type RunResult } from './helpers/run.js';
+import { btmount, tempDir, type RunResult } from './helpers/run.js';
 import { BTMOUNT_BIN, freePort, makeDataset, startProcess, type Dataset, type Proc } from './helpers/peers.js';
+import { mountWithCli } from './helpers/mount.js';
 import { ControlConnection } from '../src/control/client.js';
 import type { CheckResult, ControlReply, ControlRequest } from '../src/control/protocol.js';
 import type { MountStatus } from '../src/control/status-schema.js';
@@ -88,21 +89,9 @@ export async function mountFixture(t: ExecutionContext, opts: FixtureOptions): P
   const logFile = path.join(dir, 'mount.log');
   const args = ['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir, 'cache'), '--port', '0', '--no-dht', '--log-file', logFile, ...peers];
   args.push('--read-timeout', String(opts.readTimeout ?? 30), ...(opts.mount ?? []));
-  const res = await bt(args);
-  if (res.code !== 0) throw new Error(`btmount mount failed (${res.code}): ${res.stderr}${res.stdout}`);
-  const pid = Number(/daemon pid (\d+)/.exec(res.stdout)?.[1]);
-  t.teardown(async () => {
-    const out = await bt(['umount', mountpoint], { timeoutMs: 30_000 });
-    if (out.code !== 0) {
-      await run('fusermount', ['-uz', mountpoint]);
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    await rm(mountpoint, { recursive: true, force: true }).catch(() => undefined);
-  });
+  const mounted = await mountWithCli(mountpoint, args, { env });
+  const pid = mounted.pid;
+  t.teardown(mounted.unmount);
   const fixture: Fixture = {
     dir,
     ds,

@@ -14,9 +14,8 @@ import { Server, type AnnounceParams } from 'bittorrent-tracker';
 import utMetadata from 'ut_metadata';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { sha256Via } from './mount.js';
+import { mountWithCli, sha256Via, type MountedTorrent } from './mount.js';
 import { startProcess, waitForPort, type Dataset, type Proc } from './peers.js';
-import { btmount, run, type RunResult } from './run.js';
 
 // ── DHT ──────────────────────────────────────────────────────────────────────
 
@@ -190,48 +189,18 @@ export async function startMetadataLiar(host: string, infoHash: string, fakeTorr
 
 // ── mounting by hash ─────────────────────────────────────────────────────────
 
-export interface HashMount {
-  mountpoint: string;
-  pid: number;
-  /** What `btmount mount` printed (progress lines go to stderr). */
-  stdout: string;
-  stderr: string;
-  unmount(): Promise<RunResult>;
-}
+export type HashMount = MountedTorrent;
 
 /**
  * `btmount mount <source> <dir>` with the real CLI (daemon mode). `args` must
- * keep the test off the public DHT: pass --no-dht or --dht-bootstrap.
+ * say how to find peers without the public DHT (--no-dht or --dht-bootstrap).
  * Throws with the CLI's output when the mount fails.
  */
 export async function mountSource(base: string, source: string, args: string[], name = 'mnt'): Promise<HashMount> {
   if (!args.includes('--no-dht') && !args.includes('--dht-bootstrap')) throw new Error('test mounts must pass --no-dht or --dht-bootstrap');
   const mountpoint = path.join(base, name);
   await mkdir(mountpoint, { recursive: true });
-  const res = await btmount(['mount', source, mountpoint, ...args], { timeoutMs: 90_000 });
-  if (res.code !== 0) throw new Error(`btmount mount failed (${res.code}): ${res.stderr}${res.stdout}`);
-  const pid = Number(/daemon pid (\d+)/.exec(res.stdout)?.[1]);
-  let done = false;
-  return {
-    mountpoint,
-    pid,
-    stdout: res.stdout,
-    stderr: res.stderr,
-    async unmount() {
-      if (done) return { code: 0, stdout: '', stderr: '' };
-      done = true;
-      const result = await btmount(['umount', mountpoint], { timeoutMs: 30_000 });
-      if (result.code !== 0) {
-        await run('fusermount', ['-uz', mountpoint]);
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-      return result;
-    },
-  };
+  return mountWithCli(mountpoint, ['mount', source, mountpoint, ...args], { timeoutMs: 90_000 });
 }
 
 /** sha256 of every file of the dataset read through the mount by child processes, beside the expected ones. */

@@ -7,37 +7,31 @@ export interface MountedTorrent {
   mountpoint: string;
   /** The daemon's pid, as `btmount mount` reported it. */
   pid: number;
+  /** What `btmount mount` printed (metadata progress goes to stderr). */
+  stdout: string;
+  stderr: string;
   /** `btmount umount`, then a lazy fusermount and a SIGKILL of the daemon as fallbacks. */
   unmount(): Promise<RunResult>;
 }
 
 /**
- * Mounts with the real CLI (daemon mode, as a user runs it) on a fresh
- * directory under `base`. Pass `t.teardown(m.unmount)`.
+ * Runs `btmount mount ...args` (daemon mode, as a user runs it) for an existing
+ * `mountpoint`. Throws with the CLI's output when it fails. Pass `t.teardown(m.unmount)`.
  */
-export async function mountTorrent(
-  base: string,
-  torrent: string,
-  opts: { peers?: string[]; readTimeout?: number; cache?: string; extra?: string[]; name?: string } = {},
-): Promise<MountedTorrent> {
-  const mountpoint = path.join(base, opts.name ?? 'mnt');
-  await mkdir(mountpoint, { recursive: true });
-  // --no-dht: tests never reach the public DHT routers (discovery tests use a local bootstrap instead).
-  const args = ['mount', torrent, mountpoint, '--cache', opts.cache ?? path.join(base, 'cache'), '--port', '0', '--no-dht'];
-  for (const p of opts.peers ?? []) args.push('--peer', p);
-  if (opts.readTimeout !== undefined) args.push('--read-timeout', String(opts.readTimeout));
-  args.push(...(opts.extra ?? []));
-  const res = await btmount(args, { timeoutMs: 60_000 });
+export async function mountWithCli(mountpoint: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<MountedTorrent> {
+  const res = await btmount(args, { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.env ? { env: opts.env } : {}) });
   if (res.code !== 0) throw new Error(`btmount mount failed (${res.code}): ${res.stderr}${res.stdout}`);
   const pid = Number(/daemon pid (\d+)/.exec(res.stdout)?.[1]);
   let done = false;
   return {
     mountpoint,
     pid,
+    stdout: res.stdout,
+    stderr: res.stderr,
     async unmount() {
       if (done) return { code: 0, stdout: '', stderr: '' };
       done = true;
-      const result = await btmount(['umount', mountpoint], { timeoutMs: 30_000 });
+      const result = await btmount(['umount', mountpoint], { timeoutMs: 30_000, ...(opts.env ? { env: opts.env } : {}) });
       if (result.code !== 0) {
         await run('fusermount', ['-uz', mountpoint]);
         try {
@@ -50,6 +44,21 @@ export async function mountTorrent(
       return result;
     },
   };
+}
+
+/** Mounts a torrent on a fresh directory under `base`, with no DHT (tests never reach the public routers). */
+export async function mountTorrent(
+  base: string,
+  torrent: string,
+  opts: { peers?: string[]; readTimeout?: number; cache?: string; extra?: string[]; name?: string } = {},
+): Promise<MountedTorrent> {
+  const mountpoint = path.join(base, opts.name ?? 'mnt');
+  await mkdir(mountpoint, { recursive: true });
+  const args = ['mount', torrent, mountpoint, '--cache', opts.cache ?? path.join(base, 'cache'), '--port', '0', '--no-dht'];
+  for (const p of opts.peers ?? []) args.push('--peer', p);
+  if (opts.readTimeout !== undefined) args.push('--read-timeout', String(opts.readTimeout));
+  args.push(...(opts.extra ?? []));
+  return mountWithCli(mountpoint, args);
 }
 
 /** sha256 of a file read through the mount by a separate process (never from this one: it would deadlock). */
