@@ -15,7 +15,7 @@ import utMetadata from 'ut_metadata';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { mountWithCli, sha256Via, type MountedTorrent } from './mount.js';
-import { startProcess, waitForPort, type Dataset, type Proc } from './peers.js';
+import { startAria2Seeder, type Dataset, type Proc } from './peers.js';
 
 // ── DHT ──────────────────────────────────────────────────────────────────────
 
@@ -117,27 +117,9 @@ async function freeUdpAndTcpPort(): Promise<number> {
 
 // ── aria2c ───────────────────────────────────────────────────────────────────
 
-const ARIA2_SEED = [
-  '--enable-dht=false',
-  '--enable-dht6=false',
-  '--bt-enable-lpd=false',
-  '--enable-peer-exchange=false',
-  '--file-allocation=none',
-  '--summary-interval=0',
-  '--console-log-level=warn',
-  '--no-conf=true',
-  '--disable-ipv6=true',
-  '--check-integrity=true',
-  '--seed-ratio=0.0',
-  '--bt-seed-unverified=false',
-  '--bt-tracker-interval=1',
-];
-
 /** aria2c seeding a complete dataset, announcing itself to `trackerUrl` (it uses no DHT, no PEX). */
-export async function startAria2TrackerSeeder(ds: Dataset, port: number, trackerUrl: string): Promise<Proc> {
-  const proc = startProcess('aria2c', [...ARIA2_SEED, `--dir=${ds.parent}`, `--listen-port=${port}`, `--bt-tracker=${trackerUrl}`, ds.torrentPath]);
-  await waitForPort('127.0.0.1', port);
-  return proc;
+export function startAria2TrackerSeeder(ds: Dataset, port: number, trackerUrl: string): Promise<Proc> {
+  return startAria2Seeder(ds, port, [`--bt-tracker=${trackerUrl}`, '--bt-tracker-interval=1']);
 }
 
 // ── a metadata liar ──────────────────────────────────────────────────────────

@@ -242,8 +242,8 @@ const ARIA2_COMMON = [
   '--disable-ipv6=true',
 ];
 
-/** aria2c seeding a dataset that is already complete in `ds.parent`. */
-export async function startAria2Seeder(ds: Dataset, port: number): Promise<Proc> {
+/** aria2c seeding a dataset that is already complete in `ds.parent` (`extra`: more aria2c options). */
+export async function startAria2Seeder(ds: Dataset, port: number, extra: string[] = []): Promise<Proc> {
   const proc = startProcess('aria2c', [
     ...ARIA2_COMMON,
     `--dir=${ds.parent}`,
@@ -251,6 +251,7 @@ export async function startAria2Seeder(ds: Dataset, port: number): Promise<Proc>
     '--check-integrity=true',
     '--seed-ratio=0.0',
     '--bt-seed-unverified=false',
+    ...extra,
     ds.torrentPath,
   ]);
   await waitForPort('127.0.0.1', port);
