@@ -1,22 +1,6 @@
 import Fuse, { type Operations } from 'fuse-native';
 import { fusermountUnmount, isMounted } from './mountpoint.js';
 
-/** Kernel read-ahead for the mount: several 128 KiB requests in flight instead of one. */
-const MAX_READAHEAD_BYTES = 4 * 1024 * 1024;
-
-/**
- * fuse-native builds libfuse's `-o` list from a fixed set of options and has no
- * way to pass `max_readahead`. Without it the kernel keeps one 128 KiB read in
- * flight and a warm sequential read is bound by the round trip into Node.
- */
-class TunedFuse extends Fuse {
-  _fuseOptions(): string {
-    const base = (Fuse.prototype as unknown as { _fuseOptions(this: Fuse): string })._fuseOptions.call(this);
-    const extra = `max_readahead=${MAX_READAHEAD_BYTES}`;
-    return base ? `${base},${extra}` : `-o${extra}`;
-  }
-}
-
 export interface FuseMountOptions {
   /** Shown in /proc/mounts as the source: `btmount:<name>`. */
   fsname: string;
@@ -36,7 +20,7 @@ export class FuseMount {
 
   static async mount(mountpoint: string, ops: Operations, opts: FuseMountOptions): Promise<FuseMount> {
     const day = 86_400;
-    const fuse = new TunedFuse(mountpoint, ops, {
+    const fuse = new Fuse(mountpoint, ops, {
       fsname: opts.fsname,
       subtype: 'btmount',
       kernelCache: true,
