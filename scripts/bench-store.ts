@@ -21,7 +21,7 @@ import vm from 'node:vm';
 import { PieceLayout, pieceIndex, asInfoHash, type PieceIndex } from '../src/metainfo/piece-layout.js';
 import { readAt } from '../src/store/file-io.js';
 import { PieceStore } from '../src/store/piece-store.js';
-import { verifyPiece, type VerifiedPiece } from '../src/store/verified-piece.js';
+import { VerifiedPiece } from '../src/store/verified-piece.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -106,7 +106,7 @@ async function readsAndWrites(base: string): Promise<void> {
   randomFillSync(data);
   const pieces = Array.from({ length: count }, (_, i) => data.subarray(i * pieceLength, (i + 1) * pieceLength));
   const layout = makeLayout(pieceLength, pieces);
-  const verified: VerifiedPiece[] = pieces.map((p, i) => verifyPiece(layout, pieceIndex(i), p)!);
+  const verified: VerifiedPiece[] = pieces.map((p, i) => VerifiedPiece.check(layout, pieceIndex(i), p)!);
   const infoHash = asInfoHash('ab'.repeat(20));
   const refPath = path.join(base, 'reference.bin');
   await writeFile(refPath, data);
@@ -243,7 +243,7 @@ async function heap(base: string): Promise<void> {
     Array.from({ length: 16 }, async () => {
       while (next < count) {
         const i = next++;
-        if (!(await store.put(verifyPiece(layout, pieceIndex(i), pieceData(i))!))) throw new Error('put failed');
+        if (!(await store.put(VerifiedPiece.check(layout, pieceIndex(i), pieceData(i))!))) throw new Error('put failed');
       }
     }),
   );

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { PieceStore } from '../src/store/piece-store.js';
-import { verifyPiece } from '../src/store/verified-piece.js';
+import { VerifiedPiece } from '../src/store/verified-piece.js';
 import { idx, makeTorrent, memoryLogger, mountTmpfs, readSlotTable } from './helpers/store-fixtures.js';
 
 const KiB = 1024;
@@ -26,7 +26,7 @@ test('on a full disk (2 MiB tmpfs, budget far larger) puts evict and retry, then
   t.true(store.has(idx(15)), 'the newest piece is kept');
   for (const i of store.haveIndices()) {
     const data = await store.readBlock(i, 0, 256 * KiB);
-    t.truthy(verifyPiece(torrent.layout, i, data), `piece ${i} verifies`);
+    t.truthy(VerifiedPiece.check(torrent.layout, i, data), `piece ${i} verifies`);
   }
 
   // Now pin everything held: nothing can be evicted, so a put that does not fit is dropped.
@@ -40,7 +40,7 @@ test('on a full disk (2 MiB tmpfs, budget far larger) puts evict and retry, then
   t.true(lines.some((l) => l.level >= 40 && /piece \d+ dropped/.test(l.msg)), 'the drop is logged at warn');
   for (const i of before) t.true(store.has(i), `pinned piece ${i} kept`);
   for (const i of store.haveIndices()) {
-    t.truthy(verifyPiece(torrent.layout, i, await store.readBlock(i, 0, 256 * KiB)));
+    t.truthy(VerifiedPiece.check(torrent.layout, i, await store.readBlock(i, 0, 256 * KiB)));
   }
   // What a reopen finds is exactly what was held, and all of it intact.
   const held = [...store.haveIndices()];
@@ -48,7 +48,7 @@ test('on a full disk (2 MiB tmpfs, budget far larger) puts evict and retry, then
   const again = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 64 * MiB });
   t.teardown(() => again.close());
   t.deepEqual([...again.haveIndices()], held);
-  for (const i of held) t.truthy(verifyPiece(torrent.layout, i, await again.readBlock(i, 0, 256 * KiB)));
+  for (const i of held) t.truthy(VerifiedPiece.check(torrent.layout, i, await again.readBlock(i, 0, 256 * KiB)));
   t.is(again.stats.droppedCorrupt, 0);
 });
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { open, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PieceStore } from '../src/store/piece-store.js';
-import { verifyPiece } from '../src/store/verified-piece.js';
+import { VerifiedPiece } from '../src/store/verified-piece.js';
 import {
   idx,
   makeTorrent,
@@ -24,7 +24,7 @@ async function everyHeldPieceVerifies(store: PieceStore, torrent: TestTorrent): 
   for (const i of [...store.haveIndices()]) {
     try {
       const data = await store.readBlock(i, 0, torrent.layout.pieceSize(i));
-      if (!verifyPiece(torrent.layout, i, data)) bad.push(i);
+      if (!VerifiedPiece.check(torrent.layout, i, data)) bad.push(i);
     } catch (err) {
       if ((err as Error).name !== 'PieceMissingError') throw err;
     }

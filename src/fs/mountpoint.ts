@@ -23,15 +23,15 @@ export async function mountpointProblem(mountpoint: string): Promise<string | un
 }
 
 /** Mount points as /proc/self/mountinfo lists them (octal escapes decoded). */
-export async function mountedPaths(): Promise<Map<string, string>> {
+export async function mountedPaths(): Promise<Set<string>> {
   const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const mounts = new Map<string, string>();
+  const mounts = new Set<string>();
   for (const line of text.split('\n')) {
     const fields = line.split(' ');
     const sep = fields.indexOf('-');
     if (sep < 0 || fields.length < 5) continue;
     const where = fields[4]!.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-    mounts.set(where, fields[sep + 1] ?? '');
+    mounts.add(where);
   }
   return mounts;
 }

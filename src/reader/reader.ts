@@ -84,13 +84,6 @@ export class Reader {
     return new OpenFile(file, this.opts.readAhead);
   }
 
-  /** Reads up to `length` bytes at `offset`; fewer only at the end of the file. */
-  async read(handle: OpenFile, offset: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, handle.file.length - offset)));
-    const n = await this.readInto(handle, offset, length, buf);
-    return buf.subarray(0, n);
-  }
-
   /**
    * Reads up to `length` bytes at `offset` into `target` (the FUSE request's own
    * buffer: no allocation per read). Resolves with the count, short only at the end of the file.

@@ -3,7 +3,7 @@ import type { PieceIndex, PieceLayout } from '../metainfo/piece-layout.js';
 
 /**
  * A piece whose SHA-1 matched the torrent. The only way to make one is
- * `verifyPiece`, so any function that takes a VerifiedPiece cannot be handed
+ * `VerifiedPiece.check`, so any function that takes a VerifiedPiece cannot be handed
  * bytes a peer sent but nobody checked.
  */
 export class VerifiedPiece {
@@ -20,9 +20,4 @@ export class VerifiedPiece {
     const digest = createHash('sha1').update(data).digest();
     return digest.equals(layout.pieceHash(index)) ? new VerifiedPiece(index, data) : undefined;
   }
-}
-
-/** SHA-1 check of a received piece; undefined when it does not match the torrent. */
-export function verifyPiece(layout: PieceLayout, index: PieceIndex, data: Buffer): VerifiedPiece | undefined {
-  return VerifiedPiece.check(layout, index, data);
 }

@@ -19,10 +19,11 @@ import { loadMetainfo, type Metainfo } from '../../src/metainfo/index.js';
 import type { PieceIndex } from '../../src/metainfo/piece-layout.js';
 import { MemoryPieceStorage, Swarm } from '../../src/swarm/index.js';
 import { VerifiedPiece } from '../../src/store/verified-piece.js';
-import { REPO_ROOT } from './run.js';
+import { BTMOUNT_BIN, REPO_ROOT } from './run.js';
+
+export { BTMOUNT_BIN };
 
 export const LT_PEER = path.join(REPO_ROOT, 'test', 'helpers', 'lt_peer.py');
-export const BTMOUNT_BIN = path.join(REPO_ROOT, 'bin', 'btmount.js');
 
 // ── datasets ─────────────────────────────────────────────────────────────────
 

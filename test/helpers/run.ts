@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,4 +40,3 @@ export async function tempDir(prefix = 'btmount-test-'): Promise<{ path: string;
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }
 
-export { spawn };

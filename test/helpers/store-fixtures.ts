@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { asInfoHash, PieceLayout, pieceIndex, type InfoHash, type PieceIndex } from '../../src/metainfo/piece-layout.js';
-import { verifyPiece, type VerifiedPiece } from '../../src/store/verified-piece.js';
+import { VerifiedPiece } from '../../src/store/verified-piece.js';
 
 /** A synthetic torrent whose piece bytes are a pure function of (seed, index), so a child process can rebuild it. */
 export interface TestTorrent {
@@ -52,7 +52,7 @@ export function makeTorrent(spec: TorrentSpec): TestTorrent {
   const infoHash = asInfoHash(createHash('sha1').update(`test-torrent-${seed}-${spec.pieceLength}-${spec.pieceCount}`).digest('hex'));
   const data = (i: number): Buffer => pieceBytes(seed, i, sizeOf(i));
   const piece = (i: number): VerifiedPiece => {
-    const p = verifyPiece(layout, pieceIndex(i), data(i));
+    const p = VerifiedPiece.check(layout, pieceIndex(i), data(i));
     if (!p) throw new Error(`fixture piece ${i} does not verify`);
     return p;
   };
