@@ -56,9 +56,13 @@ test.serial('concurrent reads and writes of many pieces use three file descripto
   const reopened = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 300 * 16 * KiB });
   t.teardown(() => reopened.close());
   let peak = 0;
-  const sample = async (): Promise<void> => {
-    peak = Math.max(peak, await openFdCount());
-  };
+  // One count at a time: each readdir of /proc/self/fd holds an fd of its own while it runs,
+  // so two overlapping counts would see each other (the baseline was taken by one alone).
+  let counting = Promise.resolve();
+  const sample = (): Promise<void> =>
+    (counting = counting.then(async () => {
+      peak = Math.max(peak, await openFdCount());
+    }));
   await Promise.all(Array.from({ length: 300 }, async (_, i) => {
     await reopened.put(torrent.piece(i));
     if (i % 10 === 0) await sample();
