@@ -1,8 +1,7 @@
 import { ControlServer } from '../control/server.js';
 import type { DiscoveryStatus } from '../control/status-schema.js';
-import { buildFuseOps } from '../fs/fuse-ops.js';
-import { FuseMount } from '../fs/fuse-mount.js';
 import { isMounted } from '../fs/mountpoint.js';
+import { mountFilesystem, type MountedFilesystem } from '../fs/native/mount-backend.js';
 import type { Discovery } from '../discovery/index.js';
 import type { Logger } from '../log.js';
 import type { Metainfo } from '../metainfo/index.js';
@@ -49,7 +48,7 @@ export class MountSession {
     readonly store: PieceStore,
     readonly swarm: Swarm,
     readonly reader: Reader,
-    readonly fuse: FuseMount,
+    readonly fuse: MountedFilesystem,
     /** The control socket `warm` and `status` talk to. */
     readonly control: ControlServer,
   ) {}
@@ -118,19 +117,19 @@ export class MountSession {
         },
         socketPath(config.mountpoint),
       );
-      const ops = buildFuseOps({
+      const fuse = await mountFilesystem({
+        mountpoint: config.mountpoint,
+        fsname: `btmount:${metainfo.infoHash}`,
         tree: metainfo.tree,
         reader,
+        cache: store.sharedCacheView(),
         mtime: metainfo.created ?? new Date(0),
         uid: process.getuid?.() ?? 0,
         gid: process.getgid?.() ?? 0,
         log,
-      });
-      const fuse = await FuseMount.mount(config.mountpoint, ops, {
-        fsname: `btmount:${metainfo.infoHash}`,
         debug: config.debugFuse ?? false,
       });
-      log.info({ mountpoint: config.mountpoint, infoHash: metainfo.infoHash }, `mounted ${metainfo.name}`);
+      log.info({ mountpoint: config.mountpoint, infoHash: metainfo.infoHash, fuseBackend: fuse.backend }, `mounted ${metainfo.name}`);
       return new MountSession(config, store, swarm, reader, fuse, control);
     } catch (err) {
       await control?.close().catch(() => undefined);

@@ -13,6 +13,8 @@ export interface FuseMountOptions {
  * practically forever: a second epoch is served without entering Node.
  */
 export class FuseMount {
+  readonly backend = 'fuse-native' as const;
+
   private constructor(
     readonly mountpoint: string,
     private readonly fuse: Fuse,

@@ -1,0 +1,61 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import type { SharedCacheView } from '../../store/piece-store.js';
+import type { TreeSnapshot } from './tree-snapshot.js';
+
+/** What JS hands the addon at mount. */
+export interface NativeMountOptions {
+  mountpoint: string;
+  /** Mount source shown in /proc/mounts; no commas. */
+  fsname: string;
+  uid: number;
+  gid: number;
+  /** Seconds since the epoch: every entry's mtime. */
+  mtime: number;
+  totalBytes: number;
+  debug: number;
+  tree: TreeSnapshot['arrays'];
+  cache: SharedCacheView;
+  /** A read C could not serve from the cache: answer with replyData or replyError. */
+  onMiss(id: number, fh: number, node: number, offset: number, length: number): void;
+  /** Reads C served, four numbers each: fh, node, offset, length (length -1: the handle was released). */
+  onHits(records: Float64Array): void;
+}
+
+declare const handleBrand: unique symbol;
+export type NativeMountHandle = { readonly [handleBrand]: true };
+
+export interface NativeAddon {
+  /** Mounts and starts libfuse's worker threads; throws Error('btmount native: …'). */
+  mount(options: NativeMountOptions): NativeMountHandle;
+  replyData(handle: NativeMountHandle, id: number, data: Buffer, length: number): void;
+  replyError(handle: NativeMountHandle, id: number, errno: number): void;
+  /** Resolves once every FUSE thread has ended; aborts the connection if it outlives `graceMs`. */
+  stop(handle: NativeMountHandle, graceMs: number): Promise<void>;
+  stats(handle: NativeMountHandle): { hits: number; misses: number; generationRetries: number; parked: number };
+}
+
+/** native/build/Release/btmount_fuse.node, from this module's place in dist/src/fs/native. */
+export const ADDON_PATH = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../../../native/build/Release/btmount_fuse.node',
+);
+
+let loaded: NativeAddon | Error | undefined;
+
+/** The addon, or why it cannot be used (not built: no libfuse3-dev or compiler at install). */
+export function loadNativeAddon(): NativeAddon | Error {
+  if (loaded) return loaded;
+  try {
+    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    loaded = new Error(
+      code === 'MODULE_NOT_FOUND'
+        ? 'the native FUSE addon is not built (install libfuse3-dev and pkg-config, then run npm run build:native)'
+        : `the native FUSE addon cannot load: ${(err as Error).message}`,
+    );
+  }
+  return loaded;
+}

@@ -1,0 +1,128 @@
+import { constants as osConstants } from 'node:os';
+import type { Logger } from '../../log.js';
+import type { FileTree } from '../../metainfo/file-tree.js';
+import type { OpenFile, Reader } from '../../reader/reader.js';
+import type { SharedCacheView } from '../../store/piece-store.js';
+import { fusermountUnmount, isMounted } from '../mountpoint.js';
+import type { NativeAddon, NativeMountHandle } from './addon.js';
+import { snapshotTree } from './tree-snapshot.js';
+
+export interface NativeMountOptions {
+  mountpoint: string;
+  fsname: string;
+  tree: FileTree;
+  reader: Reader;
+  cache: SharedCacheView;
+  mtime: Date;
+  uid: number;
+  gid: number;
+  log: Logger;
+  debug: boolean;
+}
+
+/** How long the FUSE threads may outlive the unmount (open files after a lazy unmount) before the connection is aborted. */
+const STOP_GRACE_MS = 2000;
+const RECORD = 4;
+
+/**
+ * A mount served by the libfuse3 addon: metadata and reads of verified pieces are answered
+ * on libfuse's threads; a read C cannot serve comes here as a miss and goes through the
+ * Reader like any fuse-native read (priorities, deadlines, --read-timeout, EIO). Reads C
+ * served arrive in batches and are shown to the Reader, so read-ahead and status stay true.
+ */
+export class NativeMount {
+  readonly backend = 'native' as const;
+  readonly #handles = new Map<number, OpenFile>();
+  #stopped: Promise<void> | undefined;
+
+  private constructor(
+    readonly mountpoint: string,
+    private readonly addon: NativeAddon,
+    private readonly opts: NativeMountOptions,
+    private readonly fileIndexOfNode: Int32Array,
+    private handle: NativeMountHandle | undefined = undefined,
+  ) {}
+
+  static mount(addon: NativeAddon, opts: NativeMountOptions): NativeMount {
+    const snapshot = snapshotTree(opts.tree);
+    const mount = new NativeMount(opts.mountpoint, addon, opts, snapshot.arrays.fileIndex);
+    const totalBytes = opts.tree.files.reduce((sum, f) => sum + f.length, 0);
+    mount.handle = addon.mount({
+      mountpoint: opts.mountpoint,
+      fsname: opts.fsname,
+      uid: opts.uid,
+      gid: opts.gid,
+      mtime: Math.floor(opts.mtime.getTime() / 1000),
+      totalBytes,
+      debug: opts.debug ? 1 : 0,
+      tree: snapshot.arrays,
+      cache: opts.cache,
+      onMiss: (id, fh, node, offset, length) => mount.#serveMiss(id, fh, node, offset, length),
+      onHits: (records) => mount.#noteHits(records),
+    });
+    return mount;
+  }
+
+  /** Reads served in C, reads sent to JS, reads whose slot changed hands during the read, misses waiting. */
+  stats(): { hits: number; misses: number; generationRetries: number; parked: number } {
+    return this.handle ? this.addon.stats(this.handle) : { hits: 0, misses: 0, generationRetries: 0, parked: 0 };
+  }
+
+  /** Unmounts (lazily when busy), then waits for libfuse's threads to end. Safe to call more than once. */
+  unmount(): Promise<void> {
+    this.#stopped ??= (async () => {
+      if (await isMounted(this.mountpoint)) {
+        try {
+          await fusermountUnmount(this.mountpoint, false);
+        } catch {
+          if (await isMounted(this.mountpoint)) await fusermountUnmount(this.mountpoint, true);
+        }
+      }
+      if (this.handle) await this.addon.stop(this.handle, STOP_GRACE_MS);
+      for (const open of this.#handles.values()) open.close();
+      this.#handles.clear();
+    })();
+    return this.#stopped;
+  }
+
+  /** The Reader's per-open state for a kernel file handle (made on its first read that reaches JS). */
+  #openFile(fh: number, node: number): OpenFile | undefined {
+    let open = this.#handles.get(fh);
+    if (!open) {
+      const file = this.opts.tree.files[this.fileIndexOfNode[node] ?? -1];
+      if (!file) return undefined;
+      open = this.opts.reader.open(file);
+      this.#handles.set(fh, open);
+    }
+    return open;
+  }
+
+  #serveMiss(id: number, fh: number, node: number, offset: number, length: number): void {
+    const { addon, handle } = this;
+    if (!handle) return;
+    const open = this.#openFile(fh, node);
+    if (!open) return addon.replyError(handle, id, osConstants.errno.EIO);
+    const buf = Buffer.allocUnsafe(length);
+    this.opts.reader.readInto(open, offset, length, buf).then(
+      (n) => addon.replyData(handle, id, buf, n),
+      (err: Error) => {
+        this.opts.log.debug({ path: open.file.path, offset, length, err: err.message }, 'read failed: EIO');
+        addon.replyError(handle, id, osConstants.errno.EIO);
+      },
+    );
+  }
+
+  #noteHits(records: Float64Array): void {
+    for (let i = 0; i + RECORD <= records.length; i += RECORD) {
+      const fh = records[i]!;
+      const length = records[i + 3]!;
+      if (length < 0) {
+        this.#handles.get(fh)?.close();
+        this.#handles.delete(fh);
+        continue;
+      }
+      const open = this.#openFile(fh, records[i + 1]!);
+      if (open) this.opts.reader.recordCachedRead(open, records[i + 2]!, length);
+    }
+  }
+}
