@@ -213,7 +213,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_cb_info(env, info, &argc, &opts, NULL, NULL));
   if (argc < 1) return throw_type(env, "btmount native: mount(options)");
   char mountpoint[4096], fsname[256];
-  double uid, gid, mtime, total_bytes, debug = 0;
+  double uid, gid, mtime, total_bytes, debug = 0, read_delay_us = 0;
   napi_value tree_value, cache_value, on_miss_fn, on_hits_fn;
   if (!get_string(env, opts, "mountpoint", mountpoint, sizeof mountpoint) ||
       !get_string(env, opts, "fsname", fsname, sizeof fsname) || strchr(fsname, ',') ||
@@ -224,6 +224,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     return throw_type(env, "btmount native: mount options incomplete");
   }
   get_double(env, opts, "debug", &debug);
+  get_double(env, opts, "readDelayMicros", &read_delay_us);
 
   struct tree *tree = NULL;
   if (!read_tree(env, tree_value, &tree)) return NULL;
@@ -264,6 +265,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
       .mtime = (int64_t)mtime,
       .total_bytes = (uint64_t)total_bytes,
       .debug = debug != 0,
+      .read_delay_us = read_delay_us > 0 && read_delay_us < 1e6 ? (unsigned)read_delay_us : 0,
   };
   char error[512] = "";
   struct session_hooks hooks = {.miss = on_miss, .hits_pending = on_hits_pending, .ctx = h};
@@ -326,14 +328,13 @@ static napi_value js_reply_error(napi_env env, napi_callback_info info) {
 struct stop_work {
   struct mount_handle *h;
   struct session *session;
-  int grace_ms;
   napi_deferred deferred;
   napi_async_work work;
 };
 
 static void stop_execute(napi_env env, void *data) {
   struct stop_work *w = data;
-  session_stop(w->session, w->grace_ms);
+  session_stop(w->session);
 }
 
 static void stop_complete(napi_env env, napi_status status, void *data) {
@@ -347,15 +348,13 @@ static void stop_complete(napi_env env, napi_status status, void *data) {
   free(w);
 }
 
-/* stop(handle, graceMs) → Promise: after the mount is gone (or aborted after graceMs), no thread is left. */
+/* stop(handle) → Promise, resolved when no FUSE thread is left. */
 static napi_value js_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct mount_handle *h = argc == 2 ? handle_arg(env, argv[0]) : NULL;
+  size_t argc = 1;
+  napi_value arg;
+  CHECK(env, napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
+  struct mount_handle *h = argc == 1 ? handle_arg(env, arg) : NULL;
   if (!h) return NULL;
-  double grace;
-  CHECK(env, napi_get_value_double(env, argv[1], &grace));
   napi_value promise;
   napi_deferred deferred;
   CHECK(env, napi_create_promise(env, &deferred, &promise));
@@ -373,7 +372,6 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   }
   w->h = h;
   w->session = h->session;
-  w->grace_ms = grace > 0 ? (int)grace : 0;
   w->deferred = deferred;
   napi_value name;
   napi_create_string_utf8(env, "btmount-fuse-stop", NAPI_AUTO_LENGTH, &name);

@@ -7,18 +7,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Torrent content never changes: names and attributes stay valid for a day (the kernel's
  * cache is only dropped by memory pressure or the unmount). */
 static const double DAY_SECONDS = 86400.0;
-/* Worker threads: enough for 16+ concurrent readers; idle ones stay (max_idle -1 avoids the
- * create/destroy churn of libfuse's idle-thread trimming). */
-static const unsigned MAX_WORKER_THREADS = 32;
+/* Worker threads, a fixed pool: a hit holds one only for its pread, a miss not at all (it is
+ * parked), so 16 serve 16+ concurrent readers; no libfuse thread creation or trimming. */
+#define WORKER_THREADS 16
 /* Hit records kept while JS is busy; beyond this, hits are counted but not reported. */
 static const size_t MAX_HIT_RECORDS = 1u << 20;
 
@@ -36,9 +36,11 @@ struct session {
   gid_t gid;
   int64_t mtime;
   uint64_t total_blocks;
-  char abort_path[64];
-  pthread_t loop_thread;
-  int loop_started;
+  unsigned read_delay_us;
+  /* Written once to stop every worker, whatever state the connection is in. */
+  int stop_fd;
+  pthread_t workers[WORKER_THREADS];
+  int worker_count;
 
   uint64_t next_fh;     /* atomic */
   uint64_t hits;        /* atomic */
@@ -267,6 +269,9 @@ static int read_piece(struct session *s, uint32_t piece, uint64_t offset, size_t
       __atomic_load_n(&c->piece_slot[piece], __ATOMIC_ACQUIRE) != slot) {
     return 0;
   }
+  /* Fault injection for the eviction-churn test: widens the window in which JS may evict and
+   * reuse the slot, which the generation check must catch. 0 outside tests. */
+  if (s->read_delay_us) usleep(s->read_delay_us);
   size_t done = 0;
   while (done < length) {
     ssize_t n = pread(c->data_fd, out + done, length - done, (off_t)((uint64_t)slot * c->slot_size + offset + done));
@@ -443,24 +448,65 @@ static const struct fuse_lowlevel_ops OPERATIONS = {
 
 /* --------------------------------------------------------------- lifecycle */
 
-static void *run_loop(void *arg) {
+/*
+ * A worker: waits on the device fd (non-blocking; EPOLLEXCLUSIVE, so one request wakes one
+ * worker, as libfuse's blocking reads do) and on the stop eventfd (wakes all). libfuse's own
+ * loop blocks in read(2), which nothing can interrupt after a lazy unmount with files still
+ * open (and /sys/fs/fuse/connections is not always mounted to abort it); this one ends on
+ * the stop signal, or by itself when the connection goes away (unmount from outside).
+ */
+static void *run_worker(void *arg) {
   struct session *s = arg;
-  struct fuse_loop_config *config = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(config, MAX_WORKER_THREADS);
-  fuse_loop_cfg_set_idle_threads(config, (unsigned)-1);
-  fuse_session_loop_mt(s->se, config);
-  fuse_loop_cfg_destroy(config);
+  int fuse_fd = fuse_session_fd(s->se);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event on_request = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = 0};
+  struct epoll_event on_stop = {.events = EPOLLIN, .data.u32 = 1};
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fuse_fd, &on_request) != 0 ||
+      epoll_ctl(ep, EPOLL_CTL_ADD, s->stop_fd, &on_stop) != 0) {
+    fprintf(stderr, "btmount: FUSE worker cannot wait on its descriptors: %s\n", strerror(errno));
+    if (ep >= 0) close(ep);
+    return NULL;
+  }
+  struct fuse_buf buf = {0};
+  for (;;) {
+    struct epoll_event events[2];
+    int n = epoll_wait(ep, events, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    int stop = 0, request = 0;
+    for (int i = 0; i < n; i++) {
+      if (events[i].data.u32 == 1) stop = 1;
+      else request = 1;
+    }
+    if (stop) break;
+    if (!request) continue;
+    int res = fuse_session_receive_buf(s->se, &buf);
+    if (res == -EAGAIN || res == -EINTR) continue; /* another worker took it */
+    if (res <= 0 || fuse_session_exited(s->se)) break; /* 0: unmounted (ENODEV) */
+    fuse_session_process_buf(s->se, &buf);
+  }
+  free(buf.mem);
+  close(ep);
   return NULL;
 }
 
 static void free_session(struct session *s) {
   if (s->se) fuse_session_destroy(s->se);
   if (s->cache.data_fd >= 0) close(s->cache.data_fd);
+  if (s->stop_fd >= 0) close(s->stop_fd);
   tree_free(s->tree);
   free(s->parked);
   free(s->hit_log);
   pthread_mutex_destroy(&s->lock);
   free(s);
+}
+
+static void stop_workers(struct session *s) {
+  uint64_t one = 1;
+  ssize_t ignored = write(s->stop_fd, &one, sizeof one);
+  (void)ignored;
+  for (int i = 0; i < s->worker_count; i++) pthread_join(s->workers[i], NULL);
+  s->worker_count = 0;
 }
 
 struct session *session_start(const struct session_options *opts, struct tree *tree, struct cache_view cache,
@@ -480,6 +526,13 @@ struct session *session_start(const struct session_options *opts, struct tree *t
   s->gid = opts->gid;
   s->mtime = opts->mtime;
   s->total_blocks = (opts->total_bytes + 4095) / 4096;
+  s->read_delay_us = opts->read_delay_us;
+  s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->stop_fd < 0) {
+    snprintf(error, error_size, "cannot create an eventfd: %s", strerror(errno));
+    free_session(s);
+    return NULL;
+  }
 
   char mount_options[512];
   /* fsname may not hold commas (libfuse splits options on them); JS passes btmount:<infohash>. */
@@ -498,60 +551,36 @@ struct session *session_start(const struct session_options *opts, struct tree *t
     free_session(s);
     return NULL;
   }
-  /* The loop thread and libfuse's workers take no signals: Node's main thread handles them. */
+  int fuse_fd = fuse_session_fd(s->se);
+  fcntl(fuse_fd, F_SETFL, fcntl(fuse_fd, F_GETFL) | O_NONBLOCK);
+  /* Workers take no signals: Node's main thread handles them. */
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &previous);
-  int started = pthread_create(&s->loop_thread, NULL, run_loop, s);
+  int failed = 0;
+  for (int i = 0; i < WORKER_THREADS && !failed; i++) {
+    failed = pthread_create(&s->workers[i], NULL, run_worker, s);
+    if (!failed) s->worker_count++;
+  }
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
-  if (started != 0) {
+  if (failed) {
+    stop_workers(s);
     fuse_session_unmount(s->se);
-    snprintf(error, error_size, "cannot start the FUSE thread: %s", strerror(started));
+    snprintf(error, error_size, "cannot start the FUSE threads: %s", strerror(failed));
     free_session(s);
     return NULL;
-  }
-  s->loop_started = 1;
-  /* The connection's number, to abort it if the unmount leaves it alive (a lazy unmount with
-   * files still open). stat waits for INIT, answered by the loop just started. */
-  struct stat st;
-  if (stat(opts->mountpoint, &st) == 0) {
-    snprintf(s->abort_path, sizeof s->abort_path, "/sys/fs/fuse/connections/%u/abort", minor(st.st_dev));
   }
   return s;
 }
 
-static void abort_connection(struct session *s) {
-  if (!s->abort_path[0]) return;
-  int fd = open(s->abort_path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t ignored = write(fd, "1", 1);
-  (void)ignored;
-  close(fd);
-}
-
-void session_stop(struct session *s, int grace_ms) {
-  if (s->loop_started) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += grace_ms / 1000;
-    until.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
-    if (pthread_timedjoin_np(s->loop_thread, NULL, &until) != 0) {
-      /* Still serving: the mount is detached but open files keep the connection alive, or it
-       * was never unmounted. Aborting ends every worker's read of /dev/fuse with ENODEV. */
-      fuse_session_exit(s->se);
-      abort_connection(s);
-      pthread_join(s->loop_thread, NULL);
-    }
-  }
+void session_stop(struct session *s) {
+  stop_workers(s);
   pthread_mutex_lock(&s->lock);
   s->closed = 1;
   for (size_t i = 0; i < s->parked_count; i++) fuse_reply_err(s->parked[i].req, EIO);
   s->parked_count = 0;
-  /* Closes the device fd: under the lock, so no JS reply writes to a reused fd number. */
+  /* Closes the device fd, which ends the connection if a lazy unmount left it alive. Under
+   * the lock, so no JS reply writes to a reused fd number. */
   fuse_session_destroy(s->se);
   s->se = NULL;
   pthread_mutex_unlock(&s->lock);

@@ -57,6 +57,8 @@ struct session_options {
   int64_t mtime;
   uint64_t total_bytes;
   int debug;
+  /* Test only: sleep this long between checking a piece and reading it (BTMOUNT_NATIVE_READ_DELAY_US). */
+  unsigned read_delay_us;
 };
 
 /* Hit-log record: four doubles (fh, node, offset, length); a release has length -1. */
@@ -68,9 +70,10 @@ struct session;
 struct session *session_start(const struct session_options *opts, struct tree *tree, struct cache_view cache,
                               struct session_hooks hooks, char *error, size_t error_size);
 
-/* Waits for the loop to end (the mount is gone), aborting the connection if it does not within
- * `grace_ms`; then answers parked reads with EIO and frees everything. Blocking: not on the JS thread. */
-void session_stop(struct session *s, int grace_ms);
+/* Ends the workers (each finishes the request in hand), answers parked reads with EIO, closes
+ * the device (ending a connection a lazy unmount left alive) and frees everything.
+ * Call after unmounting; it blocks for the requests in hand, so not on the JS thread. */
+void session_stop(struct session *s);
 
 /* Moves the hit log out: *records gets a malloc'd array of `*count` records (caller frees). */
 void session_take_hits(struct session *s, double **records, size_t *count);

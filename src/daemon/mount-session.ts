@@ -1,5 +1,5 @@
 import { ControlServer } from '../control/server.js';
-import type { DiscoveryStatus } from '../control/status-schema.js';
+import type { DiscoveryStatus, FuseStatus } from '../control/status-schema.js';
 import { isMounted } from '../fs/mountpoint.js';
 import { mountFilesystem, type MountedFilesystem } from '../fs/native/mount-backend.js';
 import type { Discovery } from '../discovery/index.js';
@@ -64,6 +64,7 @@ export class MountSession {
     });
     let swarm: Swarm | undefined;
     let control: ControlServer | undefined;
+    let mounted: MountedFilesystem | undefined;
     try {
       swarm = new Swarm({
         infoHash: metainfo.infoHash,
@@ -113,11 +114,12 @@ export class MountSession {
           startedAt: new Date(),
           warmReserveBytes: readAheadMaxBytes,
           discovery: () => config.discovery?.status() ?? discoveryStatus(config),
+          fuse: () => fuseStatus(mounted),
           log,
         },
         socketPath(config.mountpoint),
       );
-      const fuse = await mountFilesystem({
+      const fuse: MountedFilesystem = await mountFilesystem({
         mountpoint: config.mountpoint,
         fsname: `btmount:${metainfo.infoHash}`,
         tree: metainfo.tree,
@@ -129,6 +131,7 @@ export class MountSession {
         log,
         debug: config.debugFuse ?? false,
       });
+      mounted = fuse;
       log.info({ mountpoint: config.mountpoint, infoHash: metainfo.infoHash, fuseBackend: fuse.backend }, `mounted ${metainfo.name}`);
       return new MountSession(config, store, swarm, reader, fuse, control);
     } catch (err) {
@@ -174,5 +177,14 @@ function discoveryStatus(config: MountConfig): DiscoveryStatus {
     dht: { enabled: false, nodes: 0 },
     trackers: config.metainfo.announce.map((url) => ({ url, lastAnnounceAt: null, lastResult: null, peers: 0 })),
     pex: { enabled: false },
+  };
+}
+
+function fuseStatus(fs: MountedFilesystem | undefined): FuseStatus {
+  if (!fs) return { backend: null, nativeReads: null };
+  const native = fs.nativeStats?.();
+  return {
+    backend: fs.backend,
+    nativeReads: native ? { servedInC: native.hits, sentToReader: native.misses, slotReusedDuringRead: native.generationRetries } : null,
   };
 }

@@ -15,6 +15,8 @@ export interface NativeMountOptions {
   mtime: number;
   totalBytes: number;
   debug: number;
+  /** Fault injection for tests: microseconds between checking a piece and reading its slot. */
+  readDelayMicros?: number;
   tree: TreeSnapshot['arrays'];
   cache: SharedCacheView;
   /** A read C could not serve from the cache: answer with replyData or replyError. */
@@ -31,8 +33,12 @@ export interface NativeAddon {
   mount(options: NativeMountOptions): NativeMountHandle;
   replyData(handle: NativeMountHandle, id: number, data: Buffer, length: number): void;
   replyError(handle: NativeMountHandle, id: number, errno: number): void;
-  /** Resolves once every FUSE thread has ended; aborts the connection if it outlives `graceMs`. */
-  stop(handle: NativeMountHandle, graceMs: number): Promise<void>;
+  /**
+   * Call after unmounting. Ends the FUSE threads (each finishes its request in hand), fails
+   * parked reads with EIO and closes the device, which also ends a connection that a lazy
+   * unmount left alive for files still open. Resolves when no FUSE thread is left.
+   */
+  stop(handle: NativeMountHandle): Promise<void>;
   stats(handle: NativeMountHandle): { hits: number; misses: number; generationRetries: number; parked: number };
 }
 

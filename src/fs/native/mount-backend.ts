@@ -14,6 +14,8 @@ export interface MountedFilesystem {
   readonly backend: FuseBackendName;
   readonly mountpoint: string;
   unmount(): Promise<void>;
+  /** Native backend: reads served in C (hits) and sent to the Reader (misses). */
+  nativeStats?(): { hits: number; misses: number; generationRetries: number };
 }
 
 export interface MountFilesystemOptions {

@@ -47,7 +47,8 @@ export function snapshotTree(tree: FileTree): TreeSnapshot {
     const dirNode = queueNode[head]!;
     firstChild[dirNode] = next;
     childCount[dirNode] = dir.children.size;
-    for (const [name, child] of dir.children) {
+    // forEach, not for-of: no [name, child] pair allocated per entry (a million of them at ImageNet scale).
+    dir.children.forEach((child, name) => {
       const node = next++;
       parents[node] = dirNode;
       // A name is at most 255 bytes (sanitized), so one check before writing is enough.
@@ -68,7 +69,7 @@ export function snapshotTree(tree: FileTree): TreeSnapshot {
         streamOffsets[node] = file.offset;
         fileIndex[node] = file.index;
       }
-    }
+    });
   }
   if (next !== nodeCount) throw new Error(`file tree snapshot: ${next} nodes, expected ${nodeCount}`);
   return {
