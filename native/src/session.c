@@ -37,6 +37,9 @@ struct session {
   int64_t mtime;
   uint64_t total_blocks;
   unsigned read_delay_us;
+  /* The kernel takes ENOSYS to open/opendir as "never send them again" (and then keeps the
+   * page cache and the readdir cache by default): no round trip per open and close. */
+  int no_open, no_opendir;
   /* Written once to stop every worker, whatever state the connection is in. */
   int stop_fd;
   pthread_t workers[WORKER_THREADS];
@@ -89,6 +92,9 @@ static void fill_entry(const struct session *s, uint32_t node, struct fuse_entry
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn) {
+  struct session *s = userdata;
+  s->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+  s->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
   /* Reads of up to 1 MiB (libfuse 3 sizes max_pages from its 1 MiB buffer); many in flight. */
   conn->max_background = 64;
   conn->congestion_threshold = 48;
@@ -123,6 +129,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   struct session *s = session_of(req);
   if (!valid_node(s, ino)) return (void)fuse_reply_err(req, ENOENT);
   if (!s->tree->is_dir[ino - 1]) return (void)fuse_reply_err(req, ENOTDIR);
+  if (s->no_opendir) return (void)fuse_reply_err(req, ENOSYS);
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
   fuse_reply_open(req, fi);
@@ -204,12 +211,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   if (!valid_node(s, ino)) return (void)fuse_reply_err(req, ENOENT);
   if (s->tree->is_dir[ino - 1]) return (void)fuse_reply_err(req, EISDIR);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return (void)fuse_reply_err(req, EROFS);
+  /* Write opens never get here on a kernel with no_open (the mount is ro: the VFS says EROFS). */
+  if (s->no_open) return (void)fuse_reply_err(req, ENOSYS);
   fi->keep_cache = 1;
   fi->fh = __atomic_add_fetch(&s->next_fh, 1, __ATOMIC_RELAXED);
   fuse_reply_open(req, fi);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { fuse_reply_err(req, 0); }
 
 /* -------------------------------------------------------------- the hit log */
 
@@ -269,6 +277,10 @@ static int read_piece(struct session *s, uint32_t piece, uint64_t offset, size_t
       __atomic_load_n(&c->piece_slot[piece], __ATOMIC_ACQUIRE) != slot) {
     return 0;
   }
+  /* A read from the start of a piece: ask the kernel for the whole slot now. Sequential reads
+   * arrive as 128 KiB requests on several workers, out of order, and neighbouring pieces sit
+   * in unrelated slots, so the kernel's own readahead of the slot file rarely kicks in. */
+  if (offset == 0 && length < c->slot_size) readahead(c->data_fd, (off_t)((uint64_t)slot * c->slot_size), c->slot_size);
   /* Fault injection for the eviction-churn test: widens the window in which JS may evict and
    * reuse the slot, which the generation check must catch. 0 outside tests. */
   if (s->read_delay_us) usleep(s->read_delay_us);
@@ -433,7 +445,7 @@ static const struct fuse_lowlevel_ops OPERATIONS = {
     .open = op_open,
     .read = op_read,
     .write = op_write,
-    .flush = op_flush,
+    /* No flush: its ENOSYS tells the kernel to stop sending one per close. */
     .release = op_release,
     .opendir = op_opendir,
     .readdir = op_readdir,

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { constants as osConstants } from 'node:os';
 import type { Logger } from '../../log.js';
 import type { FileTree } from '../../metainfo/file-tree.js';
@@ -21,6 +22,11 @@ export interface NativeMountOptions {
 }
 
 const RECORD = 4;
+/**
+ * Files read at once with read-ahead state kept, when the kernel sends no open/release
+ * (no_open): the Reader's per-file state is then per file, not per open, and bounded.
+ */
+const FILES_TRACKED_WITHOUT_OPEN = 4096;
 
 /**
  * A mount served by the libfuse3 addon: metadata and reads of verified pieces are answered
@@ -30,7 +36,10 @@ const RECORD = 4;
  */
 export class NativeMount {
   readonly backend = 'native' as const;
+  /** By kernel file handle, while open (kernels without no_open send open and release). */
   readonly #handles = new Map<number, OpenFile>();
+  /** By node, for reads with no file handle (fh 0: the kernel skips open). */
+  readonly #byNode = new LRUCache<number, OpenFile>({ max: FILES_TRACKED_WITHOUT_OPEN, dispose: (open) => open.close() });
   #stopped: Promise<void> | undefined;
 
   private constructor(
@@ -84,18 +93,20 @@ export class NativeMount {
       }
       for (const open of this.#handles.values()) open.close();
       this.#handles.clear();
+      this.#byNode.clear();
     })();
     return this.#stopped;
   }
 
-  /** The Reader's per-open state for a kernel file handle (made on its first read that reaches JS). */
+  /** The Reader's per-open state for a kernel file handle, or per file without one (made on its first read that reaches JS). */
   #openFile(fh: number, node: number): OpenFile | undefined {
-    let open = this.#handles.get(fh);
+    let open = fh === 0 ? this.#byNode.get(node) : this.#handles.get(fh);
     if (!open) {
       const file = this.opts.tree.files[this.fileIndexOfNode[node] ?? -1];
       if (!file) return undefined;
       open = this.opts.reader.open(file);
-      this.#handles.set(fh, open);
+      if (fh === 0) this.#byNode.set(node, open);
+      else this.#handles.set(fh, open);
     }
     return open;
   }
