@@ -31,7 +31,6 @@ async function foregroundMount(t: import('ava').ExecutionContext, onTerminal: bo
   const umount = await btmount(['umount', mountpoint], { env });
   t.is(umount.code, 0, umount.stderr);
   t.is(await proc.exited, 0, proc.output());
-  // eslint-disable-next-line no-control-regex
   return { output: proc.output().replace(/\x1b\[[0-9;]*m/g, '').replace(/\r/g, ''), mountpoint };
 }
 
