@@ -172,3 +172,42 @@ test('pip installs the package from the repo, and it imports from there without 
   t.true(imported.stdout.startsWith(path.join(target, 'btmount') + path.sep), imported.stdout);
   t.regex(imported.stdout, /'warm_epoch'/);
 });
+
+const ORDERS = `
+import json
+import torch
+from torch.utils.data import DistributedSampler, RandomSampler
+import btmount
+
+data = list(range(10))
+sampler = DistributedSampler(data, num_replicas=2, rank=1, shuffle=True, seed=3)
+sampler.set_epoch(4)
+future = btmount.epoch_order(sampler, 5)
+twin = DistributedSampler(data, num_replicas=2, rank=1, shuffle=True, seed=3)
+twin.set_epoch(5)
+random_order = lambda e: RandomSampler(data, generator=torch.Generator().manual_seed(100 + e))
+try:
+    btmount.epoch_order([1, 2, 3], 1)
+    refused = None
+except TypeError as e:
+    refused = str(e)
+print(json.dumps({
+    'future': future,
+    'expected': list(twin),
+    'trainingEpoch': sampler.epoch,
+    'random': [btmount.epoch_order(random_order, 2), btmount.epoch_order(random_order, 2), btmount.epoch_order(random_order, 3)],
+    'refused': refused,
+}))
+`;
+
+test('epoch_order: a DistributedSampler copy set to the epoch (the training sampler keeps its own), a function for samplers without set_epoch', async (t) => {
+  const r = await run('/usr/bin/python3', ['-c', ORDERS], { env: { ...process.env, PYTHONPATH: PYTHON_DIR }, timeoutMs: 120_000 });
+  t.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  t.deepEqual(out.future, out.expected);
+  t.is(out.future.length, 5);
+  t.is(out.trainingEpoch, 4);
+  t.deepEqual(out.random[0], out.random[1]);
+  t.notDeepEqual(out.random[0], out.random[2]);
+  t.regex(out.refused, /^btmount: epoch_order needs a sampler with set_epoch/);
+});
