@@ -56,10 +56,11 @@ class WarmJob:
                 return job
         raise BtmountError(f"btmount: warm job {self.id} is no longer listed by {self.mount}")
 
-    def wait(self, timeout: Optional[float] = None, poll: float = 0.5) -> Dict[str, Any]:
+    def wait(self, timeout: Optional[float] = None, poll: float = 1.0) -> Dict[str, Any]:
         """Waits until the job has finished and returns its final state.
 
         Raises WarmIncomplete if it did not warm everything, TimeoutError after ``timeout`` seconds.
+        Each poll runs ``btmount status`` (a short Node process), hence once a second by default.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.done:
