@@ -3,7 +3,7 @@ import createTorrent from 'create-torrent';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseTorrentBuffer } from '../metainfo/index.js';
-import { UserError } from './errors.js';
+import { UserError } from '../user-error.js';
 import { formatBytes } from './format.js';
 import { parseSizeOption } from './options.js';
 

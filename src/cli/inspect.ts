@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadSource, type Metainfo, type TorrentSource } from '../metainfo/index.js';
-import { UserError } from './errors.js';
+import { UserError } from '../user-error.js';
 import { formatBytes } from './format.js';
 
 interface InspectOptions {

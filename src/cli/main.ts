@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { formatError } from './errors.js';
+import { formatError } from '../user-error.js';
 import { registerInspect } from './inspect.js';
 import { registerMount } from './mount.js';
 import { registerUmount } from './umount.js';
@@ -8,7 +8,7 @@ import { registerSeed } from './seed.js';
 import { registerCreate } from './create.js';
 import { registerWarm } from './warm.js';
 import { registerStatus } from './status.js';
-import { UserError } from './errors.js';
+import { UserError } from '../user-error.js';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { ControlRequestError, ControlUnavailableError, requestOnce } from '../control/client.js';
 import type { MountStatus, WarmJobStatus } from '../control/status-schema.js';
-import { UserError } from './errors.js';
+import { UserError } from '../user-error.js';
 import { formatBytes } from './format.js';
 import { parseSeconds } from './options.js';
 import { formatDuration, jobProgressText } from './warm.js';

@@ -6,7 +6,7 @@ import { ControlConnection, ControlRequestError, ControlUnavailableError, reques
 import type { ControlReply } from '../control/protocol.js';
 import { mountRelativePath, OutsideMountError } from '../control/selection.js';
 import type { WarmJobStatus } from '../control/status-schema.js';
-import { UserError } from './errors.js';
+import { UserError } from '../user-error.js';
 import { formatBytes } from './format.js';
 import { parseSeconds } from './options.js';
 

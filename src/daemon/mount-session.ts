@@ -9,7 +9,7 @@ import type { Metainfo } from '../metainfo/index.js';
 import { Reader } from '../reader/reader.js';
 import { PieceStore } from '../store/piece-store.js';
 import { Swarm } from '../swarm/index.js';
-import { socketPath } from './mount-registry.js';
+import { socketPath } from '../control/mount-registry.js';
 
 export interface MountConfig {
   metainfo: Metainfo;

@@ -12,7 +12,7 @@ import { LruList } from './lru-list.js';
 import { SlotFile } from './slot-file.js';
 import { SlotMap } from './slot-map.js';
 import { StoreLock } from './store-lock.js';
-import type { VerifiedPiece } from './verified-piece.js';
+import type { VerifiedPiece } from '../metainfo/verified-piece.js';
 
 export { PieceMissingError, PiecePinnedError, StoreBudgetError, StoreClosedError, StoreLockedError } from './errors.js';
 
