@@ -1,4 +1,4 @@
-import { parseSize } from '../store/cache-location.js';
+import { parseSize } from '../byte-size.js';
 import { UserError } from '../user-error.js';
 
 /**

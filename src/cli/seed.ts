@@ -9,7 +9,7 @@ import type { SwarmStats } from '../swarm/index.js';
 import { defaultCacheRoot } from '../store/cache-location.js';
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from '../user-error.js';
-import { formatBytes } from './format.js';
+import { formatSize } from '../byte-size.js';
 import { collectHostPort, parsePort, parsePositive, parseRate } from './options.js';
 
 interface SeedOptions extends DiscoveryCliOptions {
@@ -89,7 +89,7 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
     if (tty) statusTimer = setInterval(() => process.stdout.write(`\r\x1b[K${statusLine(session.stats()!)}`), 1000);
     if (!stop.signal.aborted) await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
     if (tty) process.stdout.write('\r\x1b[K');
-    process.stdout.write(`stopped: uploaded ${formatBytes(session.stats()!.uploaded)}\n`);
+    process.stdout.write(`stopped: uploaded ${formatSize(session.stats()!.uploaded)}\n`);
   } finally {
     clearInterval(statusTimer);
     process.off('SIGINT', onSignal);
@@ -103,9 +103,9 @@ async function verifyWithProgress(session: SeedSession, metainfo: Metainfo, sign
   const bar = process.stderr.isTTY
     ? new SingleBar({ format: 'verifying [{bar}] {percentage}% {done} of {size}', hideCursor: true, clearOnComplete: true, stream: process.stderr })
     : undefined;
-  bar?.start(total, 0, { done: formatBytes(0), size: formatBytes(total) });
+  bar?.start(total, 0, { done: formatSize(0), size: formatSize(total) });
   try {
-    return await session.verify((p) => bar?.update(p.checkedBytes, { done: formatBytes(p.checkedBytes), size: formatBytes(total) }), signal);
+    return await session.verify((p) => bar?.update(p.checkedBytes, { done: formatSize(p.checkedBytes), size: formatSize(total) }), signal);
   } catch (err) {
     if (signal.aborted) return { checkedBytes: 0, totalBytes: total, goodPieces: 0, badPieces: 0 };
     throw err;
@@ -117,5 +117,5 @@ async function verifyWithProgress(session: SeedSession, metainfo: Metainfo, sign
 function statusLine(s: SwarmStats): string {
   const up = s.peers.reduce((sum, p) => sum + p.uploadRate, 0);
   const interested = s.peers.filter((p) => p.interested).length;
-  return `${s.peers.length} peers (${interested} downloading), up ${formatBytes(up)}/s, uploaded ${formatBytes(s.uploaded)}`;
+  return `${s.peers.length} peers (${interested} downloading), up ${formatSize(up)}/s, uploaded ${formatSize(s.uploaded)}`;
 }

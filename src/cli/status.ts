@@ -4,9 +4,9 @@ import type { Command } from 'commander';
 import { ControlRequestError, ControlUnavailableError, requestOnce } from '../control/client.js';
 import type { MountStatus, WarmJobStatus } from '../control/status-schema.js';
 import { UserError } from '../user-error.js';
-import { formatBytes } from './format.js';
+import { formatSize } from '../byte-size.js';
 import { parseSeconds } from './options.js';
-import { formatDuration, jobProgressText } from './warm.js';
+import { formatDuration, jobProgressText } from './format.js';
 
 interface StatusOptions {
   json?: boolean;
@@ -63,7 +63,7 @@ async function status(mountpoint: string, opts: StatusOptions): Promise<void> {
   }
 }
 
-const rate = (n: number): string => `${formatBytes(n)}/s`;
+const rate = (n: number): string => `${formatSize(n)}/s`;
 
 /** The human view of a status object. */
 export function renderStatus(s: MountStatus): string {
@@ -74,17 +74,17 @@ export function renderStatus(s: MountStatus): string {
   lines.push(`  daemon     pid ${s.pid}, up ${formatDuration(s.uptimeSeconds)}`);
   lines.push(
     `  pieces     ${s.pieces.have} of ${s.pieces.total} (${pct(s.pieces.have, s.pieces.total)}), ` +
-      `${formatBytes(t.pieceLength)} each; ${t.fileCount} files, ${formatBytes(t.totalBytes)}`,
+      `${formatSize(t.pieceLength)} each; ${t.fileCount} files, ${formatSize(t.totalBytes)}`,
   );
   const c = s.cache;
   const hit = c.hitRate === null ? 'no reads yet' : `hit rate ${(c.hitRate * 100).toFixed(1)}% of ${c.hits + c.misses} reads`;
   // The budget in force is whole pieces, and no more than the torrent: say so only when the disk lowered it.
   const wholeBudget = Math.min(Math.floor(c.budgetBytes / t.pieceLength), t.pieceCount) * t.pieceLength;
-  const lowered = c.effectiveBudgetBytes < wholeBudget ? ` (lowered to ${formatBytes(c.effectiveBudgetBytes)}: the disk filled up)` : '';
-  lines.push(`  cache      ${formatBytes(c.usedBytes)} of ${formatBytes(c.budgetBytes)} budget${lowered}; ${hit}; ${c.evictions} evictions`);
+  const lowered = c.effectiveBudgetBytes < wholeBudget ? ` (lowered to ${formatSize(c.effectiveBudgetBytes)}: the disk filled up)` : '';
+  lines.push(`  cache      ${formatSize(c.usedBytes)} of ${formatSize(c.budgetBytes)} budget${lowered}; ${hit}; ${c.evictions} evictions`);
   lines.push(`             ${c.dir}`);
   const x = s.transfer;
-  lines.push(`  transfer   down ${rate(x.downloadRate)} (${formatBytes(x.downloadedBytes)} in all), up ${rate(x.uploadRate)} (${formatBytes(x.uploadedBytes)} in all)`);
+  lines.push(`  transfer   down ${rate(x.downloadRate)} (${formatSize(x.downloadedBytes)} in all), up ${rate(x.uploadRate)} (${formatSize(x.uploadedBytes)} in all)`);
   lines.push(`  peers      ${s.peers.length} connected`);
   for (const p of s.peers) {
     const flags = [p.choked ? 'choking us' : '', p.interested ? 'interested' : ''].filter(Boolean).join(', ');
@@ -97,7 +97,7 @@ export function renderStatus(s: MountStatus): string {
   const waiting = r.oldest
     ? `${r.waiting} waiting; the oldest for ${formatDuration(r.oldest.ageSeconds)} on ${r.oldest.path} (piece ${r.oldest.piece}): ${r.oldest.reason}`
     : 'none waiting';
-  lines.push(`  reads      ${r.count} (${formatBytes(r.bytes)}), ${r.failed} failed; ${waiting}`);
+  lines.push(`  reads      ${r.count} (${formatSize(r.bytes)}), ${r.failed} failed; ${waiting}`);
   const banned = s.integrity.bannedPeers;
   lines.push(`  integrity  ${s.integrity.hashFailures} hash failures, ${banned.length} banned peers${banned.length ? ` (${banned.join(', ')})` : ''}`);
   if (s.warm.length === 0) lines.push('  warm       no jobs');

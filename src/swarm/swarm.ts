@@ -11,7 +11,6 @@ import { PeerConnection, type PeerSource, type WireExtension } from './peer-conn
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
 
-export type { Priority } from '../scheduler/index.js';
 
 export interface SwarmOptions {
   infoHash: InfoHash;
