@@ -1,0 +1,52 @@
+import test from 'ava';
+import { commanderErrorLine } from '../src/cli/main.js';
+import { btmount } from './helpers/run.js';
+
+// The messages a new user meets first: one line each, `btmount: …`, exit code 1.
+
+const oneLine = (text: string): string[] => text.trim().split('\n');
+
+test('a mistyped command is called an unknown command with the nearest one, not read as a torrent', async (t) => {
+  const cases: Array<[string[], string]> = [
+    [['stauts', '/data'], "btmount: unknown command 'stauts' (did you mean 'status'?)"],
+    [['umonut', '/data'], "btmount: unknown command 'umonut' (did you mean 'umount'?)"],
+    [['wram', '/data', 'train/'], "btmount: unknown command 'wram' (did you mean 'warm'?)"],
+    [['frobnicate', '/data'], "btmount: unknown command 'frobnicate' (see btmount --help)"],
+  ];
+  for (const [args, expected] of cases) {
+    const res = await btmount(args);
+    t.is(res.code, 1, args.join(' '));
+    t.deepEqual(oneLine(res.stderr), [expected], args.join(' '));
+  }
+});
+
+test('a source that looks like one is still mounted by default (and fails on its own terms)', async (t) => {
+  const res = await btmount(['./missing.torrent', '/nonexistent-mnt']);
+  t.is(res.code, 1);
+  t.deepEqual(oneLine(res.stderr), ['btmount: cannot read torrent ./missing.torrent: no such file (expected a .torrent file, magnet URI or infohash)']);
+  const hash = await btmount(['0123456789abcdef0123456789abcdef01234567', '/nonexistent-mnt']);
+  t.is(hash.code, 1);
+  t.regex(hash.stderr, /^btmount: cannot mount: \/nonexistent-mnt does not exist/);
+});
+
+test("commander's own errors are one `btmount: …` line too", async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['status', '--bogus', '/x'], /^btmount: unknown option '--bogus' \(see btmount --help\)$/],
+    [['status', '--jsn', '/x'], /^btmount: unknown option '--jsn' \(did you mean '--json'\?\)$/],
+    [['mount'], /^btmount: missing required argument 'source'/],
+    [['umount'], /^btmount: missing required argument 'mountpoint'/],
+    [['status', 'a', 'b'], /^btmount: too many arguments for 'status'/],
+  ];
+  for (const [args, expected] of cases) {
+    const res = await btmount(args);
+    t.is(res.code, 1, args.join(' '));
+    const lines = oneLine(res.stderr);
+    t.is(lines.length, 1, res.stderr);
+    t.regex(lines[0]!, expected);
+  }
+});
+
+test('commanderErrorLine: several suggestions are all quoted', (t) => {
+  t.is(commanderErrorLine("error: unknown command 'sta'\n(Did you mean one of stat, star?)\n"), "btmount: unknown command 'sta' (did you mean one of 'stat', 'star'?)\n");
+  t.is(commanderErrorLine("error: option '--port <n>' argument missing\n"), "btmount: option '--port <n>' argument missing (see btmount --help)\n");
+});
