@@ -1,4 +1,5 @@
 import test from 'ava';
+import { count, metadataProgressText } from '../src/cli/format.js';
 import { commanderErrorLine } from '../src/cli/main.js';
 import { btmount } from './helpers/run.js';
 
@@ -49,4 +50,12 @@ test("commander's own errors are one `btmount: …` line too", async (t) => {
 test('commanderErrorLine: several suggestions are all quoted', (t) => {
   t.is(commanderErrorLine("error: unknown command 'sta'\n(Did you mean one of stat, star?)\n"), "btmount: unknown command 'sta' (did you mean one of 'stat', 'star'?)\n");
   t.is(commanderErrorLine("error: option '--port <n>' argument missing\n"), "btmount: option '--port <n>' argument missing (see btmount --help)\n");
+});
+
+test('counts agree with their nouns: "1 peer", "0 peers", "3 peers"', (t) => {
+  t.is(metadataProgressText({ connected: 1, known: 1, rejected: 0 }), 'fetching metadata: 1 peer');
+  t.is(metadataProgressText({ connected: 0, known: 0, rejected: 0 }), 'fetching metadata: 0 peers');
+  t.is(metadataProgressText({ connected: 3, known: 12, rejected: 1 }), 'fetching metadata: 3 peers (12 known), 1 rejected');
+  t.is(count(1, 'tracker'), '1 tracker');
+  t.is(count(2, 'banned peer'), '2 banned peers');
 });

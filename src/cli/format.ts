@@ -1,5 +1,6 @@
 import { formatSize } from '../byte-size.js';
 import type { WarmJobStatus } from '../control/status-schema.js';
+import type { MetadataProgress } from '../discovery/index.js';
 
 /** Texts for people that more than one command prints. */
 
@@ -20,4 +21,14 @@ export function formatDuration(seconds: number): string {
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+/** `1 peer`, `3 peers`. */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** `fetching metadata: 3 peers (12 known), 1 rejected`, while a magnet waits for its info dictionary. */
+export function metadataProgressText(p: MetadataProgress): string {
+  return `fetching metadata: ${count(p.connected, 'peer')}${p.known > p.connected ? ` (${p.known} known)` : ''}${p.rejected > 0 ? `, ${p.rejected} rejected` : ''}`;
 }

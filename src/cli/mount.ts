@@ -6,6 +6,7 @@ import { loadSource, type TorrentSource } from '../metainfo/index.js';
 import { DEFAULT_CACHE_BUDGET_RULE, defaultCacheRoot } from '../store/cache-location.js';
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from '../user-error.js';
+import { metadataProgressText } from './format.js';
 import { collectHostPort, parsePort, parseRate, parseSeconds, parseSizeOption, type HostPort } from './options.js';
 
 interface MountOptions extends DiscoveryCliOptions {
@@ -69,7 +70,7 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
   }
 
   if (!opts.foreground) {
-    const ready = await spawnMountDaemon(process.argv.slice(2), logFile!);
+    const ready = await spawnMountDaemon(process.argv.slice(2), logFile!, metadataProgressText);
     process.stdout.write(`mounted ${ready.name} at ${mountpoint} (daemon pid ${ready.pid}, log ${ready.logFile})\n`);
     return;
   }
@@ -87,6 +88,7 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
     downloadLimit: opts.downloadLimit ?? 0,
     metadataTimeoutMs: opts.metadataTimeout * 1000,
     extraTrackers: opts.tracker ?? [],
+    describeProgress: metadataProgressText,
     discoveryFor: (torrent, staticPeers, log) =>
       discoveryFromOptions(torrent.infoHash, cacheRoot, torrent.announce, torrent.private, staticPeers, opts, log),
   });

@@ -10,6 +10,7 @@ import { defaultCacheRoot } from '../store/cache-location.js';
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from '../user-error.js';
 import { formatSize } from '../byte-size.js';
+import { count } from './format.js';
 import { collectHostPort, parsePort, parsePositive, parseRate } from './options.js';
 
 interface SeedOptions extends DiscoveryCliOptions {
@@ -117,5 +118,5 @@ async function verifyWithProgress(session: SeedSession, metainfo: Metainfo, sign
 function statusLine(s: SwarmStats): string {
   const up = s.peers.reduce((sum, p) => sum + p.uploadRate, 0);
   const interested = s.peers.filter((p) => p.interested).length;
-  return `${s.peers.length} peers (${interested} downloading), up ${formatSize(up)}/s, uploaded ${formatSize(s.uploaded)}`;
+  return `${count(s.peers.length, 'peer')} (${interested} downloading), up ${formatSize(up)}/s, uploaded ${formatSize(s.uploaded)}`;
 }

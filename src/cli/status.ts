@@ -6,7 +6,7 @@ import type { MountStatus, WarmJobStatus } from '../control/status-schema.js';
 import { UserError } from '../user-error.js';
 import { formatSize } from '../byte-size.js';
 import { parseSeconds } from './options.js';
-import { formatDuration, jobProgressText } from './format.js';
+import { count, formatDuration, jobProgressText } from './format.js';
 
 interface StatusOptions {
   json?: boolean;
@@ -99,12 +99,12 @@ export function renderStatus(s: MountStatus): string {
     : 'none waiting';
   lines.push(`  reads      ${r.count} (${formatSize(r.bytes)}), ${r.failed} failed; ${waiting}`);
   const banned = s.integrity.bannedPeers;
-  lines.push(`  integrity  ${s.integrity.hashFailures} hash failures, ${banned.length} banned peers${banned.length ? ` (${banned.join(', ')})` : ''}`);
+  lines.push(`  integrity  ${count(s.integrity.hashFailures, 'hash failure')}, ${count(banned.length, 'banned peer')}${banned.length ? ` (${banned.join(', ')})` : ''}`);
   if (s.warm.length === 0) lines.push('  warm       no jobs');
   for (const job of s.warm) lines.push(`  warm       ${jobLine(job)}`);
   lines.push(`  discovery  ${discoveryLine(s.discovery)}`);
   for (const tr of s.discovery.trackers) {
-    const last = tr.lastAnnounceAt ? `last announce ${tr.lastAnnounceAt}: ${tr.lastResult ?? '?'} (${tr.peers} peers)` : 'not announced to';
+    const last = tr.lastAnnounceAt ? `last announce ${tr.lastAnnounceAt}: ${tr.lastResult ?? '?'} (${count(tr.peers, 'peer')})` : 'not announced to';
     lines.push(`    ${tr.url}  ${last}`);
   }
   return lines.join('\n') + '\n';
@@ -116,9 +116,9 @@ function jobLine(job: WarmJobStatus): string {
 }
 
 function discoveryLine(d: MountStatus['discovery']): string {
-  const dht = d.dht.enabled ? `DHT ${d.dht.nodes} nodes` : 'DHT off';
+  const dht = d.dht.enabled ? `DHT ${count(d.dht.nodes, 'node')}` : 'DHT off';
   const pex = d.pex.enabled ? 'PEX on' : 'PEX off';
-  return `${d.staticPeers} static peers; ${dht}; ${d.trackers.length} trackers; ${pex}`;
+  return `${count(d.staticPeers, 'static peer')}; ${dht}; ${count(d.trackers.length, 'tracker')}; ${pex}`;
 }
 
 function pct(part: number, whole: number): string {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { removeRecord, socketPath, writeRecord } from '../control/mount-registry.js';
-import type { PeerAddress } from '../discovery/index.js';
+import type { MetadataProgress, PeerAddress } from '../discovery/index.js';
 import { createLogger } from '../log.js';
 import type { TorrentSource } from '../metainfo/index.js';
 import { defaultCacheBudget } from '../store/cache-location.js';
@@ -21,7 +21,7 @@ import { untilStopped } from './stop-signal.js';
 export type DaemonMessage =
   | { type: 'ready'; pid: number; logFile: string; name: string }
   | { type: 'error'; message: string }
-  | { type: 'progress'; message: string };
+  | { type: 'progress'; progress: MetadataProgress };
 
 export interface MountProcessOptions {
   source: TorrentSource;
@@ -40,6 +40,8 @@ export interface MountProcessOptions {
   metadataTimeoutMs: number;
   extraTrackers: readonly string[];
   discoveryFor: DiscoveryFactory;
+  /** The progress line of a magnet's metadata wait (`fetching metadata: 3 peers`). */
+  describeProgress(progress: MetadataProgress): string;
 }
 
 const ACTION = 'cannot mount';
@@ -55,9 +57,9 @@ export async function runMountProcess(opts: MountProcessOptions): Promise<void> 
   const daemonChild = isDaemonChild();
   try {
     const log = createLogger({ ...(opts.logFile ? { file: opts.logFile } : {}), level: opts.debug ? 'debug' : 'info' });
-    const report = (message: string): void => {
-      if (!daemonChild) process.stderr.write(`${message}\n`);
-      else if (process.connected) process.send!({ type: 'progress', message } satisfies DaemonMessage);
+    const onProgress = (progress: MetadataProgress): void => {
+      if (!daemonChild) process.stderr.write(`${opts.describeProgress(progress)}\n`);
+      else if (process.connected) process.send!({ type: 'progress', progress } satisfies DaemonMessage);
     };
     // The mount command waiting for us was interrupted (Ctrl-C during a long metadata wait): give up.
     const parentGone = new AbortController();
@@ -70,7 +72,7 @@ export async function runMountProcess(opts: MountProcessOptions): Promise<void> 
       metadataTimeoutMs: opts.metadataTimeoutMs,
       discoveryFor: opts.discoveryFor,
       log,
-      report,
+      onProgress,
       signal: parentGone.signal,
     });
     let session: MountSession;
@@ -134,7 +136,11 @@ export function reportToParent(err: unknown): void {
  * with --foreground and returns once it reports ready, or throws why not.
  * Its progress lines are shown on stderr meanwhile.
  */
-export async function spawnMountDaemon(args: readonly string[], logFile: string): Promise<{ pid: number; logFile: string; name: string }> {
+export async function spawnMountDaemon(
+  args: readonly string[],
+  logFile: string,
+  describeProgress: (progress: MetadataProgress) => string,
+): Promise<{ pid: number; logFile: string; name: string }> {
   const child = spawn(process.execPath, [BIN, ...args, '--foreground', '--log-file', logFile], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
   const tty = process.stderr.isTTY;
   let progressShown = false;
@@ -142,7 +148,8 @@ export async function spawnMountDaemon(args: readonly string[], logFile: string)
     child.on('message', (m: DaemonMessage) => {
       if (m.type !== 'progress') return resolve(m);
       // "fetching metadata: 3 peers" while a magnet waits: one line, rewritten in place on a terminal.
-      process.stderr.write(tty ? `\r\x1b[K${m.message}` : `${m.message}\n`);
+      const line = describeProgress(m.progress);
+      process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
       progressShown = true;
     });
     child.once('exit', (code) => resolve({ type: 'error', message: `${ACTION}: the daemon exited (code ${code}) before it was ready; see ${logFile}` }));

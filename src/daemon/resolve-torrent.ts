@@ -26,8 +26,8 @@ export interface ResolveOptions {
   metadataTimeoutMs: number;
   discoveryFor: DiscoveryFactory;
   log: Logger;
-  /** One line of progress for the person waiting (`fetching metadata: 3 peers`). */
-  report(message: string): void;
+  /** How the wait for a magnet's metadata goes, for the person waiting. */
+  onProgress(progress: MetadataProgress): void;
   signal: AbortSignal;
 }
 
@@ -74,8 +74,7 @@ export async function resolveTorrent(source: TorrentSource, opts: ResolveOptions
   } catch (err) {
     throw new UserError(ACTION, (err as Error).message);
   }
-  const say = (p: MetadataProgress): void => opts.report(metadataProgressText(p));
-  say({ connected: 0, known: 0, rejected: 0 });
+  opts.onProgress({ connected: 0, known: 0, rejected: 0 });
   try {
     const fetched = await fetchMetainfo({
       infoHash: source.infoHash,
@@ -87,7 +86,7 @@ export async function resolveTorrent(source: TorrentSource, opts: ResolveOptions
       timeoutMs: opts.metadataTimeoutMs,
       signal: opts.signal,
       log,
-      onProgress: say,
+      onProgress: opts.onProgress,
     });
     const { metainfo } = fetched;
     for (const host of fetched.liars) discovery.ignoreHost(host);
@@ -101,9 +100,4 @@ export async function resolveTorrent(source: TorrentSource, opts: ResolveOptions
   } finally {
     await reservation.release();
   }
-}
-
-/** `fetching metadata: 3 peers (12 known), 1 rejected`. */
-export function metadataProgressText(p: MetadataProgress): string {
-  return `fetching metadata: ${p.connected} peers${p.known > p.connected ? ` (${p.known} known)` : ''}${p.rejected > 0 ? `, ${p.rejected} rejected` : ''}`;
 }
