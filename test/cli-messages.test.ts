@@ -1,7 +1,8 @@
 import test from 'ava';
 import { count, metadataProgressText } from '../src/cli/format.js';
 import { commanderErrorLine } from '../src/cli/main.js';
-import { btmount } from './helpers/run.js';
+import path from 'node:path';
+import { btmount, REPO_ROOT, run } from './helpers/run.js';
 
 // The messages a new user meets first: one line each, `btmount: …`, exit code 1.
 
@@ -58,4 +59,12 @@ test('counts agree with their nouns: "1 peer", "0 peers", "3 peers"', (t) => {
   t.is(metadataProgressText({ connected: 3, known: 12, rejected: 1 }), 'fetching metadata: 3 peers (12 known), 1 rejected');
   t.is(count(1, 'tracker'), '1 tracker');
   t.is(count(2, 'banned peer'), '2 banned peers');
+});
+
+test('the demo prints plain text when its output is not a terminal', async (t) => {
+  // The demo's own `say` definition, run with stdout on a pipe as in a log or CI.
+  const script = path.join(REPO_ROOT, 'scripts', 'demo');
+  const res = await run('bash', ['-c', `eval "$(grep -E '^(if \\[ -t 1 \\]|say\\(\\))' '${script}')"; say hello`]);
+  t.is(res.code, 0, res.stderr);
+  t.is(res.stdout, 'demo: hello\n');
 });
