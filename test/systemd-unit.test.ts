@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -89,13 +90,9 @@ test("the unit's commands mount a torrent, ready when ExecStart returns, and Exe
   t.false(isAlive(pid), 'the daemon ended');
 });
 
-test('systemd-analyze verify accepts the unit', async (t) => {
-  const which = await run('systemd-analyze', ['--version']);
-  if (which.code !== 0) {
-    t.log('systemd-analyze is not installed here: the unit file was not verified');
-    t.pass();
-    return;
-  }
+// Declared skipped (TAP # SKIP) where systemd's tools are not installed, never passed empty.
+const hasSystemdAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
+(hasSystemdAnalyze ? test : test.skip)('systemd-analyze verify accepts the unit', async (t) => {
   const tmp = await tempDir('btmount-unit-verify-');
   t.teardown(tmp.cleanup);
   // An instance of the template, with btmount at this checkout (verify checks that each command exists).
