@@ -1,5 +1,6 @@
 import { ControlServer } from '../control/server.js';
-import type { DiscoveryStatus, FuseStatus } from '../control/status-schema.js';
+import type { FuseStatus } from '../control/status-schema.js';
+import type { DiscoveryReport } from '../discovery/index.js';
 import { isMounted } from '../fs/mountpoint.js';
 import { mountFilesystem, type MountedFilesystem } from '../fs/native/mount-backend.js';
 import type { Discovery } from '../discovery/index.js';
@@ -8,7 +9,7 @@ import type { Metainfo } from '../metainfo/index.js';
 import { Reader } from '../reader/reader.js';
 import { PieceStore } from '../store/piece-store.js';
 import { Swarm } from '../swarm/index.js';
-import { socketPath } from './mount-registry.js';
+import { socketPath } from '../control/mount-registry.js';
 
 export interface MountConfig {
   metainfo: Metainfo;
@@ -108,7 +109,7 @@ export class MountSession {
         {
           mountpoint: config.mountpoint,
           metainfo,
-          store,
+          cache: store,
           swarm,
           reader,
           startedAt: new Date(),
@@ -171,7 +172,7 @@ export class MountSession {
 }
 
 /** Peer discovery as `status` shows it, for a session started without a Discovery (--peer only). */
-function discoveryStatus(config: MountConfig): DiscoveryStatus {
+function discoveryStatus(config: MountConfig): DiscoveryReport {
   return {
     staticPeers: config.peers.length,
     dht: { enabled: false, nodes: 0 },
