@@ -168,7 +168,11 @@ static napi_value read_tree(napi_env env, napi_value object, struct tree **out) 
   in.file_index = p[8];
   const char *error = NULL;
   *out = tree_build(&in, &error);
-  if (!*out) return throw_type(env, error);
+  if (!*out) {
+    char message[200];
+    snprintf(message, sizeof message, "btmount native: %s", error);
+    return throw_type(env, message);
+  }
   napi_value ok;
   napi_get_boolean(env, true, &ok);
   return ok;
