@@ -305,6 +305,11 @@ export class Swarm extends EventEmitter {
     };
   }
 
+  /** How many connected peers have the piece (choking or not). */
+  sourcesOf(index: PieceIndex): number {
+    return this.scheduler.peersWith(index).total;
+  }
+
   /** Why wanted pieces are not arriving, in a few words (for EIO log lines). */
   waitingReason(): string {
     if (this.closed) return 'swarm closed';
