@@ -35,6 +35,12 @@ const DEFAULT_STREAM_IDLE_MS = 10_000;
 const DEFAULT_MAX_STREAMS = 32;
 /** Directory listings remembered for folder streams (only those not in torrent order). */
 const MAX_LISTINGS = 16;
+/**
+ * A listing is remembered only up to this many files (a position per file):
+ * a bigger folder out of torrent order is followed in torrent order only, so
+ * memory stays bounded whatever the torrent.
+ */
+const MAX_LISTING_FILES = 65_536;
 
 /** One run of forward reads in one ReadOrder. */
 class ReadStream {
@@ -115,7 +121,7 @@ export class ReadStreams {
     const known = this.#listings.get(dir);
     this.#listings.delete(dir);
     if (known) return void this.#listings.set(dir, known);
-    if (this.#torrentOrder.follows(files)) return;
+    if (files.length > MAX_LISTING_FILES || this.#torrentOrder.follows(files)) return;
     this.#listings.set(dir, new ListingOrder(this.byteMap, files));
     if (this.#listings.size > MAX_LISTINGS) this.#listings.delete(this.#listings.keys().next().value!);
   }
