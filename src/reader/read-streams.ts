@@ -79,7 +79,7 @@ export interface ReadAheadRequest {
 
 export class ReadStreams {
   readonly #torrentOrder: TorrentOrder;
-  /** Most recently read last (Map order). */
+  /** Most recently read last (Set order). */
   readonly #streams = new Set<ReadStream>();
   /** Listings not in torrent order, by directory, most recently listed last. */
   readonly #listings = new Map<string, ListingOrder>();
@@ -106,6 +106,7 @@ export class ReadStreams {
 
   /** Sum of the active streams' windows: at most max(totalBytes, maxStreams × initialBytes). */
   get windowBytesTotal(): number {
+    this.#expire(this.now());
     let sum = 0;
     for (const s of this.#streams) sum += s.windowBytes;
     return sum;

@@ -66,17 +66,10 @@ export class ReadFailedError extends Error {
  * files after it running: a folder walk's next file is on its way.
  */
 export class OpenFile {
-  #closed = false;
-
   constructor(readonly file: TorrentFile) {}
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  close(): void {
-    this.#closed = true;
-  }
+  /** Nothing to release: the stream the handle read, and its read-ahead, end by themselves (a seek, idleness). */
+  close(): void {}
 }
 
 /**
