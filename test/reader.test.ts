@@ -197,6 +197,10 @@ test('the read-ahead window doubles up to its cap, survives a small step back an
   t.deepEqual(windows, [100, 200, 400, 800, 800], 'doubles, then capped');
   read(45, 5);
   t.is(windows.at(-1), 800, 'a small step back is not a seek');
+  read(90, 10);
+  read(50, 40);
+  t.is(windows.at(-1), 800, 'nor is a small step forward (the kernel sent the later request first)');
+  t.is(streams.activeStreams, 1);
   read(10_000, 10);
   t.is(streams.activeStreams, 1, 'a jump ends the stream and starts another');
   t.is(windows.at(-1), 0);

@@ -25,6 +25,11 @@ export interface ReadAheadOptions {
   totalBytes?: number;
   /** A backward step this small is not a seek (the kernel's requests may arrive out of order). */
   backwardToleranceBytes: number;
+  /**
+   * Nor is a forward step this small (default: backwardToleranceBytes): the
+   * kernel's next request often arrives before the one it sent just before it.
+   */
+  forwardToleranceBytes?: number;
   /** A stream not read for this long is over (its read-ahead cancelled). Default 10 s. */
   streamIdleMs?: number;
   /** Streams tracked at once; the least recently read is dropped first. Default 32. */
@@ -86,6 +91,7 @@ export class ReadStreams {
   readonly #idleMs: number;
   readonly #maxStreams: number;
   readonly #totalBytes: number;
+  readonly #forwardTolerance: number;
 
   constructor(
     private readonly byteMap: ByteMap,
@@ -96,6 +102,7 @@ export class ReadStreams {
     this.#idleMs = opts.streamIdleMs ?? DEFAULT_STREAM_IDLE_MS;
     this.#maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
     this.#totalBytes = opts.totalBytes ?? opts.maxBytes;
+    this.#forwardTolerance = opts.forwardToleranceBytes ?? opts.backwardToleranceBytes;
   }
 
   /** Streams being read now (for status and tests). */
@@ -159,12 +166,12 @@ export class ReadStreams {
     return { pieces, signal: stream.signal };
   }
 
-  /** The most recently read stream this read continues: it starts where that one ended, or a little before. */
+  /** The most recently read stream this read continues: it starts where that one ended, or a little before or after. */
   #continued(file: TorrentFile, offset: number): ReadStream | undefined {
     let found: ReadStream | undefined;
     for (const s of this.#streams) {
       const at = s.order.positionOf(file, offset);
-      if (at !== undefined && at <= s.expected && at >= s.expected - this.opts.backwardToleranceBytes) found = s;
+      if (at !== undefined && at <= s.expected + this.#forwardTolerance && at >= s.expected - this.opts.backwardToleranceBytes) found = s;
     }
     return found;
   }
