@@ -23,13 +23,13 @@ export interface ReadAheadOptions {
    * `initialBytes` (so the bound is max(totalBytes, maxStreams × initialBytes)).
    */
   totalBytes?: number;
-  /** A backward step this small is not a seek (the kernel's requests may arrive out of order). */
-  backwardToleranceBytes: number;
   /**
-   * Nor is a forward step this small (default: backwardToleranceBytes): the
-   * kernel's next request often arrives before the one it sent just before it.
+   * A backward step this small is not a seek (the kernel's requests may arrive
+   * out of order). Nor is a forward step of up to two of the stream's largest
+   * reads (within this bound too): the kernel's next request often arrives
+   * before the one it sent just before it.
    */
-  forwardToleranceBytes?: number;
+  backwardToleranceBytes: number;
   /** A stream not read for this long is over (its read-ahead cancelled). Default 10 s. */
   streamIdleMs?: number;
   /** Streams tracked at once; the least recently read is dropped first. Default 32. */
@@ -54,6 +54,8 @@ class ReadStream {
   windowBytes = 0;
   /** Read-ahead has been asked for up to here (order space), so a growing window does not ask twice. */
   requestedThrough = 0;
+  /** Its largest read: a forward step of up to two of them is the kernel's requests out of order, not a seek. */
+  largestReadBytes = 0;
   /** The last piece asked for, so a piece straddling two asks is asked once. */
   lastRequestedPiece = -1;
   lastReadAt = 0;
@@ -91,7 +93,6 @@ export class ReadStreams {
   readonly #idleMs: number;
   readonly #maxStreams: number;
   readonly #totalBytes: number;
-  readonly #forwardTolerance: number;
 
   constructor(
     private readonly byteMap: ByteMap,
@@ -102,7 +103,6 @@ export class ReadStreams {
     this.#idleMs = opts.streamIdleMs ?? DEFAULT_STREAM_IDLE_MS;
     this.#maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
     this.#totalBytes = opts.totalBytes ?? opts.maxBytes;
-    this.#forwardTolerance = opts.forwardToleranceBytes ?? opts.backwardToleranceBytes;
   }
 
   /** Streams being read now (for status and tests). */
@@ -150,6 +150,7 @@ export class ReadStreams {
       stream = this.#start(file, offset);
     }
     stream.lastReader = reader;
+    stream.largestReadBytes = Math.max(stream.largestReadBytes, end - offset);
     stream.lastReadAt = now;
     this.#streams.delete(stream);
     this.#streams.add(stream); // most recently read last
@@ -171,7 +172,9 @@ export class ReadStreams {
     let found: ReadStream | undefined;
     for (const s of this.#streams) {
       const at = s.order.positionOf(file, offset);
-      if (at !== undefined && at <= s.expected + this.#forwardTolerance && at >= s.expected - this.opts.backwardToleranceBytes) found = s;
+      if (at === undefined) continue;
+      const tolerance = this.opts.backwardToleranceBytes;
+      if (at >= s.expected - tolerance && at <= s.expected + Math.min(tolerance, 2 * s.largestReadBytes)) found = s;
     }
     return found;
   }
