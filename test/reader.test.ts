@@ -1,6 +1,6 @@
 import test from 'ava';
 import { silentLogger } from '../src/log.js';
-import { parseTorrentBuffer, type PieceIndex, type TorrentFile } from '../src/metainfo/index.js';
+import { Metainfo, type PieceIndex, type TorrentFile } from '../src/metainfo/index.js';
 import { ReadStreams, type ReadAheadOptions } from '../src/reader/read-streams.js';
 import { Reader, ReadFailedError, type CachedPieces, type OpenFile, type PieceFetcher } from '../src/reader/reader.js';
 import type { Priority } from '../src/scheduler/index.js';
@@ -90,7 +90,7 @@ function setup(
   const files = opts.files ?? [3 * PIECE + 100, 0, 7 * PIECE + 400].map((length, i) => ({ path: [`f${i}`], length }));
   const data = Buffer.alloc(files.reduce((sum, f) => sum + f.length, 0));
   for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >> 8)) & 0xff;
-  const m = parseTorrentBuffer(buildTorrent({ data, files }));
+  const m = Metainfo.fromTorrentFile(buildTorrent({ data, files }));
   const swarm = new FakeSwarm(data);
   const reader = new Reader({
     byteMap: m.byteMap,
