@@ -10,7 +10,7 @@
  *   aria2c's download plus the same epoch on the downloaded copy, the
  *   "download first, then train" a user would otherwise do (goal ≤ 1.0×).
  *
- *   npx tsc -p . && node dist/scripts/bench-cold.js [--rounds 2] [--dir /tmp/btmount-bench-cold]
+ *   npx tsc -p . && node dist/scripts/bench-cold.js [--rounds 4] [--dir /tmp/btmount-bench-cold]
  *
  * Needs root (drop_caches), aria2c, python3-libtorrent, python3-torch. Prints markdown.
  */
@@ -24,7 +24,7 @@ import {
   READ_TREE_IN_ORDER, Table, aria2Download, arg, dropCaches, epochs, loadAverage, mount, python, startSeedSwarm, umount, type SeedSwarm,
 } from './bench-kit.js';
 
-const rounds = Number(arg('rounds', '2'));
+const rounds = Number(arg('rounds', '4'));
 const dir = arg('dir', '/tmp/btmount-bench-cold');
 const MiB = 2 ** 20;
 
