@@ -2,6 +2,7 @@ import { ControlServer } from '../control/server.js';
 import type { DiscoveryReport } from '../discovery/index.js';
 import { buildFuseOps } from '../fs/fuse-ops.js';
 import { FuseMount } from '../fs/fuse-mount.js';
+import type { FuseAccessOptions } from '../fs/fuse-options.js';
 import { isMounted } from '../fs/mountpoint.js';
 import type { Discovery } from '../discovery/index.js';
 import type { Logger } from '../log.js';
@@ -24,6 +25,8 @@ export interface MountConfig {
   uploadLimit: number;
   downloadLimit: number;
   log: Logger;
+  /** Who may read the mount and how its entries look (--allow-other, --uid, --file-mode, …). */
+  access: FuseAccessOptions;
   debugFuse?: boolean;
   /**
    * Trackers, DHT and PEX for this torrent (maybe started already, while the
@@ -122,11 +125,14 @@ export class MountSession {
         tree: metainfo.tree,
         reader,
         mtime: metainfo.created ?? new Date(0),
-        uid: process.getuid?.() ?? 0,
-        gid: process.getgid?.() ?? 0,
+        uid: config.access.uid,
+        gid: config.access.gid,
+        fileMode: config.access.fileMode,
+        dirMode: config.access.dirMode,
         log,
       });
       const fuse = await FuseMount.mount(config.mountpoint, ops, {
+        ...config.access,
         fsname: `btmount:${metainfo.infoHash}`,
         debug: config.debugFuse ?? false,
       });
