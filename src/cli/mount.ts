@@ -7,7 +7,7 @@ import { DEFAULT_CACHE_BUDGET_RULE, defaultCacheRoot } from '../store/cache-loca
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from '../user-error.js';
 import { metadataProgressText } from './format.js';
-import { collectHostPort, parseId, parseMode, parsePort, parseRate, parseSeconds, parseSizeOption, type HostPort } from './options.js';
+import { collectHostPort, parseId, parseMetricsAddress, parseMode, parsePort, parseRate, parseSeconds, parseSizeOption, type HostPort } from './options.js';
 import { applyMountOptions } from './mount-options.js';
 import { accessProblem, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, readFuseConf, type FuseAccessOptions } from '../fs/fuse-options.js';
 
@@ -28,6 +28,7 @@ interface MountOptions extends DiscoveryCliOptions {
   gid?: number;
   fileMode?: number;
   dirMode?: number;
+  metrics?: HostPort;
   /** `-o` lists (mount(8), fstab). */
   options?: string[];
 }
@@ -61,6 +62,7 @@ export function registerMount(program: Command): void {
     .option('--gid <id>', 'group of every file and directory (default: the mounting group)', (v) => parseId(v, '--gid'))
     .option('--file-mode <mode>', 'permission bits of files, octal (default 0444)', (v) => parseMode(v, '--file-mode'))
     .option('--dir-mode <mode>', 'permission bits of directories, octal (default 0555)', (v) => parseMode(v, '--dir-mode'))
+    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default host 127.0.0.1; off unless given)', (v) => parseMetricsAddress(v))
     .option('-o, --options <list>', 'mount(8)/fstab style: cache=DIR,cache_size=20G,peer=HOST:PORT,no_dht,allow_other (any long option; repeatable)', collectList)
     .action(async (source: string, mountpoint: string, given: MountOptions, cmd: Command) => {
       const debug = Boolean(cmd.optsWithGlobals().debug);
@@ -108,6 +110,7 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
     metadataTimeoutMs: opts.metadataTimeout * 1000,
     extraTrackers: opts.tracker ?? [],
     access,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
     describeProgress: metadataProgressText,
     discoveryFor: (torrent, staticPeers, log) =>
       discoveryFromOptions(torrent.infoHash, cacheRoot, torrent.announce, torrent.private, staticPeers, opts, log),

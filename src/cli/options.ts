@@ -72,3 +72,13 @@ export function parseMode(text: string, flag: string): number {
   }
   return Number.parseInt(digits, 8);
 }
+
+/** `--metrics`: `PORT` (on 127.0.0.1), `HOST:PORT` or `[v6::addr]:PORT`. */
+export function parseMetricsAddress(text: string, flag = '--metrics'): HostPort {
+  if (/^\d+$/.test(text)) {
+    const port = parsePort(text, flag);
+    if (port === 0) throw new UserError(`invalid ${flag}`, `expected PORT or HOST:PORT (port 1-65535), got ${text}`);
+    return { host: '127.0.0.1', port };
+  }
+  return parseHostPort(text, flag);
+}

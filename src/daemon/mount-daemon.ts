@@ -4,6 +4,7 @@ import { removeRecord, socketPath, writeRecord } from '../control/mount-registry
 import type { MetadataProgress, PeerAddress } from '../discovery/index.js';
 import { createLogger } from '../log.js';
 import type { FuseAccessOptions } from '../fs/fuse-options.js';
+import type { MetricsAddress } from '../metrics/metrics-server.js';
 import type { TorrentSource } from '../metainfo/index.js';
 import { defaultCacheBudget } from '../store/cache-location.js';
 import { UserError } from '../user-error.js';
@@ -42,6 +43,8 @@ export interface MountProcessOptions {
   extraTrackers: readonly string[];
   /** Who may read the mount (--allow-other, --uid, --file-mode, …). */
   access: FuseAccessOptions;
+  /** --metrics: serve Prometheus metrics there. */
+  metrics?: MetricsAddress;
   discoveryFor: DiscoveryFactory;
   /** The progress line of a magnet's metadata wait (`fetching metadata: 3 peers`). */
   describeProgress(progress: MetadataProgress): string;
@@ -91,6 +94,7 @@ export async function runMountProcess(opts: MountProcessOptions): Promise<void> 
         uploadLimit: opts.uploadLimit,
         downloadLimit: opts.downloadLimit,
         access: opts.access,
+        ...(opts.metrics ? { metrics: opts.metrics } : {}),
         log,
         discovery,
       });

@@ -24,6 +24,8 @@ export interface FuseOpsOptions {
   /** Permission bits (default 0444 and 0555); with default_permissions the kernel enforces them. */
   fileMode?: number;
   dirMode?: number;
+  /** Told how long each read took, once it is answered (data or EIO): the metrics' latency histogram. */
+  onReadDone?: (seconds: number) => void;
   log: Logger;
 }
 
@@ -33,7 +35,7 @@ export interface FuseOpsOptions {
  * of pieces or peers.
  */
 export function buildFuseOps(opts: FuseOpsOptions): Operations {
-  const { tree, reader, log } = opts;
+  const { tree, reader, log, onReadDone } = opts;
   const handles = new Map<number, OpenFile>();
   let nextHandle = 1;
   const fileMode = opts.fileMode ?? DEFAULT_FILE_MODE;
@@ -97,9 +99,14 @@ export function buildFuseOps(opts: FuseOpsOptions): Operations {
     read(path, fd, buf, len, pos, cb) {
       const handle = handles.get(fd);
       if (!handle) return cb(Fuse.EBADF);
+      const started = onReadDone ? performance.now() : 0;
       reader.readInto(handle, pos, len, buf).then(
-        (n) => cb(n),
+        (n) => {
+          onReadDone?.((performance.now() - started) / 1000);
+          cb(n);
+        },
         (err: Error) => {
+          onReadDone?.((performance.now() - started) / 1000);
           log.debug({ path, pos, len, err: err.message }, 'read failed: EIO');
           cb(Fuse.EIO);
         },
