@@ -66,7 +66,7 @@ grep " ${mnt} " /proc/mounts
 sha256sum ${files}
 pid=$(echo "$out" | sed -n 's/.*daemon pid \\([0-9]*\\).*/\\1/p')
 umount '${mnt}'
-for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || { echo "daemon $pid ended"; break; }; sleep 0.2; done
+for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || { echo "daemon $pid ended"; break; }; sleep 0.2; done
 grep -q " ${mnt} " /proc/mounts && echo "still mounted" || echo "unmounted"
 `;
 }
@@ -74,7 +74,7 @@ grep -q " ${mnt} " /proc/mounts && echo "still mounted" || echo "unmounted"
 function inNamespace(bin: string, fstab: string | undefined, script: string) {
   const binds = [`mount --bind '${bin}' /usr/local/sbin`];
   if (fstab) binds.push(`mount --bind '${fstab}' /etc/fstab`);
-  return run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${binds.join(' && ')} && sh -c '${script.replace(/'/g, `'\\''`)}'`], { timeoutMs: 90_000 });
+  return run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${binds.join(' && ')} && sh -c '${script.replace(/'/g, `'\\''`)}'`], { timeoutMs: 110_000 });
 }
 
 function checkRun(t: ExecutionContext, res: { code: number; stdout: string; stderr: string }, ds: Dataset, mnt: string): void {
