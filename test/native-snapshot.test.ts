@@ -70,9 +70,11 @@ const addon = loadNativeAddon();
   const good = snapshotTree(metainfo.tree).arrays;
   const options = (tree: TreeSnapshot['arrays']) => ({
     mountpoint: dir,
-    fsname: 'btmount:test',
+    mountOptions: 'ro,fsname=btmount:test,subtype=btmount',
     uid: 0,
     gid: 0,
+    fileMode: 0o444,
+    dirMode: 0o555,
     mtime: 0,
     totalBytes: 0,
     debug: 0,
@@ -94,5 +96,5 @@ const addon = loadNativeAddon();
   badParent[1] = 999;
   t.throws(() => native.mount(options({ ...good, parents: badParent })), { message: 'btmount native: the tree arrays are inconsistent' });
   t.throws(() => native.mount(options({ ...good, names: good.names.subarray(0, 3) })), { message: 'btmount native: name offsets do not match the names' });
-  t.throws(() => native.mount({ ...options(good), fsname: 'a,b' }), { message: 'btmount native: mount options incomplete' });
+  t.throws(() => native.mount({ ...options(good), mountOptions: undefined as unknown as string }), { message: 'btmount native: mount options incomplete' });
 });

@@ -216,12 +216,13 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_value opts;
   CHECK(env, napi_get_cb_info(env, info, &argc, &opts, NULL, NULL));
   if (argc < 1) return throw_type(env, "btmount native: mount(options)");
-  char mountpoint[4096], fsname[256];
-  double uid, gid, mtime, total_bytes, debug = 0, read_delay_us = 0;
+  char mountpoint[4096], mount_options[2048];
+  double uid, gid, file_mode, dir_mode, mtime, total_bytes, debug = 0, read_delay_us = 0;
   napi_value tree_value, cache_value, on_miss_fn, on_hits_fn;
   if (!get_string(env, opts, "mountpoint", mountpoint, sizeof mountpoint) ||
-      !get_string(env, opts, "fsname", fsname, sizeof fsname) || strchr(fsname, ',') ||
+      !get_string(env, opts, "mountOptions", mount_options, sizeof mount_options) ||
       !get_double(env, opts, "uid", &uid) || !get_double(env, opts, "gid", &gid) ||
+      !get_double(env, opts, "fileMode", &file_mode) || !get_double(env, opts, "dirMode", &dir_mode) ||
       !get_double(env, opts, "mtime", &mtime) || !get_double(env, opts, "totalBytes", &total_bytes) ||
       !get_property(env, opts, "tree", &tree_value) || !get_property(env, opts, "cache", &cache_value) ||
       !get_property(env, opts, "onMiss", &on_miss_fn) || !get_property(env, opts, "onHits", &on_hits_fn)) {
@@ -263,7 +264,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
   struct session_options so = {
       .mountpoint = mountpoint,
-      .fsname = fsname,
+      .mount_options = mount_options,
+      .file_mode = (unsigned)file_mode,
+      .dir_mode = (unsigned)dir_mode,
       .uid = (uid_t)uid,
       .gid = (gid_t)gid,
       .mtime = (int64_t)mtime,

@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Torrent content never changes: names and attributes stay valid for a day (the kernel's
@@ -34,6 +35,7 @@ struct session {
   struct session_hooks hooks;
   uid_t uid;
   gid_t gid;
+  unsigned file_mode, dir_mode;
   int64_t mtime;
   uint64_t total_blocks;
   unsigned read_delay_us;
@@ -71,7 +73,7 @@ static void fill_stat(const struct session *s, uint32_t node, struct stat *st) {
   int dir = t->is_dir[node];
   uint64_t size = dir ? 0 : (uint64_t)t->sizes[node];
   st->st_ino = node + 1;
-  st->st_mode = dir ? (S_IFDIR | 0555) : (S_IFREG | 0444);
+  st->st_mode = dir ? (S_IFDIR | s->dir_mode) : (S_IFREG | s->file_mode);
   /* nlink 1 on directories tells find(1) not to count subdirectories. */
   st->st_nlink = 1;
   st->st_uid = s->uid;
@@ -135,6 +137,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   fuse_reply_open(req, fi);
 }
 
+static void log_record(struct session *s, uint64_t fh, uint32_t node, double offset, double length, double seconds);
+
 /* Offsets: 0 "." , 1 "..", 2 + i the i-th child; an entry's `off` is the offset of the next. */
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus) {
   struct session *s = session_of(req);
@@ -144,6 +148,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
   if (!t->is_dir[dir]) return (void)fuse_reply_err(req, ENOTDIR);
   char *buf = malloc(size);
   if (!buf) return (void)fuse_reply_err(req, ENOMEM);
+  /* A listing from its start: the Reader treats a walk in listing order as one read-ahead stream. */
+  if (off == 0) log_record(s, 0, dir, 0, HIT_LISTED, 0);
   size_t used = 0;
   uint64_t end = 2 + (uint64_t)t->child_count[dir];
   for (uint64_t at = off < 0 ? 0 : (uint64_t)off; at < end; at++) {
@@ -222,7 +228,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 /* -------------------------------------------------------------- the hit log */
 
 /* Appends one record; tells JS when the log was empty (one wake-up per batch). */
-static void log_record(struct session *s, uint64_t fh, uint32_t node, double offset, double length) {
+static void log_record(struct session *s, uint64_t fh, uint32_t node, double offset, double length, double seconds) {
   int wake = 0;
   pthread_mutex_lock(&s->lock);
   if (!s->closed && s->hit_count < MAX_HIT_RECORDS) {
@@ -240,6 +246,7 @@ static void log_record(struct session *s, uint64_t fh, uint32_t node, double off
       r[1] = node;
       r[2] = offset;
       r[3] = length;
+      r[4] = seconds;
       wake = s->hit_count++ == 0;
     }
   }
@@ -258,7 +265,7 @@ void session_take_hits(struct session *s, double **records, size_t *count) {
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   struct session *s = session_of(req);
-  log_record(s, fi->fh, (uint32_t)(ino - 1), -1, -1);
+  log_record(s, fi->fh, (uint32_t)(ino - 1), -1, HIT_RELEASED, 0);
   fuse_reply_err(req, 0);
 }
 
@@ -370,10 +377,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
   char *read_buffer = thread_read_buffer(length);
   if (!read_buffer) return (void)fuse_reply_err(req, ENOMEM);
   uint64_t stream_offset = (uint64_t)t->stream_offsets[node] + (uint64_t)off;
+  struct timespec started, ended;
+  clock_gettime(CLOCK_MONOTONIC, &started);
   if (read_cached(s, stream_offset, length, read_buffer)) {
     __atomic_add_fetch(&s->hits, 1, __ATOMIC_RELAXED);
+    clock_gettime(CLOCK_MONOTONIC, &ended);
+    double seconds = (double)(ended.tv_sec - started.tv_sec) + (double)(ended.tv_nsec - started.tv_nsec) / 1e9;
     /* Before the reply: once replied, the file may be closed and its release logged first. */
-    log_record(s, fi->fh, node, (double)off, (double)length);
+    log_record(s, fi->fh, node, (double)off, (double)length, seconds);
     fuse_reply_buf(req, read_buffer, length);
     return;
   }
@@ -536,6 +547,8 @@ struct session *session_start(const struct session_options *opts, struct tree *t
   s->hooks = hooks;
   s->uid = opts->uid;
   s->gid = opts->gid;
+  s->file_mode = opts->file_mode & 07777;
+  s->dir_mode = opts->dir_mode & 07777;
   s->mtime = opts->mtime;
   s->total_blocks = (opts->total_bytes + 4095) / 4096;
   s->read_delay_us = opts->read_delay_us;
@@ -546,10 +559,7 @@ struct session *session_start(const struct session_options *opts, struct tree *t
     return NULL;
   }
 
-  char mount_options[512];
-  /* fsname may not hold commas (libfuse splits options on them); JS passes btmount:<infohash>. */
-  snprintf(mount_options, sizeof mount_options, "fsname=%s,subtype=btmount,ro", opts->fsname);
-  char *argv[] = {"btmount", "-o", mount_options, opts->debug ? "-d" : NULL, NULL};
+  char *argv[] = {"btmount", "-o", (char *)opts->mount_options, opts->debug ? "-d" : NULL, NULL};
   struct fuse_args args = FUSE_ARGS_INIT(opts->debug ? 4 : 3, argv);
   s->se = fuse_session_new(&args, &OPERATIONS, sizeof OPERATIONS, s);
   fuse_opt_free_args(&args);

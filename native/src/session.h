@@ -51,7 +51,10 @@ struct session_hooks {
 
 struct session_options {
   const char *mountpoint;
-  const char *fsname;
+  /* The -o list (ro, default_permissions, fsname, subtype, allow_other, …), built in JS. */
+  const char *mount_options;
+  /* Permission bits of files and directories. */
+  unsigned file_mode, dir_mode;
   uid_t uid;
   gid_t gid;
   int64_t mtime;
@@ -61,8 +64,11 @@ struct session_options {
   unsigned read_delay_us;
 };
 
-/* Hit-log record: four doubles (fh, node, offset, length); a release has length -1. */
-#define HIT_RECORD_DOUBLES 4
+/* Hit-log record: five doubles (fh, node, offset, length, seconds the read took). Length -1: the
+ * handle fh was released; -2 (HIT_LISTED): the directory `node` was listed from its start. */
+#define HIT_RECORD_DOUBLES 5
+#define HIT_RELEASED (-1)
+#define HIT_LISTED (-2)
 
 struct session;
 

@@ -7,10 +7,13 @@ import type { TreeSnapshot } from './tree-snapshot.js';
 /** What JS hands the addon at mount. */
 export interface NativeMountOptions {
   mountpoint: string;
-  /** Mount source shown in /proc/mounts; no commas. */
-  fsname: string;
+  /** libfuse's -o list (kernelMountOptions joined with commas). */
+  mountOptions: string;
   uid: number;
   gid: number;
+  /** Permission bits of every file and directory. */
+  fileMode: number;
+  dirMode: number;
   /** Seconds since the epoch: every entry's mtime. */
   mtime: number;
   totalBytes: number;
@@ -21,7 +24,10 @@ export interface NativeMountOptions {
   cache: SharedCacheView;
   /** A read C could not serve from the cache: answer with replyData or replyError. */
   onMiss(id: number, fh: number, node: number, offset: number, length: number): void;
-  /** Reads C served, four numbers each: fh, node, offset, length (length -1: the handle was released). */
+  /**
+   * Reads C served, five numbers each: fh, node, offset, length, seconds. Length -1: the handle
+   * was released; -2: the directory `node` was listed (readdir from its start).
+   */
   onHits(records: Float64Array): void;
 }
 

@@ -4,6 +4,7 @@ import type { Reader } from '../../reader/reader.js';
 import type { SharedCacheView } from '../../store/piece-store.js';
 import { buildFuseOps } from '../fuse-ops.js';
 import { FuseMount } from '../fuse-mount.js';
+import type { FuseMountOptions } from '../fuse-options.js';
 import { loadNativeAddon } from './addon.js';
 import { NativeMount } from './native-mount.js';
 
@@ -19,16 +20,16 @@ export interface MountedFilesystem {
 }
 
 export interface MountFilesystemOptions {
-  mountpoint: string;
-  fsname: string;
   tree: FileTree;
   reader: Reader;
   cache: SharedCacheView;
+  /** Every entry's mtime: the torrent's creation date. */
   mtime: Date;
-  uid: number;
-  gid: number;
+  /** What the kernel is told (shared by both backends: fuse-options.ts). */
+  mount: FuseMountOptions;
+  /** Told how long each read took once answered (the metrics' latency histogram). */
+  onReadDone?: (seconds: number) => void;
   log: Logger;
-  debug: boolean;
   /** Default: BTMOUNT_FUSE_BACKEND, else native when the addon loads. */
   backend?: FuseBackendName | undefined;
 }
@@ -45,21 +46,25 @@ export function requestedBackend(env: NodeJS.ProcessEnv = process.env): FuseBack
  * Mounts the tree with the native backend where it can load, else with fuse-native after
  * one warning line. A backend asked for by name and unavailable is an error, not a fallback.
  */
-export async function mountFilesystem(opts: MountFilesystemOptions): Promise<MountedFilesystem> {
+export async function mountFilesystem(mountpoint: string, opts: MountFilesystemOptions): Promise<MountedFilesystem> {
   const wanted = opts.backend ?? requestedBackend();
   if (wanted !== 'fuse-native') {
     const addon = loadNativeAddon();
-    if (!(addon instanceof Error)) return NativeMount.mount(addon, opts);
+    if (!(addon instanceof Error)) return NativeMount.mount(addon, mountpoint, opts);
     if (wanted === 'native') throw addon;
     opts.log.warn(`${addon.message}; serving the mount with fuse-native (libfuse 2), which is slower on cached reads`);
   }
+  const { mount } = opts;
   const ops = buildFuseOps({
     tree: opts.tree,
     reader: opts.reader,
     mtime: opts.mtime,
-    uid: opts.uid,
-    gid: opts.gid,
+    uid: mount.uid,
+    gid: mount.gid,
+    fileMode: mount.fileMode,
+    dirMode: mount.dirMode,
+    ...(opts.onReadDone ? { onReadDone: opts.onReadDone } : {}),
     log: opts.log,
   });
-  return FuseMount.mount(opts.mountpoint, ops, { fsname: opts.fsname, debug: opts.debug });
+  return FuseMount.mount(mountpoint, ops, mount);
 }

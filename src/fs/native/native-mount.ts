@@ -1,27 +1,16 @@
 import { LRUCache } from 'lru-cache';
 import { constants as osConstants } from 'node:os';
-import type { Logger } from '../../log.js';
-import type { FileTree } from '../../metainfo/file-tree.js';
-import type { OpenFile, Reader } from '../../reader/reader.js';
-import type { SharedCacheView } from '../../store/piece-store.js';
+import { kernelMountOptions } from '../fuse-options.js';
 import { fusermountUnmount, isMounted } from '../mountpoint.js';
+import { TorrentFile, type TorrentDir } from '../../metainfo/file-tree.js';
+import type { OpenFile } from '../../reader/reader.js';
 import type { NativeAddon, NativeMountHandle } from './addon.js';
+import type { MountFilesystemOptions } from './mount-backend.js';
 import { snapshotTree } from './tree-snapshot.js';
 
-export interface NativeMountOptions {
-  mountpoint: string;
-  fsname: string;
-  tree: FileTree;
-  reader: Reader;
-  cache: SharedCacheView;
-  mtime: Date;
-  uid: number;
-  gid: number;
-  log: Logger;
-  debug: boolean;
-}
-
-const RECORD = 4;
+const RECORD = 5;
+/** A hit record's length for "directory listed" (HIT_LISTED in native/src/session.h). */
+const LISTED = -2;
 /**
  * Files read at once with read-ahead state kept, when the kernel sends no open/release
  * (no_open): the Reader's per-file state is then per file, not per open, and bounded.
@@ -45,23 +34,26 @@ export class NativeMount {
   private constructor(
     readonly mountpoint: string,
     private readonly addon: NativeAddon,
-    private readonly opts: NativeMountOptions,
+    private readonly opts: MountFilesystemOptions,
     private readonly fileIndexOfNode: Int32Array,
+    private readonly dirOfNode: Map<number, TorrentDir>,
     private handle: NativeMountHandle | undefined = undefined,
   ) {}
 
-  static mount(addon: NativeAddon, opts: NativeMountOptions): NativeMount {
+  static mount(addon: NativeAddon, mountpoint: string, opts: MountFilesystemOptions): NativeMount {
     const snapshot = snapshotTree(opts.tree);
-    const mount = new NativeMount(opts.mountpoint, addon, opts, snapshot.arrays.fileIndex);
+    const mount = new NativeMount(mountpoint, addon, opts, snapshot.arrays.fileIndex, snapshot.dirs);
     const totalBytes = opts.tree.files.reduce((sum, f) => sum + f.length, 0);
     mount.handle = addon.mount({
-      mountpoint: opts.mountpoint,
-      fsname: opts.fsname,
-      uid: opts.uid,
-      gid: opts.gid,
+      mountpoint,
+      mountOptions: kernelMountOptions(opts.mount).join(','),
+      uid: opts.mount.uid,
+      gid: opts.mount.gid,
+      fileMode: opts.mount.fileMode,
+      dirMode: opts.mount.dirMode,
       mtime: Math.floor(opts.mtime.getTime() / 1000),
       totalBytes,
-      debug: opts.debug ? 1 : 0,
+      debug: opts.mount.debug ? 1 : 0,
       // Test only (the eviction-churn test widens the race the slot generations must catch).
       readDelayMicros: Number(process.env.BTMOUNT_NATIVE_READ_DELAY_US ?? 0) || 0,
       tree: snapshot.arrays,
@@ -117,11 +109,17 @@ export class NativeMount {
     const open = this.#openFile(fh, node);
     if (!open) return addon.replyError(handle, id, osConstants.errno.EIO);
     const buf = Buffer.allocUnsafe(length);
+    const { onReadDone } = this.opts;
+    const started = onReadDone ? performance.now() : 0;
     this.opts.reader.readInto(open, offset, length, buf).then(
-      (n) => addon.replyData(handle, id, buf, n),
+      (n) => {
+        addon.replyData(handle, id, buf, n);
+        onReadDone?.((performance.now() - started) / 1000);
+      },
       (err: Error) => {
         this.opts.log.debug({ path: open.file.path, offset, length, err: err.message }, 'read failed: EIO');
         addon.replyError(handle, id, osConstants.errno.EIO);
+        onReadDone?.((performance.now() - started) / 1000);
       },
     );
   }
@@ -130,6 +128,10 @@ export class NativeMount {
     for (let i = 0; i + RECORD <= records.length; i += RECORD) {
       const fh = records[i]!;
       const length = records[i + 3]!;
+      if (length === LISTED) {
+        this.#listed(records[i + 1]!);
+        continue;
+      }
       if (length < 0) {
         this.#handles.get(fh)?.close();
         this.#handles.delete(fh);
@@ -137,6 +139,16 @@ export class NativeMount {
       }
       const open = this.#openFile(fh, records[i + 1]!);
       if (open) this.opts.reader.recordCachedRead(open, records[i + 2]!, length);
+      this.opts.onReadDone?.(records[i + 4]!);
     }
+  }
+
+  /** A directory C listed: its files in listing order (C lists children in the snapshot's order, the Map's). */
+  #listed(node: number): void {
+    const dir = this.dirOfNode.get(node);
+    if (!dir) return;
+    const files: TorrentFile[] = [];
+    for (const child of dir.children.values()) if (child instanceof TorrentFile) files.push(child);
+    this.opts.reader.listed(dir.path, files);
   }
 }

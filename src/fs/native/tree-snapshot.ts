@@ -22,6 +22,8 @@ export interface TreeSnapshot {
     fileIndex: Int32Array;
   };
   nodeCount: number;
+  /** The directories by node (few: a folder per class, not per file). */
+  dirs: Map<number, TorrentDir>;
 }
 
 export function snapshotTree(tree: FileTree): TreeSnapshot {
@@ -40,6 +42,7 @@ export function snapshotTree(tree: FileTree): TreeSnapshot {
   // Breadth-first: a directory's children get consecutive node numbers when it is dequeued.
   const queue: TorrentDir[] = [tree.root];
   const queueNode: number[] = [0];
+  const dirs = new Map<number, TorrentDir>([[0, tree.root]]);
   isDir[0] = 1;
   let next = 1;
   for (let head = 0; head < queue.length; head++) {
@@ -63,6 +66,7 @@ export function snapshotTree(tree: FileTree): TreeSnapshot {
         isDir[node] = 1;
         queue.push(child);
         queueNode.push(node);
+        dirs.set(node, child);
       } else {
         const file: TorrentFile = child;
         sizes[node] = file.length;
@@ -85,5 +89,6 @@ export function snapshotTree(tree: FileTree): TreeSnapshot {
       fileIndex,
     },
     nodeCount,
+    dirs,
   };
 }
