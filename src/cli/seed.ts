@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
+import type { AnnounceCounters } from 'bittorrent-tracker';
 import { SingleBar } from 'cli-progress';
 import { stat } from 'node:fs/promises';
 import { createLogger, silentLogger, type Logger } from '../log.js';
 import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
+import type { PieceIndex } from '../metainfo/piece-layout.js';
 import { DirectoryPieceStorage, Swarm } from '../swarm/index.js';
 import { defaultCacheRoot } from '../store/cache-location.js';
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
@@ -99,9 +101,13 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
       throw new UserError(ACTION, `cannot listen on port ${opts.port ?? '6881-6889'}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     for (const p of opts.peer ?? []) swarm.addPeer(p.host, p.port, 'static');
-    await discovery.start(port);
     const announced = swarm;
-    discovery.attach(announced, () => ({ uploaded: announced.stats().uploaded, downloaded: 0, left: 0 }));
+    // A full seed lacks nothing: left = 0 from the first announce, so trackers count it as a seeder.
+    let left = 0;
+    for (let i = 0; i < metainfo.layout.pieceCount; i++) if (!storage.has(i as PieceIndex)) left += metainfo.layout.pieceSize(i as PieceIndex);
+    const counters = (): AnnounceCounters => ({ uploaded: announced.stats().uploaded, downloaded: 0, left });
+    await discovery.start(port, counters);
+    discovery.attach(announced, counters);
     process.stdout.write(`seeding ${metainfo.name} (${metainfo.infoHash}) on port ${port}\n`);
 
     const tty = process.stdout.isTTY;

@@ -71,8 +71,13 @@ export class Discovery extends EventEmitter {
     this.pexEnabled = opts.pex;
   }
 
-  /** Announces `port` to the trackers and starts DHT lookups. Idempotent. */
-  start(port: number): Promise<void> {
+  /**
+   * Announces `port` to the trackers and starts DHT lookups. Idempotent.
+   * `counters`, when the caller knows them already (a seed: left = 0), go
+   * into the first announce; otherwise trackers hear none until attach().
+   */
+  start(port: number, counters?: () => AnnounceCounters): Promise<void> {
+    if (counters) this.counters = counters;
     this.started ??= this.doStart(port);
     return this.started;
   }
