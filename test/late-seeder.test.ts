@@ -1,0 +1,81 @@
+/**
+ * A seeder that appears while a read waits is found at once (issue 13 item 5).
+ * The mount knows the seeder's address (--peer) from the start, but nothing
+ * listens there yet, so its dials fail and back off. Before the fix the backoff
+ * grew to 16 s and more, and the read finished about 20 s after the seeder came
+ * up; while reads wait unserved, known addresses are now re-dialled every second.
+ * The seeders below start 24 s in, between the old code's dials at about 15-20 s
+ * and 31-37 s after the mount: these tests fail on it.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { mountTorrent, sha256Via } from './helpers/mount.js';
+import { freePort, makeDataset, startAria2Seeder, startFakePeer, startLibtorrent, type Dataset } from './helpers/peers.js';
+
+const PIECE = 256 * 1024;
+const FILES = [{ path: 'data/0.bin', length: 8 * PIECE + 17 }];
+/** How long the read waits before the seeder starts: long enough for the old backoff to reach 16 s (then 32 s). */
+const SEEDER_LATE_MS = 24_000;
+/** The goal is 3 s; the bound leaves room for a loaded machine (the old code took 15 s or more here). */
+const FOUND_WITHIN_MS = 6_000;
+
+let base: string;
+let ds: Dataset;
+
+test.before(async () => {
+  base = await mkdtemp(path.join(tmpdir(), 'btmount-late-'));
+  ds = await makeDataset(base, 'ds', FILES, PIECE);
+});
+
+test.after.always(async () => {
+  if (base) await rm(base, { recursive: true, force: true });
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Starts a read of the file through the mount; resolves with its hash and when it finished. */
+function readLater(file: string): Promise<{ sha256: string; at: number }> {
+  return sha256Via(file).then((sha256) => ({ sha256, at: Date.now() }));
+}
+
+async function checkRead(t: ExecutionContext, read: Promise<{ sha256: string; at: number }>, seederUpAt: number): Promise<void> {
+  const { sha256, at } = await read;
+  t.is(sha256, ds.files[0]!.sha256);
+  const ms = at - seederUpAt;
+  t.log(`read finished ${ms} ms after the seeder started listening`);
+  t.true(ms < FOUND_WITHIN_MS, `read finished ${ms} ms after the seeder appeared (bound ${FOUND_WITHIN_MS} ms)`);
+}
+
+test('a read waiting on a seeder that is down finishes soon after the seeder starts (python3-libtorrent seeder)', async (t) => {
+  const port = await freePort();
+  const m = await mountTorrent(base, ds.torrentPath, { name: 'mnt-late', cache: path.join(base, 'cache-late'), peers: [`127.0.0.1:${port}`], readTimeout: 90 });
+  t.teardown(m.unmount);
+  const read = readLater(path.join(m.mountpoint, 'data', '0.bin'));
+  await sleep(SEEDER_LATE_MS);
+  const seeder = await startLibtorrent('seed', { torrentPath: ds.torrentPath, savePath: ds.parent, listen: `127.0.0.1:${port}` });
+  t.teardown(() => seeder.stop());
+  await checkRead(t, read, Date.now());
+});
+
+test('a hostile first peer that claims every piece and sends none costs no more than a few seconds once an honest seeder starts (aria2c)', async (t) => {
+  // It completes the handshake, announces all pieces, unchokes, and ignores every request.
+  const staller = await startFakePeer('127.0.0.31', ds.metainfo, () => undefined);
+  t.teardown(() => staller.close());
+  const port = await freePort();
+  const m = await mountTorrent(base, ds.torrentPath, {
+    name: 'mnt-hostile',
+    cache: path.join(base, 'cache-hostile'),
+    peers: [`127.0.0.31:${staller.port}`, `127.0.0.1:${port}`],
+    readTimeout: 90,
+    extra: process.env.LATE_DEBUG ? ['--log-file', process.env.LATE_DEBUG, '--debug'] : [],
+  });
+  t.teardown(m.unmount);
+  const read = readLater(path.join(m.mountpoint, 'data', '0.bin'));
+  await sleep(SEEDER_LATE_MS);
+  t.true(staller.connections > 0, 'the mount connected to the hostile peer first');
+  const seeder = await startAria2Seeder(ds, port);
+  t.teardown(() => seeder.stop());
+  await checkRead(t, read, Date.now());
+});
