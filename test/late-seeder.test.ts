@@ -11,6 +11,7 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startTrackerServer } from './helpers/discovery.js';
 import { mountTorrent, sha256Via } from './helpers/mount.js';
 import { freePort, makeDataset, startAria2Seeder, startFakePeer, startLibtorrent, type Dataset } from './helpers/peers.js';
 
@@ -69,7 +70,6 @@ test('a hostile first peer that claims every piece and sends none costs no more 
     cache: path.join(base, 'cache-hostile'),
     peers: [`127.0.0.31:${staller.port}`, `127.0.0.1:${port}`],
     readTimeout: 90,
-    extra: process.env.LATE_DEBUG ? ['--log-file', process.env.LATE_DEBUG, '--debug'] : [],
   });
   t.teardown(m.unmount);
   const read = readLater(path.join(m.mountpoint, 'data', '0.bin'));
@@ -78,4 +78,20 @@ test('a hostile first peer that claims every piece and sends none costs no more 
   const seeder = await startAria2Seeder(ds, port);
   t.teardown(() => seeder.stop());
   await checkRead(t, read, Date.now());
+});
+
+test('while a read waits and no peer serves it, the mount asks its tracker again early, at most every 5 s', async (t) => {
+  const tracker = await startTrackerServer(); // it tells clients to come back in 60 s
+  t.teardown(tracker.close);
+  const m = await mountTorrent(base, ds.torrentPath, { name: 'mnt-announce', cache: path.join(base, 'cache-announce'), readTimeout: 90, extra: ['--tracker', tracker.httpUrl] });
+  t.teardown(m.unmount);
+  const started = Date.now();
+  void readLater(path.join(m.mountpoint, 'data', '0.bin')).catch(() => undefined); // ends with the unmount
+  await sleep(13_000);
+  const ours = tracker.announces.filter((a) => a.type === 'http');
+  const elapsed = Date.now() - started;
+  t.log(`${ours.length} announces in ${elapsed} ms: ${ours.map((a) => a.event ?? 'update').join(', ')}`);
+  t.is(ours[0]?.event, 'started');
+  t.true(ours.length >= 3, 'asked again while the read waited');
+  t.true(ours.length <= 2 + Math.ceil(elapsed / 5000), 'no more often than every 5 s');
 });
