@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTrackerServer } from './helpers/discovery.js';
 import { mountTorrent, sha256Via } from './helpers/mount.js';
-import { freePort, makeDataset, startAria2Seeder, startFakePeer, startLibtorrent, type Dataset } from './helpers/peers.js';
+import type { PieceIndex } from '../src/metainfo/piece-layout.js';
+import { MemoryPieceStorage, Swarm } from '../src/swarm/index.js';
+import { freePort, makeDataset, startAria2Seeder, startFakePeer, startHonestSeeder, startLibtorrent, type Dataset } from './helpers/peers.js';
 
 const PIECE = 256 * 1024;
 const FILES = [{ path: 'data/0.bin', length: 8 * PIECE + 17 }];
@@ -94,4 +96,23 @@ test('while a read waits and no peer serves it, the mount asks its tracker again
   t.is(ours[0]?.event, 'started');
   t.true(ours.length >= 3, 'asked again while the read waited');
   t.true(ours.length <= 2 + Math.ceil(elapsed / 5000), 'no more often than every 5 s');
+});
+
+test('a full swarm whose reads wait takes an incoming seeder at once, in place of a peer without their pieces', async (t) => {
+  const { infoHash, layout } = ds.metainfo;
+  // Another leecher with nothing: connected, useless to us.
+  const empty = new Swarm({ infoHash, layout, storage: new MemoryPieceStorage(layout), port: 0, host: '127.0.0.41' });
+  t.teardown(() => empty.close());
+  const us = new Swarm({ infoHash, layout, storage: new MemoryPieceStorage(layout), port: 0, host: '127.0.0.1', maxConnections: 1 });
+  t.teardown(() => us.close());
+  const usPort = await us.listen();
+  us.addPeer('127.0.0.41', await empty.listen());
+  const read = us.fetch(0 as PieceIndex, 'urgent', AbortSignal.timeout(15_000));
+  await sleep(1500); // the read has waited long enough to count as starving
+  t.is(us.stats().peers.length, 1, 'full: the one connection is the empty leecher');
+  const seeder = await startHonestSeeder(ds, '127.0.0.42');
+  t.teardown(() => seeder.swarm.close());
+  seeder.swarm.addPeer('127.0.0.1', usPort);
+  await read; // before the fix the seeder was refused (full) and the read timed out
+  t.deepEqual(us.stats().peers.map((p) => p.source), ['incoming']);
 });
