@@ -134,7 +134,7 @@ const STARVING_AFTER_MS = 1000;
 const STARVING_REDIAL_MS = 1000;
 /**
  * While reads wait, a peer that holds our requests and sends nothing for this
- * long is dropped when another unchoked peer has the pieces: otherwise the
+ * long is dropped when another peer with the pieces can serve them: otherwise the
  * blocks it sits on wait for the scheduler's 15 s snub (issue 13: a hostile
  * first peer made a read 5× slower than with the honest seeder alone).
  */
@@ -198,6 +198,8 @@ export class Swarm extends EventEmitter {
   private optimistic: string | undefined;
   /** When the current urgent wait began or last received an urgent block (see STARVING_AFTER_MS). */
   private urgentProgressAt = 0;
+  /** Waiters of urgent fetches (reads), so that "are reads waiting" costs nothing. */
+  private readonly urgentWaiters = new Set<Waiter>();
   private redialTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly onAdded = (index: PieceIndex): void => this.pieceAvailable(index);
@@ -283,7 +285,7 @@ export class Swarm extends EventEmitter {
     if (this.closed) return Promise.reject(new Error('swarm is closed'));
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (priority === 'urgent' && deadline === undefined) deadline = Date.now() + (this.opts.urgentDeadlineMs ?? 3000);
-    if (priority === 'urgent' && !this.urgentWaiting()) this.urgentProgressAt = Date.now();
+    if (priority === 'urgent' && this.urgentWaiters.size === 0) this.urgentProgressAt = Date.now();
     let waiters = this.fetches.get(index);
     if (!waiters) {
       waiters = new Set();
@@ -293,6 +295,7 @@ export class Swarm extends EventEmitter {
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         set.delete(waiter);
+        this.urgentWaiters.delete(waiter);
         reject(signal!.reason);
         this.rewant(index);
       };
@@ -301,9 +304,13 @@ export class Swarm extends EventEmitter {
         deadline,
         resolve,
         reject,
-        cleanup: () => signal?.removeEventListener('abort', onAbort),
+        cleanup: () => {
+          signal?.removeEventListener('abort', onAbort);
+          this.urgentWaiters.delete(waiter);
+        },
       };
       set.add(waiter);
+      if (priority === 'urgent') this.urgentWaiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.rewant(index);
     });
@@ -391,13 +398,8 @@ export class Swarm extends EventEmitter {
     }
   }
 
-  private urgentWaiting(): boolean {
-    for (const waiters of this.fetches.values()) for (const w of waiters) if (w.priority === 'urgent') return true;
-    return false;
-  }
-
   private starving(now: number): boolean {
-    return now - this.urgentProgressAt >= STARVING_AFTER_MS && this.urgentWaiting();
+    return this.urgentWaiters.size > 0 && now - this.urgentProgressAt >= STARVING_AFTER_MS;
   }
 
   /** One timer for all failed dials while reads starve (the 1 s tick alone would make it up to 2 s). */
@@ -433,7 +435,7 @@ export class Swarm extends EventEmitter {
 
   /** See STALLED_MS. */
   private dropStalled(now: number): void {
-    if (this.readingPaused || !this.urgentWaiting()) return; // paused by --download-limit: nobody can deliver
+    if (this.readingPaused || this.urgentWaiters.size === 0) return; // paused by --download-limit: nobody can deliver
     const urgent = this.urgentPieces();
     const withPieces = [...this.conns.values()].filter((c) => this.hasAny(c, urgent));
     const stalled = (c: Conn): boolean => this.scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
