@@ -8,7 +8,7 @@
  * and 31-37 s after the mount: these tests fail on it.
  */
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTrackerServer } from './helpers/discovery.js';
@@ -43,9 +43,9 @@ function readLater(file: string): Promise<{ sha256: string; at: number }> {
   return sha256Via(file).then((sha256) => ({ sha256, at: Date.now() }));
 }
 
-async function checkRead(t: ExecutionContext, read: Promise<{ sha256: string; at: number }>, seederUpAt: number): Promise<void> {
+async function checkRead(t: ExecutionContext, read: Promise<{ sha256: string; at: number }>, seederUpAt: number, expected = ds.files[0]!.sha256): Promise<void> {
   const { sha256, at } = await read;
-  t.is(sha256, ds.files[0]!.sha256);
+  t.is(sha256, expected);
   const ms = at - seederUpAt;
   t.log(`read finished ${ms} ms after the seeder started listening`);
   t.true(ms < FOUND_WITHIN_MS, `read finished ${ms} ms after the seeder appeared (bound ${FOUND_WITHIN_MS} ms)`);
@@ -80,6 +80,29 @@ test('a hostile first peer that claims every piece and sends none costs no more 
   const seeder = await startAria2Seeder(ds, port);
   t.teardown(() => seeder.stop());
   await checkRead(t, read, Date.now());
+});
+
+test('a hostile first peer costs no more than a few seconds when an honest seeder connects in while the read waits (python3-libtorrent)', async (t) => {
+  // Nothing to re-dial here: the seeder dials the mount. What is left is the
+  // staller sitting on the read's requests and read-ahead (before: until its
+  // 15 s snub, or piece by piece near each deadline).
+  const big = await makeDataset(base, 'big', [{ path: 'data/0.bin', length: 32 * PIECE }], PIECE);
+  const staller = await startFakePeer('127.0.0.32', big.metainfo, () => undefined);
+  t.teardown(() => staller.close());
+  const m = await mountTorrent(base, big.torrentPath, { name: 'mnt-hostile-in', cache: path.join(base, 'cache-hostile-in'), peers: [`127.0.0.32:${staller.port}`], readTimeout: 90 });
+  t.teardown(m.unmount);
+  const logFile = /, log (.+)\)$/m.exec(m.stdout)![1]!;
+  const mountPort = Number(/listening for peers on port (\d+)/.exec(await readFile(logFile, 'utf8'))![1]);
+  const read = readLater(path.join(m.mountpoint, 'data', '0.bin'));
+  await sleep(3000); // past the read's 3 s urgent deadline, with every block at the staller
+  t.true(staller.connections > 0, 'the mount connected to the hostile peer first');
+  const seeder = await startLibtorrent('seed', { torrentPath: big.torrentPath, savePath: big.parent, listen: '127.0.0.33:0', peers: [`127.0.0.1:${mountPort}`] });
+  t.teardown(() => seeder.stop());
+  await checkRead(t, read, Date.now(), big.files[0]!.sha256);
+  // The mount dropped the staller once the seeder served (--peer addresses are then dialled again).
+  const until = Date.now() + 15_000;
+  while (staller.connections < 2 && Date.now() < until) await sleep(100);
+  t.true(staller.connections >= 2, 'the peer that sat on the requests was dropped');
 });
 
 test('while a read waits and no peer serves it, the mount asks its tracker again early, at most every 5 s', async (t) => {

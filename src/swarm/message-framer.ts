@@ -17,10 +17,11 @@ import { BLOCK_SIZE } from '../metainfo/piece-layout.js';
  *   message id has its exact length, and indices are checked against the torrent.
  * - The Wire keeps some messages after parsing them: a bitfield becomes the
  *   peer's piece set (a view, which every later "have" writes a bit into), an
- *   extended handshake its `peerExtendedHandshake`. Those two are handed over
- *   as copies of their own; a view into a reused socket buffer would have the
- *   Wire flip bits in the next chunk's bytes (a length field corrupted this
- *   way made the Wire wait for 8 MiB that never came: issue 13).
+ *   extended handshake its `peerExtendedHandshake` (views of the dictionary's
+ *   strings). Bitfield and extended messages are therefore handed over as
+ *   copies of their own; a view into a reused socket buffer had the Wire flip
+ *   bits in the next chunk's bytes (a length field corrupted this way made it
+ *   wait for 8 MiB that never came: issue 13).
  */
 
 export class FramingError extends Error {
