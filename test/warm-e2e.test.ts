@@ -26,7 +26,9 @@ test('warm a directory, stop every seeder, then every file of it reads back from
   }
   // The seeder is really gone: a file that was not warmed cannot be read.
   const cold = await run('cat', [path.join(f.mountpoint, 'zz-not-warmed.bin')]);
-  t.not(cold.code, 0);
+  t.false(cold.timedOut, 'the cold read ended by itself');
+  t.is(cold.code, 1, cold.stderr);
+  t.regex(cold.stderr, /Input\/output error/);
   const s = await f.status();
   t.is(s.peers.length, 0);
   t.true(s.reads.failed > 0, 'the cold read failed');
@@ -162,7 +164,8 @@ test('--background returns at once, status shows the job, --cancel stops it', as
   t.is(out.code, 0, out.stderr);
   t.regex(out.stdout, /warm job 1 started in the background: 8 files, 4 MiB/);
   const running = await f.status();
-  t.like(running.warm[0], { id: 1, state: 'running', background: true, files: { done: running.warm[0]!.files.done, total: 8 } });
+  t.like(running.warm[0], { id: 1, state: 'running', background: true, files: { total: 8 } });
+  t.true(running.warm[0]!.files.done < 8, 'not finished: there is a job to cancel');
   const text = await f.bt(['status', f.mountpoint]);
   t.regex(text.stdout, /warm +job 1 running \(background\): \d+\/8 files/);
 

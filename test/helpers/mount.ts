@@ -29,7 +29,7 @@ export async function mountWithCli(mountpoint: string, args: string[], opts: { e
     stdout: res.stdout,
     stderr: res.stderr,
     async unmount() {
-      if (done) return { code: 0, stdout: '', stderr: '' };
+      if (done) return { code: 0, signal: null, timedOut: false, stdout: '', stderr: '' };
       done = true;
       const result = await btmount(['umount', mountpoint], { timeoutMs: 30_000, ...(opts.env ? { env: opts.env } : {}) });
       if (result.code !== 0) {
