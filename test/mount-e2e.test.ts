@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import path from 'node:path';
 import { btmount, run, tempDir } from './helpers/run.js';
 import { freePort, makeDataset, startLibtorrent, startProcess } from './helpers/peers.js';
-import { mountTorrent, python, seedWithBtmount, sha256Via } from './helpers/mount.js';
+import { logLines, mountTorrent, python, seedWithBtmount, sha256Via, statusJson, timedRead, waitForWaitingReads } from './helpers/mount.js';
 
 const FILES = [
   { path: 'train/big.bin', length: 3 * 1024 * 1024 + 12345 }, // spans ~50 pieces of 64 KiB
@@ -68,7 +68,6 @@ test('random reads of a torrent seeded by python3-libtorrent match the source', 
   const ds = await makeDataset(dir.path, 'dataset', FILES, 32 * 1024);
   const seeder = await startLibtorrent('seed', { torrentPath: ds.torrentPath, savePath: ds.parent, listen: '127.0.0.2:0' });
   t.teardown(() => seeder.stop());
-  await seeder.waitFor(/"event": "(seeding|done)"/, 30_000).catch(() => undefined);
   const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.2:${seeder.port}`], readTimeout: 30 });
   t.teardown(m.unmount);
   // Random preads first (cold), then whole files.
@@ -132,28 +131,47 @@ except OSError as e:
     print('error', errno.errorcode.get(e.errno, e.errno))
 `;
 
-test('with no peers a read fails with EIO after --read-timeout; once a seeder appears the next read succeeds', async (t) => {
+/** How far past --read-timeout an error may come on a loaded machine (a bound on an error path, not a speed claim). */
+const MARGIN_S = 3;
+
+test('with no peers a read fails with EIO after --read-timeout, the log says why; once a seeder appears the next read succeeds', async (t) => {
   const dir = await tempDir();
   t.teardown(dir.cleanup);
   const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
   const port = await freePort();
-  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout: 2 });
+  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${port}`], readTimeout: 3 });
   t.teardown(m.unmount);
 
   const file = path.join(m.mountpoint, 'train/cat/001.jpg');
-  const first = await python(READ_ONE, [file], 60_000);
-  t.is(first.stdout.trim(), 'error EIO');
+  // O_DIRECT: this is the reader's own deadline; the page cache's retry is the next test's business.
+  const first = await timedRead(file, { direct: true });
+  t.is(first.outcome, 'error EIO');
+  t.true(first.seconds >= 3 - 0.1 && first.seconds <= 3 + MARGIN_S, `EIO after ${first.seconds} s, --read-timeout 3`);
+  const why = await logLines(m.logFile, /^read of train\/cat\/001\.jpg failed/);
+  t.true(why.length > 0, 'a log line names the failed read');
+  t.regex(why[0]!.msg, /no data within 3 s \(no peers connected \(1 known\)\)/);
   // Metadata still answers while data cannot.
   t.is((await run('stat', ['-c', '%s', file])).stdout.trim(), '40000');
 
   const seeder = await seedWithBtmount(ds, port);
   t.teardown(() => seeder.stop());
   let second = '';
-  for (let attempt = 0; attempt < 10 && second !== 'read 40000'; attempt++) {
-    second = (await python(READ_ONE, [file], 60_000)).stdout.trim();
-  }
+  for (let attempt = 0; attempt < 10 && second !== 'read 40000'; attempt++) second = (await timedRead(file)).outcome;
   t.is(second, 'read 40000');
   t.is(await sha256Via(file), ds.files.find((f) => f.path === 'train/cat/001.jpg')!.sha256);
+});
+
+// Issue 13 item 4: the kernel retries the page of a failed readahead request, and the piece waits
+// again, so a buffered read (cat, Python's open().read()) fails only after twice --read-timeout.
+test.failing('with no peers a buffered read fails with EIO within --read-timeout (fails today: issue 13 item 4, the page retry waits a second time)', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
+  const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${await freePort()}`], readTimeout: 4 });
+  t.teardown(m.unmount);
+  const read = await timedRead(path.join(m.mountpoint, 'labels.csv'));
+  t.is(read.outcome, 'error EIO');
+  t.true(read.seconds >= 4 - 0.1 && read.seconds <= 4 + MARGIN_S, `EIO after ${read.seconds} s, --read-timeout 4`);
 });
 
 test('kill -9 of the daemon during a blocked read: the reader gets an error, umount cleans up, a remount serves the cache offline', async (t) => {
@@ -172,7 +190,10 @@ test('kill -9 of the daemon during a blocked read: the reader gets an error, umo
   // A read that can only block: nobody has big.bin's pieces for it now.
   const reader = startProcess('/usr/bin/python3', ['-c', READ_ONE, path.join(m.mountpoint, 'train/big.bin')]);
   t.teardown(() => reader.stop('SIGKILL'));
-  await new Promise((r) => setTimeout(r, 1500));
+  const blocked = await waitForWaitingReads(m.mountpoint, 1);
+  t.is(blocked.reads.oldest?.path, 'train/big.bin');
+  t.true((await statusJson(m.mountpoint)).reads.waiting > 0, 'the read still waits in the daemon');
+  t.is(reader.child.exitCode, null, 'the reader is still blocked when the daemon is killed');
   process.kill(m.pid, 'SIGKILL');
   const code = await Promise.race([reader.exited, new Promise((r) => setTimeout(() => r('still blocked'), 20_000))]);
   t.not(code, 'still blocked', 'the blocked reader returned');
