@@ -81,6 +81,21 @@ import errno, os, sys
 mnt = sys.argv[1]
 f = os.path.join(mnt, 'labels.csv')
 d = os.path.join(mnt, 'train')
+outside = sys.argv[2]
+
+def fallocate(path):
+    # What fallocate(1) does: open for writing, then posix_fallocate.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, 1 << 20)
+    finally:
+        os.close(fd)
+
+def copy_into(path):
+    src = os.open(outside, os.O_RDONLY)
+    dst = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.copy_file_range(src, dst, 1234)
+
 attempts = {
   'open-write': lambda: open(f, 'r+b'),
   'open-append': lambda: open(f, 'ab'),
@@ -99,6 +114,11 @@ attempts = {
   'utime': lambda: os.utime(f, (0, 0)),
   'setxattr': lambda: os.setxattr(f, 'user.x', b'1'),
   'removexattr': lambda: os.removexattr(f, 'user.x'),
+  'dir-chmod': lambda: os.chmod(d, 0o777),
+  'dir-rename': lambda: os.rename(d, os.path.join(mnt, 'renamed')),
+  'fallocate-existing': lambda: fallocate(f),
+  'fallocate-new': lambda: fallocate(os.path.join(mnt, 'new.bin')),
+  'copy_file_range-into': lambda: copy_into(os.path.join(mnt, 'copy.csv')),
 }
 for name, fn in attempts.items():
     try:
@@ -108,17 +128,18 @@ for name, fn in attempts.items():
         print(name, errno.errorcode.get(e.errno, e.errno))
 `;
 
-test('every write-like operation fails with EROFS and the content is unchanged', async (t) => {
+test('every write-like operation (fallocate, copy_file_range into it, directory chmod and rename too) fails with EROFS and the content is unchanged', async (t) => {
   const { ds, m } = await seededMount(t);
 
-  const res = await python(WRITE_ATTEMPTS, [m.mountpoint]);
+  const res = await python(WRITE_ATTEMPTS, [m.mountpoint, path.join(ds.root, 'labels.csv')]);
   const outcomes = Object.fromEntries(res.stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]));
-  t.is(Object.keys(outcomes).length, 17, res.stdout + res.stderr);
+  t.is(Object.keys(outcomes).length, 22, res.stdout + res.stderr);
   for (const [op, outcome] of Object.entries(outcomes)) t.is(outcome, 'EROFS', op);
   const labels = ds.files.find((f) => f.path === 'labels.csv')!;
   t.is(await sha256Via(path.join(m.mountpoint, 'labels.csv')), labels.sha256);
   const ls = await run('ls', [m.mountpoint]);
   t.deepEqual(ls.stdout.trim().split('\n').sort(), ['empty.txt', 'labels.csv', 'train']);
+  t.is((await run('stat', ['-c', '%a', path.join(m.mountpoint, 'train')])).stdout.trim(), '555');
 });
 
 const READ_ONE = `
