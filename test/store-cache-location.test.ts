@@ -2,8 +2,9 @@ import test from 'ava';
 import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { formatSize, parseSize } from '../src/byte-size.js';
+import { budgetForDisk, defaultCacheBudget, defaultCacheRoot } from '../src/store/cache-location.js';
 import { mountTmpfs, tmpfsTest } from './helpers/tmpfs.js';
-import { budgetForDisk, defaultCacheBudget, defaultCacheRoot, formatSize, parseSize } from '../src/store/cache-location.js';
 
 const KiB = 1024;
 const MiB = KiB * KiB;
