@@ -1,6 +1,6 @@
 import test from 'ava';
 import path from 'node:path';
-import { mountTorrent, seedWithBtmount, sha256Via, statusJson } from './helpers/mount.js';
+import { liveStatus, mountTorrent, seedWithBtmount, sha256Via } from './helpers/mount.js';
 import { freePort, makeDataset } from './helpers/peers.js';
 import { run, tempDir } from './helpers/run.js';
 
@@ -35,7 +35,7 @@ test('a mount holds --cache-size while four times as much is read through FUSE, 
   let samples = 0;
   const sampler = (async () => {
     while (sampling) {
-      const [s, onDisk] = await Promise.all([statusJson(m.mountpoint), allocatedBytes(store)]);
+      const [s, onDisk] = await Promise.all([liveStatus(m.mountpoint), allocatedBytes(store)]);
       maxUsed = Math.max(maxUsed, s.cache.usedBytes);
       maxOnDisk = Math.max(maxOnDisk, onDisk);
       samples++;
@@ -45,7 +45,7 @@ test('a mount holds --cache-size while four times as much is read through FUSE, 
   sampling = false;
   await sampler;
 
-  const s = await statusJson(m.mountpoint);
+  const s = await liveStatus(m.mountpoint);
   t.is(s.cache.budgetBytes, budget);
   t.true(s.transfer.downloadedBytes >= 4 * MiB, `downloaded ${s.transfer.downloadedBytes} bytes: all of it went through the cache`);
   t.true(s.cache.evictions >= (4 * MiB - budget) / (64 * KiB), `${s.cache.evictions} evictions`);

@@ -2,6 +2,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { btmount, run, type RunResult } from './run.js';
 import { BTMOUNT_BIN, startProcess, type Dataset, type Proc } from './peers.js';
+import { requestOnce } from '../../src/control/client.js';
 import type { MountStatus } from '../../src/control/status-schema.js';
 
 export interface MountedTorrent {
@@ -137,18 +138,29 @@ export async function logLines(logFile: string, re: RegExp, timeoutMs = 10_000):
 
 /** `btmount status --json` of a mount, parsed (through the CLI, as a user asks). */
 export async function statusJson(mountpoint: string, env?: NodeJS.ProcessEnv): Promise<MountStatus> {
-  const res = await btmount(['status', mountpoint, '--json'], { timeoutMs: 20_000, ...(env ? { env } : {}) });
-  if (res.code !== 0) throw new Error(`btmount status ${mountpoint}: ${res.stderr}`);
+  const res = await btmount(['status', mountpoint, '--json'], { timeoutMs: 60_000, ...(env ? { env } : {}) });
+  if (res.code !== 0) throw new Error(`btmount status ${mountpoint} (exit ${res.code}, signal ${res.signal}): ${res.stderr}`);
   return JSON.parse(res.stdout) as MountStatus;
 }
 
-/** Polls `status --json` until `reads.waiting` reaches `count`: the reads are blocked in the daemon, not merely started. */
+/**
+ * The same status straight from the mount's control socket (this process does not
+ * serve the mount, so this cannot deadlock): milliseconds, not a CLI start-up, so
+ * polls keep up with a loaded machine.
+ */
+export async function liveStatus(mountpoint: string): Promise<MountStatus> {
+  const reply = await requestOnce(mountpoint, { op: 'status' });
+  if (reply.type !== 'result' || !('status' in reply)) throw new Error(`unexpected status reply ${JSON.stringify(reply)}`);
+  return reply.status;
+}
+
+/** Polls status until `reads.waiting` reaches `count`: the reads are blocked in the daemon, not merely started. */
 export async function waitForWaitingReads(mountpoint: string, count: number, timeoutMs = 30_000): Promise<MountStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const s = await statusJson(mountpoint);
+    const s = await liveStatus(mountpoint);
     if (s.reads.waiting >= count) return s;
     if (Date.now() > deadline) throw new Error(`only ${s.reads.waiting} of ${count} reads ever waited: ${JSON.stringify(s.reads)}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

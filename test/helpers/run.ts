@@ -11,7 +11,7 @@ export interface RunResult {
   /** The exit code; null when a signal ended the child (then `signal` says which). */
   code: number | null;
   signal: NodeJS.Signals | null;
-  /** The child was still running at `timeoutMs` and was killed: a hang, not an answer. */
+  /** run() killed the child: still running at `timeoutMs` (a hang, not an answer), or past maxBuffer. */
   timedOut: boolean;
   stdout: string;
   stderr: string;
@@ -33,7 +33,7 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env
       (err, stdout, stderr) => {
         if (!err) return resolve({ code: 0, signal: null, timedOut: false, stdout, stderr });
         // A spawn failure (ENOENT, …) has a string code: report it as exit 127, as a shell would.
-        const code = typeof err.code === 'number' ? err.code : err.signal ? null : 127;
+        const code = typeof err.code === 'number' ? err.code : err.signal || err.killed ? null : 127;
         resolve({ code, signal: err.signal ?? null, timedOut: err.killed === true, stdout, stderr });
       },
     );
