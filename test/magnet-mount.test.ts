@@ -48,7 +48,7 @@ function base32OfHex(hex: string): string {
   return Array.from({ length: bits.length / 5 }, (_, i) => alphabet[parseInt(bits.slice(i * 5, i * 5 + 5), 2)]).join('');
 }
 
-test('a base32 infohash (bare, lower case, and in a magnet) mounts the same torrent as its hex form', async (t) => {
+test('a base32 infohash (bare in lower case, upper case in a magnet) mounts the same torrent as its hex form', async (t) => {
   const dir = await tempDir();
   t.teardown(dir.cleanup);
   const ds = await makeDataset(dir.path, 'images', FILES, 256 * 1024);
@@ -57,7 +57,8 @@ test('a base32 infohash (bare, lower case, and in a magnet) mounts the same torr
   t.teardown(() => aria2.stop());
   const b32 = base32OfHex(ds.metainfo.infoHash);
   t.is(b32.length, 32);
-  const sources = [b32, b32.toLowerCase(), `magnet:?xt=urn:btih:${b32}&dn=images`];
+  // Both cases, both forms, in two mounts: bare in lower case, upper case in a magnet.
+  const sources = [b32.toLowerCase(), `magnet:?xt=urn:btih:${b32}&dn=images`];
   for (const [i, source] of sources.entries()) {
     // A cache of its own each time: the metadata really comes from the seeder for the base32 name.
     const m = await mountSource(dir.path, source, ['--cache', path.join(dir.path, `cache${i}`), '--port', '0', '--no-dht', '--peer', `127.0.0.1:${port}`], `mnt${i}`);
