@@ -164,7 +164,7 @@ test('with no peers a read fails with EIO after --read-timeout, the log says why
   t.teardown(m.unmount);
 
   const file = path.join(m.mountpoint, 'train/cat/001.jpg');
-  // O_DIRECT: this is the reader's own deadline; the page cache's retry is the next test's business.
+  // O_DIRECT: the reader's own deadline; the page cache's retry is the next test's business.
   const first = await timedRead(file, { direct: true });
   t.is(first.outcome, 'error EIO');
   t.true(first.seconds >= 3 - 0.1 && first.seconds <= 3 + MARGIN_S, `EIO after ${first.seconds} s, --read-timeout 3`);
@@ -182,9 +182,9 @@ test('with no peers a read fails with EIO after --read-timeout, the log says why
   t.is(await sha256Via(file), ds.files.find((f) => f.path === 'train/cat/001.jpg')!.sha256);
 });
 
-// Issue 13 item 4: the kernel retries the page of a failed readahead request, and the piece waits
-// again, so a buffered read (cat, Python's open().read()) fails only after twice --read-timeout.
-test.failing('with no peers a buffered read fails with EIO within --read-timeout (fails today: issue 13 item 4, the page retry waits a second time)', async (t) => {
+// Issue 13 item 4: the kernel retries the page of a failed readahead request; that retry must not
+// wait a second --read-timeout, so a buffered read (cat, Python's open().read()) ends within one.
+test('with no peers a buffered read fails with EIO within --read-timeout, not twice it (issue 13 item 4)', async (t) => {
   const dir = await tempDir();
   t.teardown(dir.cleanup);
   const ds = await makeDataset(dir.path, 'dataset', FILES, 64 * 1024);
@@ -192,7 +192,7 @@ test.failing('with no peers a buffered read fails with EIO within --read-timeout
   t.teardown(m.unmount);
   const read = await timedRead(path.join(m.mountpoint, 'labels.csv'));
   t.is(read.outcome, 'error EIO');
-  // Twice the timeout (12 s) lies beyond the margin: this fails until the retry is answered at once.
+  // Twice the timeout (12 s) lies beyond the margin.
   t.true(read.seconds >= 6 - 0.1 && read.seconds <= 6 + MARGIN_S, `EIO after ${read.seconds} s, --read-timeout 6`);
 });
 

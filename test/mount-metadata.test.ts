@@ -16,7 +16,7 @@ test('16 readers blocked on missing pieces do not wedge the mount: getattr and r
   const m = await mountTorrent(dir.path, ds.torrentPath, { peers: [`127.0.0.1:${deadPort}`], readTimeout });
   t.teardown(m.unmount);
 
-  // O_DIRECT readers, each timed in its own process (the page cache's retry is issue 13 item 4, tested apart).
+  // O_DIRECT readers, each timed in its own process (the page cache's retry is tested in mount-e2e).
   const reads = files.map((f) => timedRead(path.join(m.mountpoint, f.path), { direct: true }));
   await waitForWaitingReads(m.mountpoint, 16);
 

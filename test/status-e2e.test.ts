@@ -83,7 +83,7 @@ test('status prints a readable summary; --watch refreshes until Ctrl-C', async (
 
 test('status shows a waiting read, its age and what it waits for; the read fails at --read-timeout', async (t) => {
   // No peers: a read waits until its timeout, then fails. O_DIRECT: the reader's own deadline
-  // (a buffered read waits twice, issue 13 item 4, tested in mount-e2e).
+  // (the page cache's retry of a buffered read is tested in mount-e2e).
   const readTimeout = 10;
   const f = await mountFixture(t, { files: FILES, seed: false, readTimeout });
   const started = Date.now();
