@@ -21,7 +21,9 @@ export class FuseMount {
   static async mount(mountpoint: string, ops: Operations, opts: FuseMountOptions): Promise<FuseMount> {
     const day = 86_400;
     const fuse = new Fuse(mountpoint, ops, {
-      fsname: opts.fsname,
+      // fuse-native has no option for `ro`; its options reach libfuse as one comma-separated
+      // `-o` list, so `ro` goes after the name: the kernel then lists the mount read-only.
+      fsname: `${opts.fsname},ro`,
       subtype: 'btmount',
       kernelCache: true,
       entryTimeout: day,
