@@ -93,12 +93,17 @@ export class MountBusyError extends Error {
  * go). Throws MountBusyError when a plain unmount finds the mount in use.
  */
 export async function fusermountUnmount(mountpoint: string, lazy: boolean): Promise<void> {
+  const args = [lazy ? '-uz' : '-u', mountpoint];
   try {
-    await execFileAsync('fusermount', [lazy ? '-uz' : '-u', mountpoint]);
+    // libfuse 2's fusermount, else fuse3's fusermount3 (same flags): Debian has one or the other.
+    await execFileAsync('fusermount', args).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return execFileAsync('fusermount3', args);
+      throw err;
+    });
   } catch (err) {
     const stderr = String((err as { stderr?: unknown }).stderr ?? '');
     if (/busy/i.test(stderr)) throw new MountBusyError(mountpoint);
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('fusermount is not installed (apt-get install fuse3, or fuse)');
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('neither fusermount nor fusermount3 is installed (apt-get install fuse3)');
     throw new Error(stderr.trim() || (err as Error).message);
   }
 }
