@@ -1,7 +1,7 @@
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { mountEntry } from '../src/fs/mountpoint.js';
+import { mountEntry } from '../src/mount-table.js';
 import { Metainfo } from '../src/metainfo/index.js';
 import { mountTorrent } from './helpers/mount.js';
 import { tempDir } from './helpers/run.js';

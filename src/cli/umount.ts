@@ -2,7 +2,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { readRecord, removeRecord, type MountRecord } from '../control/mount-registry.js';
-import { BTMOUNT_FSTYPE, MountBusyError, fuseOwner, fusermountUnmount, mountEntry, processesUsing, type MountEntry } from '../fs/mountpoint.js';
+import { MountBusyError, fusermountUnmount, processesUsing } from '../fs/mountpoint.js';
+import { BTMOUNT_FSTYPE, fuseOwner, mountEntry, type MountEntry } from '../mount-table.js';
 import { isAlive } from '../process-alive.js';
 import { UserError } from '../user-error.js';
 

@@ -2,7 +2,7 @@ import { ControlServer } from '../control/server.js';
 import type { DiscoveryReport } from '../discovery/index.js';
 import { buildFuseOps } from '../fs/fuse-ops.js';
 import { FuseMount } from '../fs/fuse-mount.js';
-import { isMounted } from '../fs/mountpoint.js';
+import { isMounted } from '../mount-table.js';
 import type { Discovery } from '../discovery/index.js';
 import type { Logger } from '../log.js';
 import type { Metainfo } from '../metainfo/index.js';

@@ -2,7 +2,8 @@ import Fuse, { type Operations } from 'fuse-native';
 import { constants } from 'node:fs';
 import { access, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fusermountUnmount, isMounted } from './mountpoint.js';
+import { isMounted } from '../mount-table.js';
+import { fusermountUnmount } from './mountpoint.js';
 
 export interface FuseMountOptions {
   /** Shown in /proc/mounts as the source: `btmount:<name>`. */
