@@ -46,13 +46,13 @@ test('a user without /sbin on PATH finds the installed libfuse2 (no ldconfig nee
 
 (asRoot ? test : test.skip)('with fuse3 (fusermount3, no fusermount) it never asks apt-get for fuse, and installs with --no-remove', async (t) => {
   const { bin, aptLog } = await toolDir(t, { fusermount3: '#!/bin/sh\nexit 0\n' });
-  // test: aria2c and mktorrent are not on this PATH, so they are "missing".
+  // test: aria2c, mktorrent and transmission-daemon are not on this PATH, so they are "missing".
   const res = await runAs(undefined, ['test'], { PATH: bin, HOME: '/tmp' });
   t.is(res.code, 0, res.stderr);
   t.regex(res.stderr, /using fuse3's fusermount3 \(not installing Debian's fuse, which would remove fuse3\)/);
-  t.regex(res.stderr, /^btmount: missing: aria2c mktorrent; installing with apt-get: aria2 mktorrent$/m);
+  t.regex(res.stderr, /^btmount: missing: aria2c mktorrent transmission-daemon; installing with apt-get: aria2 mktorrent transmission-daemon$/m);
   const calls = (await readFile(aptLog, 'utf8')).trim().split('\n');
-  t.deepEqual(calls, ['update -qq', 'install -y -qq --no-remove aria2 mktorrent']);
+  t.deepEqual(calls, ['update -qq', 'install -y -qq --no-remove aria2 mktorrent transmission-daemon']);
 });
 
 test('without any fusermount a user other than root is told what is missing and what to install', async (t) => {
