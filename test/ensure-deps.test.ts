@@ -46,20 +46,20 @@ test('a user without /sbin on PATH finds the installed libfuse2 (no ldconfig nee
 
 (asRoot ? test : test.skip)('with fuse3 (fusermount3, no fusermount) it never asks apt-get for fuse, and installs with --no-remove', async (t) => {
   const { bin, aptLog } = await toolDir(t, { fusermount3: '#!/bin/sh\nexit 0\n' });
-  // test: aria2c, mktorrent and transmission-daemon are not on this PATH, so they are "missing".
+  // The addon's build tools, aria2c, mktorrent and transmission-daemon are not on this PATH, so they are "missing".
   const res = await runAs(undefined, ['test'], { PATH: bin, HOME: '/tmp' });
   t.is(res.code, 0, res.stderr);
   t.regex(res.stderr, /using fuse3's fusermount3 \(not installing Debian's fuse, which would remove fuse3\)/);
-  t.regex(res.stderr, /^btmount: missing: aria2c mktorrent transmission-daemon; installing with apt-get: aria2 mktorrent transmission-daemon$/m);
+  t.regex(res.stderr, /^btmount: missing: libfuse3 headers, pkg-config, g\+\+, make, aria2c, mktorrent, transmission-daemon; installing with apt-get: libfuse3-dev pkg-config g\+\+ make aria2 mktorrent transmission-daemon$/m);
   const calls = (await readFile(aptLog, 'utf8')).trim().split('\n');
-  t.deepEqual(calls, ['update -qq', 'install -y -qq --no-remove aria2 mktorrent transmission-daemon']);
+  t.deepEqual(calls, ['update -qq', 'install -y -qq --no-remove libfuse3-dev pkg-config g++ make aria2 mktorrent transmission-daemon']);
 });
 
 test('without any fusermount a user other than root is told what is missing and what to install', async (t) => {
   const { bin, aptLog } = await toolDir(t, {});
   const res = await runAs(asRoot ? NOBODY : undefined, ['demo'], { PATH: bin, HOME: '/tmp' });
   t.is(res.code, 1);
-  t.deepEqual(res.stderr.trim().split('\n'), ['btmount: missing: fusermount; as root: apt-get install fuse']);
+  t.deepEqual(res.stderr.trim().split('\n'), ['btmount: missing: fusermount, libfuse3 headers, pkg-config, g++, make; as root: apt-get install fuse libfuse3-dev pkg-config g++ make']);
   t.false(await readFile(aptLog, 'utf8').then(() => true, () => false), 'apt-get not run');
 });
 
