@@ -1,5 +1,4 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { chmod, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { REPO_ROOT, run, tempDir, type RunResult } from './helpers/run.js';
@@ -31,11 +30,7 @@ async function toolDir(t: import('ava').ExecutionContext, extra: Record<string, 
 }
 
 function runAs(uid: number | undefined, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile('/bin/bash', [SCRIPT, ...args], { ...(uid === undefined ? {} : { uid, gid: uid }), env, timeout: 120_000, encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
+  return run('/bin/bash', [SCRIPT, ...args], { env, timeoutMs: 120_000, ...(uid === undefined ? {} : { uid }) });
 }
 
 test('a user without /sbin on PATH finds the installed libfuse2 (no ldconfig needed)', async (t) => {
@@ -46,13 +41,13 @@ test('a user without /sbin on PATH finds the installed libfuse2 (no ldconfig nee
 
 (asRoot ? test : test.skip)('with fuse3 (fusermount3, no fusermount) it never asks apt-get for fuse, and installs with --no-remove', async (t) => {
   const { bin, aptLog } = await toolDir(t, { fusermount3: '#!/bin/sh\nexit 0\n' });
-  // The addon's build tools, aria2c, mktorrent and transmission-daemon are not on this PATH, so they are "missing".
+  // The addon's build tools, aria2c, mktorrent, transmission-daemon and strace are not on this PATH, so they are "missing".
   const res = await runAs(undefined, ['test'], { PATH: bin, HOME: '/tmp' });
   t.is(res.code, 0, res.stderr);
   t.regex(res.stderr, /using fuse3's fusermount3 \(not installing Debian's fuse, which would remove fuse3\)/);
-  t.regex(res.stderr, /^btmount: missing: libfuse3 headers, pkg-config, g\+\+, make, aria2c, mktorrent, transmission-daemon; installing with apt-get: libfuse3-dev pkg-config g\+\+ make aria2 mktorrent transmission-daemon$/m);
+  t.regex(res.stderr, /^btmount: missing: libfuse3 headers, pkg-config, g\+\+, make, aria2c, mktorrent, transmission-daemon, strace; installing with apt-get: libfuse3-dev pkg-config g\+\+ make aria2 mktorrent transmission-daemon strace$/m);
   const calls = (await readFile(aptLog, 'utf8')).trim().split('\n');
-  t.deepEqual(calls, ['update -qq', 'install -y -qq --no-remove libfuse3-dev pkg-config g++ make aria2 mktorrent transmission-daemon']);
+  t.deepEqual(calls, ['update -qq', 'install -y -qq --no-remove libfuse3-dev pkg-config g++ make aria2 mktorrent transmission-daemon strace']);
 });
 
 test('without any fusermount a user other than root is told what is missing and what to install', async (t) => {

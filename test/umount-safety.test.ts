@@ -1,11 +1,10 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlive } from '../src/process-alive.js';
 import { mountTorrent } from './helpers/mount.js';
 import { BTMOUNT_BIN, startProcess } from './helpers/peers.js';
-import { btmount, run, tempDir, type RunResult } from './helpers/run.js';
+import { btmount, run, tempDir } from './helpers/run.js';
 import { buildTorrent } from './helpers/torrent-builder.js';
 
 // `btmount umount` touches btmount's own mounts only, never a busy one by surprise.
@@ -80,11 +79,7 @@ test('a busy mount is not detached: umount names who holds it and leaves it serv
 (asRoot ? test : test.skip)("another user's umount of a btmount mount is refused before anything is done", async (t) => {
   const { dir, m } = await mountedFixture(t);
   await chmod(dir, 0o755);
-  const res = await new Promise<RunResult>((resolve) => {
-    execFile(process.execPath, [BTMOUNT_BIN, 'umount', m.mountpoint], { uid: OTHER_UID, gid: OTHER_UID, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, timeout: 60_000, encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
+  const res = await run(process.execPath, [BTMOUNT_BIN, 'umount', m.mountpoint], { uid: OTHER_UID, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
   t.is(res.code, 1);
   t.deepEqual(res.stderr.trim().split('\n'), [`btmount: cannot unmount ${m.mountpoint}: it was mounted by uid 0; only that user or root can unmount it`]);
   t.true(await isMountpoint(m.mountpoint));
