@@ -2,7 +2,7 @@ import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createTorrentFile } from '../src/cli/create.js';
@@ -239,6 +239,8 @@ test('Debian nginx as the web seed: every piece fetched and verified', async (t)
   if (!existsSync(NGINX)) return t.pass('nginx is not installed (apt-get install nginx)');
   const dir = path.join(base, 'nginx');
   await mkdir(dir, { recursive: true });
+  // Started as root, nginx's workers run as nobody: they must be able to read the (0700) temp dir.
+  await chmod(base, 0o755);
   const port = await freePort();
   const conf = path.join(dir, 'nginx.conf');
   await writeFile(

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metainfo, PieceIndex } from '../metainfo/index.js';
 import { VerifiedPiece } from '../metainfo/verified-piece.js';
@@ -82,6 +83,8 @@ export class WebSeed {
     };
     this.bucket = options.rateLimit ? new TokenBucket(options.rateLimit) : undefined;
     this.log = (options.logger ?? silentLogger).child({ webSeed: this.url.href });
+    // Every queued request listens on the one close signal (and stops listening when it ends).
+    setMaxListeners(0, this.closing.signal);
   }
 
   /** False while the seed is backing off after a failure: the scheduler should ask a peer. */
