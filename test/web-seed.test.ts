@@ -272,3 +272,33 @@ http {
   const log = await readFile(path.join(dir, 'access.log'), 'utf8');
   t.regex(log, /" 206 /, 'nginx answered range requests');
 });
+
+test('pad-file bytes (BEP 47) are zeros made here, never asked of the server', async (t) => {
+  const a = Buffer.alloc(10_000, 1);
+  const b = Buffer.alloc(5_000, 2);
+  await mkdir(path.join(base, 'padded'), { recursive: true });
+  await writeFile(path.join(base, 'padded', 'a.bin'), a);
+  await writeFile(path.join(base, 'padded', 'b.bin'), b);
+  const pad = PIECE - a.length;
+  const m = Metainfo.fromTorrentFile(
+    buildTorrent({
+      name: 'padded',
+      pieceLength: PIECE,
+      files: [{ path: ['a.bin'], length: a.length }, { path: ['.pad', String(pad)], length: pad, attr: 'p' }, { path: ['b.bin'], length: b.length }],
+      data: Buffer.concat([a, Buffer.alloc(pad), b]),
+    }),
+  );
+  // The server has no .pad folder: a request for it would be a 404 and fail the piece.
+  const seed = new WebSeed(m, `${server.base}/good/`);
+  t.teardown(() => seed.close());
+  const pieces = await Promise.all(allPieces(m).map((p) => seed.fetchVerifiedPiece(p)));
+  t.true(pieces[1]!.data.equals(b));
+});
+
+test('a torrent path that would walk the URL ("..") is refused as bad-path', async (t) => {
+  const m = Metainfo.fromTorrentFile(buildTorrent({ name: 'ds', files: [{ path: ['..', 'x.bin'], length: 100 }] }));
+  const seed = new WebSeed(m, `${server.base}/good/`);
+  t.teardown(() => seed.close());
+  const err = await failureOf(seed, pieceIndex(0));
+  t.is(err.kind, 'bad-path');
+});
