@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createTorrentFile } from '../src/cli/create.js';
 import { loadMetainfo, loadSource, Metainfo, pieceIndex, type PieceIndex } from '../src/metainfo/index.js';
 import { UserError } from '../src/user-error.js';
-import { WebSeed, WebSeedError, webSeedFileUrl, type WebSeedFailureKind } from '../src/webseed/index.js';
+import { collectWebSeeds, WebSeed, WebSeedError, webSeedFileUrl, type WebSeedFailureKind } from '../src/webseed/index.js';
 import { buildTorrent } from './helpers/torrent-builder.js';
 import { freePort, makeDataset, waitForPort, type Dataset } from './helpers/peers.js';
 import { run, BTMOUNT_BIN } from './helpers/run.js';
@@ -302,4 +302,13 @@ test('a torrent path that would walk the URL ("..") is refused as bad-path', asy
   t.teardown(() => seed.close());
   const err = await failureOf(seed, pieceIndex(0));
   t.is(err.kind, 'bad-path');
+});
+
+test('the web seeds of a mount: url-list, ws= and the command line, each once, junk kept out with a reason', (t) => {
+  const { urls, refused } = collectWebSeeds(['http://a.example/d/', 'ftp://old.example/d/'], ['http://a.example/d/', 'https://b.example/x'], ['not a url']);
+  t.deepEqual(urls.map((u) => u.href), ['http://a.example/d/', 'https://b.example/x']);
+  t.deepEqual(refused, [
+    { url: 'ftp://old.example/d/', reason: 'a web seed must be an http:// or https:// URL, not ftp://old.example/d/' },
+    { url: 'not a url', reason: 'not a URL: not a url' },
+  ]);
 });

@@ -79,3 +79,25 @@ function encodeComponent(part: ByteString): string {
   }
   return out;
 }
+
+/**
+ * The web seeds of a mount: the torrent's url-list, a magnet's ws= and any given on the
+ * command line, in that order, each once. A URL that cannot be a web seed (ftp://, junk)
+ * is kept out with its reason, for one log line, rather than failing the mount.
+ */
+export function collectWebSeeds(...lists: ReadonlyArray<readonly string[]>): { urls: URL[]; refused: Array<{ url: string; reason: string }> } {
+  const urls: URL[] = [];
+  const refused: Array<{ url: string; reason: string }> = [];
+  const seen = new Set<string>();
+  for (const text of lists.flat()) {
+    try {
+      const url = parseWebSeedUrl(text);
+      if (seen.has(url.href)) continue;
+      seen.add(url.href);
+      urls.push(url);
+    } catch (err) {
+      refused.push({ url: text, reason: (err as Error).message });
+    }
+  }
+  return { urls, refused };
+}
