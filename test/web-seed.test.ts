@@ -193,16 +193,22 @@ test('a connection refused is typed and backs the seed off, doubling', async (t)
   t.is(seed.status().failures, 2);
 });
 
-test('the rate cap holds the seed below its limit', async (t) => {
-  const rate = 64 * 1024;
-  const seed = new WebSeed(dataset.metainfo, `${server.base}/good/`, { rateLimit: rate });
+test('the rate cap holds the seed below its limit, and waiting for it is not a stall', async (t) => {
+  // One 256 KiB piece: ranges of up to 100 kB arrive in several chunks, so the cap pauses mid-body,
+  // for longer than the idle timeout; the pause must not read as the server stalling.
+  const big = path.join(base, 'big-pieces.torrent');
+  await createTorrentFile(dataset.root, { output: big, pieceSize: 256 * 1024, tracker: [], webSeed: [] });
+  const m = await loadMetainfo(big);
+  const rate = 32 * 1024;
+  const seed = new WebSeed(m, `${server.base}/good/`, { rateLimit: rate, idleTimeoutMs: 300, attempts: 1 });
   t.teardown(() => seed.close());
   const started = Date.now();
-  await Promise.all(allPieces(dataset.metainfo).map((p) => seed.fetchVerifiedPiece(p)));
+  const pieces = await Promise.all(allPieces(m).map((p) => seed.fetchVerifiedPiece(p)));
   const seconds = (Date.now() - started) / 1000;
+  await assertEveryFileExact(t, m, pieces.map((p) => p.data));
   // The bucket starts with a 64 KiB burst; the rest cannot come faster than the rate (a lower bound: load only slows it).
-  const floor = (dataset.metainfo.layout.totalLength - 64 * 1024) / rate;
-  t.true(seconds >= floor * 0.9, `${dataset.metainfo.layout.totalLength} bytes in ${seconds.toFixed(2)} s at a ${rate} B/s cap`);
+  const floor = (m.layout.totalLength - 64 * 1024) / rate;
+  t.true(seconds >= floor * 0.9, `${m.layout.totalLength} bytes in ${seconds.toFixed(2)} s at a ${rate} B/s cap`);
 });
 
 test('url-list as a string or a list, and ws= in a magnet, are web seeds', async (t) => {

@@ -132,7 +132,7 @@ function requestOnce(url: URL, offset: number, length: number, opts: RangeFetchO
       } else {
         return fail(new WebSeedError('http-status', `${url.href}: HTTP ${status} ${res.statusMessage ?? ''}`.trim(), status));
       }
-      readExactly(res, length, opts.bucket, url, fail, (body) => {
+      readExactly(res, length, opts.bucket, opts.idleTimeoutMs, url, fail, (body) => {
         if (settled) return;
         settled = true;
         resolve({ kind: 'body', body });
@@ -147,6 +147,7 @@ function readExactly(
   res: http.IncomingMessage,
   length: number,
   bucket: TokenBucket | undefined,
+  idleTimeoutMs: number,
   url: URL,
   fail: (err: WebSeedError) => void,
   done: (body: Buffer) => void,
@@ -159,8 +160,13 @@ function readExactly(
     filled += chunk.length;
     const wait = bucket?.take(chunk.length) ?? 0;
     if (wait > 0) {
+      // Holding back for the rate cap is not the server stalling: the idle timer sleeps meanwhile.
       res.pause();
-      setTimeout(() => res.resume(), wait).unref();
+      res.socket?.setTimeout(0);
+      setTimeout(() => {
+        res.socket?.setTimeout(idleTimeoutMs);
+        res.resume();
+      }, wait).unref();
     }
   });
   res.on('end', () => {
