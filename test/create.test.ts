@@ -103,7 +103,7 @@ test('create errors are one readable line', async (t) => {
   t.regex(inside.stderr, /is inside the dataset folder/);
   const badUrl = await create(dir, '-o', path.join(base, 'x.torrent'), '--tracker', 'nonsense');
   t.is(badUrl.code, 1);
-  t.regex(badUrl.stderr, /not a tracker or web seed URL: nonsense/);
+  t.regex(badUrl.stderr, /not a tracker URL: nonsense/);
   const empty = path.join(base, 'empty');
   await mkdir(empty);
   const e = await create(empty, '-o', path.join(base, 'e.torrent'));

@@ -4,6 +4,7 @@ import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Metainfo } from '../metainfo/index.js';
 import { UserError } from '../user-error.js';
+import { parseWebSeedUrl } from '../webseed/web-seed-url.js';
 import { formatSize } from '../byte-size.js';
 import { parseSizeOption } from './options.js';
 
@@ -67,8 +68,15 @@ export async function createTorrentFile(
   if (info.isDirectory() && !(await hasVisibleFile(source))) {
     throw new UserError(ACTION, `${input} holds no files (hidden files are left out)`);
   }
-  for (const url of [...opts.tracker, ...opts.webSeed]) {
-    if (!/^(https?|udp|wss?):\/\/./i.test(url)) throw new UserError(ACTION, `not a tracker or web seed URL: ${url}`);
+  for (const url of opts.tracker) {
+    if (!/^(https?|udp|wss?):\/\/./i.test(url)) throw new UserError(ACTION, `not a tracker URL: ${url}`);
+  }
+  for (const url of opts.webSeed) {
+    try {
+      parseWebSeedUrl(url);
+    } catch (err) {
+      throw new UserError(ACTION, `--web-seed: ${(err as Error).message}`);
+    }
   }
 
   // create-torrent adds public trackers when given no announce list, and any in

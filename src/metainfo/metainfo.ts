@@ -1,4 +1,5 @@
 import { ByteMap } from './byte-map.js';
+import type { ByteString } from './bencode-reader.js';
 import { decodeTorrent, type DecodedTorrent } from './decode-torrent.js';
 import { FileTree, type TorrentFile } from './file-tree.js';
 import { sanitizeComponent } from './sanitize-path.js';
@@ -21,6 +22,12 @@ export class Metainfo {
   readonly comment: string | undefined;
   /** True when the torrent has a files list (its root is a folder), false for a single file. */
   readonly multiFile: boolean;
+  /**
+   * The torrent name and each file's path exactly as the torrent spells them (unsanitized,
+   * undeduplicated): a web seed (BEP 19) serves files under these names, not the mount's.
+   */
+  readonly rawName: ByteString;
+  readonly rawPaths: readonly (readonly ByteString[])[];
 
   constructor(decoded: DecodedTorrent, multiFile: boolean) {
     this.infoHash = decoded.infoHash;
@@ -36,6 +43,8 @@ export class Metainfo {
     this.createdBy = decoded.createdBy;
     this.comment = decoded.comment;
     this.multiFile = multiFile;
+    this.rawName = decoded.name;
+    this.rawPaths = decoded.files.map((f) => f.path);
   }
 
   /** All files in torrent order, pad files included. */
