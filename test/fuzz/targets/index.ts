@@ -1,0 +1,6 @@
+import type { FuzzTarget } from '../target.js';
+import { magnetTarget } from './magnet.js';
+import { torrentTarget } from './torrent.js';
+
+/** Every fuzz target, in the order `npm run fuzz` runs them. */
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [torrentTarget, magnetTarget];
