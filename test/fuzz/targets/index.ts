@@ -2,7 +2,8 @@ import type { FuzzTarget } from '../target.js';
 import { magnetTarget } from './magnet.js';
 import { pexTarget } from './pex.js';
 import { torrentTarget } from './torrent.js';
+import { trackerTarget } from './tracker.js';
 import { wireTarget } from './wire.js';
 
 /** Every fuzz target, in the order `npm run fuzz` runs them. */
-export const FUZZ_TARGETS: readonly FuzzTarget[] = [torrentTarget, magnetTarget, wireTarget, pexTarget];
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [torrentTarget, magnetTarget, wireTarget, pexTarget, trackerTarget];
