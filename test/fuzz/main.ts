@@ -36,7 +36,7 @@ for (const target of targets) {
     const file = await saveFinding(result);
     console.log(`${target.name}: FINDING after ${result.executions} executions: ${result.finding.message}\n  input saved to ${file}\n  repeat: FUZZ_SEED=${result.finding.seed} npm run fuzz -- ${target.name}`);
   } else {
-    console.log(`${target.name}: ${result.executions} executions in ${result.seconds.toFixed(1)} s (${rate}/s), no finding — ${target.what}`);
+    console.log(`${target.name}: ${result.executions} executions in ${result.seconds.toFixed(1)} s (${rate}/s), no finding — ${target.what}${target.depth ? ` [${target.depth()}]` : ''}`);
   }
 }
 const mem = process.memoryUsage();

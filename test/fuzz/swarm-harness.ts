@@ -48,6 +48,8 @@ export class SwarmUnderFuzz {
   private readonly fetching = new Set<number>();
   /** Addresses PEX handed to the swarm during the current run. */
   learned: Array<{ host: string; port: number }> = [];
+  /** Totals over the harness's life: how deep the inputs got. */
+  totals = { learned: 0, verified: 0, readyPeers: 0 };
 
   async open(): Promise<void> {
     const { layout, infoHash, infoBuffer } = FUZZ_METAINFO;
@@ -58,9 +60,16 @@ export class SwarmUnderFuzz {
     }
     this.swarm = new Swarm({ infoHash, layout, storage: this.storage, log: silentLogger, port: 0, host: '127.0.0.1', infoBuffer, extensions: [PEX_EXTENSION] });
     const relay = Object.assign(new EventEmitter(), {
-      addPeer: (host: string, port: number) => void this.learned.push({ host, port }),
+      addPeer: (host: string, port: number) => {
+        this.totals.learned++;
+        this.learned.push({ host, port });
+      },
     });
-    this.swarm.on('peer-ready', (pc) => relay.emit('peer-ready', pc));
+    this.swarm.on('peer-ready', (pc) => {
+      this.totals.readyPeers++;
+      relay.emit('peer-ready', pc);
+    });
+    this.swarm.on('verified', () => this.totals.verified++);
     this.pex = new PeerExchange(relay, silentLogger);
     this.port = await this.swarm.listen();
     this.wants = new AbortController();

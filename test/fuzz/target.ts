@@ -20,6 +20,8 @@ export interface FuzzTarget {
   open?(): Promise<void>;
   run(input: Buffer[]): Promise<void>;
   close?(): Promise<void>;
+  /** How deep the inputs got (printed after the run): e.g. pieces verified, addresses learned. */
+  depth?(): string;
 }
 
 /** A regression input, as stored under test/fuzz/corpus/<target>/<name>.json. */

@@ -19,6 +19,7 @@ export const pexTarget: FuzzTarget = {
   input: peerStream(FUZZ_SHAPE, pexMessages, 6),
   open: () => harness.open(),
   close: () => harness.close(),
+  depth: () => `${harness.totals.readyPeers} handshaken, ${harness.totals.learned} addresses learned`,
   async run(chunks) {
     await harness.feed(chunks);
     harness.checkLearned(LEARNED_CAP);
