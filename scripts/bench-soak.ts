@@ -166,6 +166,8 @@ async function main(): Promise<void> {
   let minute = 0;
   let kills = 0;
   let middleTaken = false;
+  const restarts: NodeJS.Timeout[] = [];
+  const starting: Array<Promise<void>> = [];
   while (Date.now() - started < SECONDS * 1000) {
     await new Promise((r) => setTimeout(r, 1000));
     const elapsed = (Date.now() - started) / 1000;
@@ -181,7 +183,11 @@ async function main(): Promise<void> {
         await s.stop('SIGKILL');
         kills++;
         seeders[victim] = undefined;
-        setTimeout(() => void startSeeder(victim).then((p) => (seeders[victim] = p)), DOWN_FOR_S * 1000);
+        restarts.push(
+          setTimeout(() => {
+            starting.push(startSeeder(victim).then((p) => void (seeders[victim] = p)));
+          }, DOWN_FOR_S * 1000),
+        );
       }
     }
   }
@@ -198,6 +204,9 @@ async function main(): Promise<void> {
   const loadEnd = await load();
 
   await execFileAsync(process.execPath, [BIN, 'umount', mnt]).catch(() => execFileAsync('fusermount', ['-uz', mnt]));
+  // A restart due after the end is not made; one under way is waited for, then stopped.
+  restarts.forEach(clearTimeout);
+  await Promise.allSettled(starting);
   for (const s of seeders) await s?.stop();
   await liar.close();
 

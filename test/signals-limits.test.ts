@@ -1,10 +1,10 @@
 import test from 'ava';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isAlive } from '../src/daemon/mount-registry.js';
+import { isAlive } from '../src/process-alive.js';
 import { Metainfo, type PieceIndex } from '../src/metainfo/index.js';
 import { MemoryPieceStorage, Swarm } from '../src/swarm/index.js';
-import { VerifiedPiece } from '../src/store/verified-piece.js';
+import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { waitUntil } from './helpers/discovery.js';
 import { mountWithCli } from './helpers/mount.js';
 import { python } from './helpers/mount.js';

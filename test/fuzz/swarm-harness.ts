@@ -5,7 +5,7 @@ import { Metainfo, type PieceIndex } from '../../src/metainfo/index.js';
 import { MemoryPieceStorage, Swarm } from '../../src/swarm/index.js';
 import { PEX_EXTENSION, PeerExchange } from '../../src/discovery/pex.js';
 import { usableAddress } from '../../src/discovery/peer-address.js';
-import { VerifiedPiece } from '../../src/store/verified-piece.js';
+import { VerifiedPiece } from '../../src/metainfo/verified-piece.js';
 import { silentLogger } from '../../src/log.js';
 import { buildTorrent } from '../helpers/torrent-builder.js';
 import { expect } from './target.js';

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { InvalidTorrentError, parseTorrentBuffer, type Metainfo } from '../../../src/metainfo/index.js';
+import { InvalidTorrentError, Metainfo } from '../../../src/metainfo/index.js';
 import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from '../../../src/metainfo/file-tree.js';
 import { benBytes, benBytesOf, benDict, benIntOf, benList, benValue, deepNesting, hostileNames, interestingInts, orderedDict } from '../bencode-gen.js';
 import { expect, FuzzFinding, type FuzzTarget } from '../target.js';
@@ -123,7 +123,7 @@ export const torrentTarget: FuzzTarget = {
   async run([raw]) {
     let m: Metainfo;
     try {
-      m = parseTorrentBuffer(raw!);
+      m = Metainfo.fromTorrentFile(raw!);
     } catch (err) {
       if (err instanceof InvalidTorrentError) {
         expect(err.message.length > 0 && !err.message.includes('\n'), `refusal is not one line: ${JSON.stringify(err.message)}`);
