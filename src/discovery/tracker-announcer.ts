@@ -142,7 +142,8 @@ export class TrackerAnnouncer extends EventEmitter {
     client.on('update', (answer: AnnounceUpdate) => {
       // bittorrent-tracker has just armed a timer with the tracker's interval as given: a negative
       // one, or one above 2^31 ms (24.8 days), becomes 1 ms in Node, an announce loop. Re-arm it
-      // within bounds before that timer can fire.
+      // within bounds before that timer can fire. (A UDP answer's 'update' carries no interval:
+      // UDP trackers get bittorrent-tracker's default half hour.)
       client.setInterval(announceIntervalMs(answer.interval || answer['min interval']));
       status.lastAnnounceAt = new Date().toISOString();
       status.lastResult = 'ok';
