@@ -137,6 +137,23 @@ export class Reader {
   }
 
   /**
+   * Counts a read that another server answered from the cache (the native FUSE backend reads
+   * verified pieces itself), marks its pieces as just used and lets read-ahead see it, so
+   * sequential detection, the hit rate and the read counters stay true.
+   */
+  recordCachedRead(handle: OpenFile, offset: number, length: number): void {
+    const spans = this.opts.byteMap.spansOfFileRange(handle.file, offset, length);
+    if (spans.length === 0) return;
+    this.stats.reads++;
+    this.stats.cacheHits += spans.length;
+    for (const span of spans) {
+      this.stats.bytesRead += span.length;
+      this.opts.cache.refresh(span.piece).catch(() => undefined);
+    }
+    this.#readAhead(handle, offset, length);
+  }
+
+  /**
    * Brings the pieces of a byte range into the cache at `priority` without
    * reading them (warm). A piece already held counts as just used, and one
    * found on disk at open is checked now, so cached means verified. Resolves
