@@ -1,8 +1,10 @@
 import test from 'ava';
 import { count, metadataProgressText } from '../src/cli/format.js';
 import { commanderErrorLine } from '../src/cli/main.js';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { btmount, REPO_ROOT, run } from './helpers/run.js';
+import { BTMOUNT_BIN, freePort, makeDataset, startProcess } from './helpers/peers.js';
+import { btmount, REPO_ROOT, run, tempDir } from './helpers/run.js';
 
 // The messages a new user meets first: one line each, `btmount: …`, exit code 1.
 
@@ -67,4 +69,21 @@ test('the demo prints plain text when its output is not a terminal', async (t) =
   const res = await run('bash', ['-c', `eval "$(grep -E '^(if \\[ -t 1 \\]|say\\(\\))' '${script}')"; say hello`]);
   t.is(res.code, 0, res.stderr);
   t.is(res.stdout, 'demo: hello\n');
+});
+
+test('seed names the files whose pieces are missing or damaged', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const piece = 16 * 1024;
+  // Each file is whole pieces, so no piece is shared between files.
+  const ds = await makeDataset(dir.path, 'ds', ['a.bin', 'b.bin', 'c.bin', 'sub/d.bin'].map((p) => ({ path: p, length: 2 * piece })), piece);
+  const b = path.join(ds.root, 'b.bin');
+  const bytes = await readFile(b);
+  bytes[piece + 7] = bytes[piece + 7]! ^ 0xff;
+  await writeFile(b, bytes);
+  await rm(path.join(ds.root, 'sub', 'd.bin'));
+  const seeder = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, ds.root, '--host', '127.0.0.1', '--port', String(await freePort()), '--no-dht']);
+  t.teardown(() => seeder.stop());
+  await seeder.waitFor(/seeding .* on port/, 60_000);
+  t.regex(seeder.output(), /^btmount: warning: 3 of 8 pieces are missing or damaged; serving the other 5 \(the bad pieces hold bytes of 2 files: b\.bin, sub\/d\.bin\)$/m);
 });

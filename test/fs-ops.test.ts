@@ -70,7 +70,7 @@ async function fixture(t: Parameters<typeof tempDir>[0], files: BuilderFile[], r
     log: silentLogger,
   });
   const ops = buildFuseOps({ tree: metainfo.tree, reader, mtime: MTIME, uid: UID, gid: GID, log: silentLogger });
-  return { ops, data, metainfo, origin };
+  return { ops, data, metainfo, origin, reader };
 }
 
 const getattr = (ops: Operations, path: string) =>
@@ -238,4 +238,22 @@ test('every write-like operation answers EROFS, on files, folders and unknown pa
   // Nothing changed.
   t.is((await getattr(ops, '/a.bin')).stat!.size, 40_000);
   t.is((await getattr(ops, '/new')).err, Fuse.ENOENT);
+});
+
+test('status counts reads, not piece spans: one read over three pieces is one read, one miss, at most one failure', async (t) => {
+  const { ops, reader, origin } = await fixture(t, SMALL, 300);
+  const { fd } = await open(ops, '/a.bin', constants.O_RDONLY);
+  const span3 = Buffer.alloc(2 * PIECE + 100); // bytes of pieces 0, 1 and 2
+  t.is(await read(ops, '/a.bin', fd!, span3, PIECE - 50), 40_000 - (PIECE - 50));
+  t.deepEqual({ ...reader.stats }, { reads: 1, bytesRead: 40_000 - (PIECE - 50), cacheHits: 0, cacheMisses: 1, failedReads: 0 });
+  t.is(await read(ops, '/a.bin', fd!, span3, 0), span3.length);
+  t.like(reader.stats, { reads: 2, cacheHits: 1, cacheMisses: 1 });
+  // b.bin's pieces 2 (cached now) and 3 (withheld): the read fails once, whatever its spans do.
+  origin.withheld.add(3);
+  const b = await open(ops, '/sub/b.bin', constants.O_RDONLY);
+  const keepAlive = setInterval(() => undefined, 1000);
+  t.teardown(() => clearInterval(keepAlive));
+  t.is(await read(ops, '/sub/b.bin', b.fd!, Buffer.alloc(20_000), 0), Fuse.EIO);
+  t.like(reader.stats, { reads: 3, cacheHits: 1, cacheMisses: 2, failedReads: 1 });
+  t.is(reader.stats.cacheHits + reader.stats.cacheMisses, reader.stats.reads);
 });

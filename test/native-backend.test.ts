@@ -9,7 +9,7 @@ import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import type { MountStatus } from '../src/control/status-schema.js';
 import { loadNativeAddon } from '../src/fs/native/addon.js';
-import { isMounted } from '../src/fs/mountpoint.js';
+import { isMounted } from '../src/mount-table.js';
 import { mountTorrent, mountWithCli, python, seedWithBtmount, sha256Via } from './helpers/mount.js';
 import { freePort, makeDataset, startProcess, type Dataset } from './helpers/peers.js';
 import { btmount, run, tempDir } from './helpers/run.js';

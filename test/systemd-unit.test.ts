@@ -3,7 +3,7 @@ import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlive } from '../src/process-alive.js';
-import { isMounted } from '../src/fs/mountpoint.js';
+import { isMounted } from '../src/mount-table.js';
 import { seedWithBtmount, sha256Via } from './helpers/mount.js';
 import { BTMOUNT_BIN, freePort, makeDataset } from './helpers/peers.js';
 import { REPO_ROOT, run, tempDir } from './helpers/run.js';

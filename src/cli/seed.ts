@@ -95,7 +95,10 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, deb
     if (stop.signal.aborted) return;
     if (checked.goodPieces === 0) throw new UserError(ACTION, `no data in ${dataset} matches ${torrentPath}`);
     if (checked.badPieces > 0) {
-      process.stderr.write(`btmount: warning: ${checked.badPieces} of ${metainfo.layout.pieceCount} pieces are missing or damaged; serving the other ${checked.goodPieces}\n`);
+      process.stderr.write(
+        `btmount: warning: ${checked.badPieces} of ${metainfo.layout.pieceCount} pieces are missing or damaged; serving the other ${checked.goodPieces} ` +
+          `(the bad pieces hold bytes of ${namedFiles(checked.badFiles)})\n`,
+      );
     }
 
     const port = await session.serve();
@@ -127,11 +130,21 @@ async function verifyWithProgress(session: SeedSession, metainfo: Metainfo, sign
   try {
     return await session.verify((p) => bar?.update(p.checkedBytes, { done: formatSize(p.checkedBytes), size: formatSize(total) }), signal);
   } catch (err) {
-    if (signal.aborted) return { checkedBytes: 0, totalBytes: total, goodPieces: 0, badPieces: 0 };
+    if (signal.aborted) return { checkedBytes: 0, totalBytes: total, goodPieces: 0, badPieces: 0, badFiles: [] };
     throw err;
   } finally {
     bar?.stop();
   }
+}
+
+/** How many files a warning names before "and N more". */
+const NAMED_FILES = 5;
+
+/** `2 files: a.jpg, b.jpg` or `7 files: a, b, c, d, e and 2 more`. */
+function namedFiles(files: readonly string[]): string {
+  const shown = files.slice(0, NAMED_FILES).join(', ');
+  const more = files.length > NAMED_FILES ? ` and ${files.length - NAMED_FILES} more` : '';
+  return `${count(files.length, 'file')}: ${shown}${more}`;
 }
 
 function statusLine(s: SwarmStats): string {

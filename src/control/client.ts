@@ -2,7 +2,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { isAlive } from '../process-alive.js';
 import { readRecord, runtimeDir, type MountRecord } from './mount-registry.js';
-import { isMounted } from '../fs/mountpoint.js';
+import { isMounted } from '../mount-table.js';
 import { encodeLine, LineDecoder, type ControlErrorCode, type ControlReply, type ControlRequest } from './protocol.js';
 import { socketProblem } from './socket-access.js';
 
@@ -34,11 +34,15 @@ export async function locateMount(mountpoint: string): Promise<MountRecord> {
     throw new ControlUnavailableError(`${mp} is not a btmount mount point`);
   }
   if (!isAlive(record.pid)) {
-    throw new ControlUnavailableError(`the daemon of ${mp} (pid ${record.pid}) is not running; btmount umount ${mp} cleans up`);
+    throw new ControlUnavailableError(goneMessage(record));
   }
   const problem = await socketProblem(record.socket);
   if (problem) throw new ControlUnavailableError(`cannot reach the daemon of ${mp}: ${problem}`);
   return record;
+}
+
+function goneMessage(record: MountRecord): string {
+  return `the daemon of ${record.mountpoint} (pid ${record.pid}) is gone: run btmount umount ${record.mountpoint}`;
 }
 
 /** One connection to a mount's control socket: send a request, read its replies. */
@@ -52,7 +56,13 @@ export class ControlConnection {
   /** Connects to the daemon of `mountpoint`, found in the user's registry. */
   static async open(mountpoint: string): Promise<ControlConnection> {
     const record = await locateMount(mountpoint);
-    return ControlConnection.connect(record.socket, record.mountpoint);
+    try {
+      return await ControlConnection.connect(record.socket, record.mountpoint);
+    } catch (err) {
+      // It died between the look-up and the connect.
+      if (!isAlive(record.pid)) throw new ControlUnavailableError(goneMessage(record));
+      throw err;
+    }
   }
 
   /** Connects to a control socket directly (`mountpoint` only names it in messages). */

@@ -40,7 +40,7 @@ export interface MountStatus {
     effectiveBudgetBytes: number;
     /** Pieces a read is using now; never evicted while pinned. */
     pinnedBytes: number;
-    /** hits / (hits + misses) over the reads that reached btmount (the kernel's page cache answers others); null before the first read. */
+    /** hits / (hits + misses) over the reads that reached btmount (the kernel's page cache answers others); null before the first read. A hit is a read whose every piece was cached. */
     hitRate: number | null;
     hits: number;
     misses: number;

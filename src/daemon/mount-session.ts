@@ -2,7 +2,7 @@ import { ControlServer } from '../control/server.js';
 import type { DiscoveryReport } from '../discovery/index.js';
 import type { FuseStatus } from '../control/status-schema.js';
 import type { FuseAccessOptions } from '../fs/fuse-options.js';
-import { isMounted } from '../fs/mountpoint.js';
+import { isMounted } from '../mount-table.js';
 import { mountFilesystem, type MountedFilesystem } from '../fs/native/mount-backend.js';
 import type { Discovery } from '../discovery/index.js';
 import type { Logger } from '../log.js';

@@ -1,5 +1,9 @@
 import Fuse, { type Operations } from 'fuse-native';
-import { fusermountUnmount, isMounted } from './mountpoint.js';
+import { constants } from 'node:fs';
+import { access, open, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { isMounted } from '../mount-table.js';
+import { fusermountUnmount } from './mountpoint.js';
 import { kernelMountOptions, type FuseMountOptions } from './fuse-options.js';
 
 export type { FuseMountOptions } from './fuse-options.js';
@@ -47,7 +51,13 @@ export class FuseMount {
 
   static async mount(mountpoint: string, ops: Operations, opts: FuseMountOptions): Promise<FuseMount> {
     const fuse = new ReadOnlyFuse(mountpoint, ops, opts);
-    await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+    try {
+      await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      // libfuse says why only on the daemon's stderr; fuse-native's error is just "fuse failed".
+      if ((err as Error).message !== 'fuse failed') throw err;
+      throw new Error((await fuseProblem()) ?? 'fuse failed (libfuse gave no reason here; btmount mount --foreground shows its messages)');
+    }
     return new FuseMount(mountpoint, fuse);
   }
 
@@ -60,4 +70,69 @@ export class FuseMount {
       if (await isMounted(this.mountpoint)) await fusermountUnmount(this.mountpoint, true);
     }
   }
+}
+
+const DOCKER_HINT = 'in Docker: --device /dev/fuse --cap-add SYS_ADMIN';
+const CAP_SYS_ADMIN = 21;
+const SETUID_BIT = 0o4000;
+
+/** Where to look: the device, who mounts, and where libfuse 2 finds fusermount (its own directory first, then PATH). */
+export interface FuseEnvironment {
+  device: string;
+  uid: number;
+  fusermountDirs: readonly string[];
+}
+
+function defaultEnvironment(): FuseEnvironment {
+  const searchPath = (process.env['PATH'] ?? '').split(':').filter((dir) => path.isAbsolute(dir));
+  return { device: '/dev/fuse', uid: process.getuid?.() ?? 0, fusermountDirs: ['/usr/bin', '/bin', ...searchPath] };
+}
+
+/**
+ * Why mounting with FUSE fails here, in words a person can act on; undefined
+ * when no cause is found. Root opens the device and mounts itself (so it needs
+ * the device and CAP_SYS_ADMIN); anyone else goes through the setuid fusermount.
+ */
+export async function fuseProblem(env: FuseEnvironment = defaultEnvironment()): Promise<string | undefined> {
+  try {
+    await stat(env.device);
+  } catch {
+    return `${env.device} does not exist: the fuse kernel module is not loaded (modprobe fuse; ${DOCKER_HINT})`;
+  }
+  if (env.uid === 0) {
+    try {
+      await (await open(env.device, constants.O_RDWR)).close();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
+      return `cannot open ${env.device}: ${why} (${DOCKER_HINT})`;
+    }
+    if (!(await hasCapability(CAP_SYS_ADMIN))) return `no permission to mount: CAP_SYS_ADMIN is missing (${DOCKER_HINT})`;
+    return undefined;
+  }
+  const fusermount = await findExecutable('fusermount', env.fusermountDirs);
+  if (!fusermount) {
+    const fuse3 = await findExecutable('fusermount3', env.fusermountDirs);
+    return fuse3
+      ? `fusermount is not installed, only fuse3's ${fuse3}, and fuse-native (libfuse 2) needs fusermount to mount as a user other than root; mount as root`
+      : 'fusermount is not installed, and a user other than root needs it to mount (apt-get install fuse)';
+  }
+  if (((await stat(fusermount)).mode & SETUID_BIT) === 0) {
+    return `${fusermount} is not setuid root, so only root can mount (chmod u+s ${fusermount}, or mount as root)`;
+  }
+  return undefined;
+}
+
+async function findExecutable(name: string, dirs: readonly string[]): Promise<string | undefined> {
+  for (const dir of dirs) {
+    const candidate = path.join(dir, name);
+    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+  }
+  return undefined;
+}
+
+async function hasCapability(bit: number): Promise<boolean> {
+  const status = await readFile('/proc/self/status', 'utf8').catch(() => '');
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  return hex === undefined || ((BigInt(`0x${hex}`) >> BigInt(bit)) & 1n) === 1n;
 }

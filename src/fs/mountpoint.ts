@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { isMounted } from '../mount-table.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -22,25 +23,59 @@ export async function mountpointProblem(mountpoint: string): Promise<string | un
   return undefined;
 }
 
-/** Mount points as /proc/self/mountinfo lists them (octal escapes decoded). */
-export async function mountedPaths(): Promise<Set<string>> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const mounts = new Set<string>();
-  for (const line of text.split('\n')) {
-    const fields = line.split(' ');
-    const sep = fields.indexOf('-');
-    if (sep < 0 || fields.length < 5) continue;
-    const where = fields[4]!.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-    mounts.add(where);
+/** fusermount refused because files or directories under the mount are in use. */
+export class MountBusyError extends Error {
+  constructor(readonly mountpoint: string) {
+    super(`${mountpoint} is busy`);
+    this.name = 'MountBusyError';
   }
-  return mounts;
 }
 
-export async function isMounted(mountpoint: string): Promise<boolean> {
-  return (await mountedPaths()).has(path.resolve(mountpoint));
-}
-
-/** `fusermount -u` (or `-uz`, lazy, for a mount whose daemon is gone or busy). */
+/**
+ * `fusermount -u`, or `-uz` (lazy: detach now, finish when the last user lets
+ * go). Throws MountBusyError when a plain unmount finds the mount in use.
+ */
 export async function fusermountUnmount(mountpoint: string, lazy: boolean): Promise<void> {
-  await execFileAsync('fusermount', [lazy ? '-uz' : '-u', mountpoint]);
+  const args = [lazy ? '-uz' : '-u', mountpoint];
+  try {
+    // libfuse 2's fusermount, else fuse3's fusermount3 (same flags): Debian has one or the other.
+    await execFileAsync('fusermount', args).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return execFileAsync('fusermount3', args);
+      throw err;
+    });
+  } catch (err) {
+    const stderr = String((err as { stderr?: unknown }).stderr ?? '');
+    if (/busy/i.test(stderr)) throw new MountBusyError(mountpoint);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('neither fusermount nor fusermount3 is installed (apt-get install fuse3)');
+    throw new Error(stderr.trim() || (err as Error).message);
+  }
+}
+
+/** A process that holds something under a mount: its cwd, root or an open file. */
+export interface MountUser {
+  pid: number;
+  command: string;
+}
+
+/**
+ * The processes this user may inspect whose cwd, root or open files lie under
+ * `mountpoint`, from /proc (what `fuser -m` reports). Reading the links does
+ * not enter the mounted file system, so a hung mount cannot hang this.
+ */
+export async function processesUsing(mountpoint: string): Promise<MountUser[]> {
+  const where = path.resolve(mountpoint);
+  const inside = (target: string): boolean => target === where || target.startsWith(where + '/');
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
+  const users: MountUser[] = [];
+  await Promise.all(
+    pids.map(async (pid) => {
+      const dir = `/proc/${pid}`;
+      const links = ['cwd', 'root', ...(await readdir(`${dir}/fd`).catch(() => [] as string[])).map((fd) => `fd/${fd}`)];
+      const targets = await Promise.all(links.map((link) => readlink(`${dir}/${link}`).catch(() => '')));
+      if (!targets.some(inside)) return;
+      const command = (await readFile(`${dir}/comm`, 'utf8').catch(() => '?')).trim();
+      users.push({ pid: Number(pid), command });
+    }),
+  );
+  return users.sort((a, b) => a.pid - b.pid);
 }

@@ -79,6 +79,7 @@ export class OpenFile {
  * fetcher); a read waits at most `readTimeoutMs`.
  */
 export class Reader {
+  /** Per read (what status shows): all reads, bytes of those that succeeded, hits (every piece it needed was cached), misses, failures. */
   readonly stats = { reads: 0, bytesRead: 0, cacheHits: 0, cacheMisses: 0, failedReads: 0 };
   /** Reads waiting for pieces now, with when they started: status shows the oldest. */
   readonly waiting = new Map<number, { path: string; piece: PieceIndex; since: number }>();
@@ -118,7 +119,10 @@ export class Reader {
   async readInto(handle: OpenFile, offset: number, length: number, target: Buffer): Promise<number> {
     const spans = this.opts.byteMap.spansOfFileRange(handle.file, offset, Math.min(length, target.length));
     if (spans.length === 0) return 0;
+    // Counted per read, as `status` shows them: a hit when every piece it needs is cached.
     this.stats.reads++;
+    if (spans.every((span) => this.opts.cache.has(span.piece))) this.stats.cacheHits++;
+    else this.stats.cacheMisses++;
     this.#readAhead(handle, offset, length);
     // One timeout for the whole read, made only if some piece has to be waited for:
     // a read served from the cache costs no timer.
@@ -131,7 +135,12 @@ export class Reader {
       at += span.length;
       return this.#readSpan(handle.file.path, span, wait, target, into);
     });
-    await Promise.all(reads);
+    try {
+      await Promise.all(reads);
+    } catch (err) {
+      this.stats.failedReads++;
+      throw err;
+    }
     this.stats.bytesRead += at;
     return at;
   }
@@ -174,12 +183,7 @@ export class Reader {
     const { cache, fetcher } = this.opts;
     // A piece can vanish between "have" and "read" (evicted, or found corrupt on disk): fetch again.
     for (let attempt = 0; ; attempt++) {
-      if (!cache.has(span.piece)) {
-        if (attempt === 0) this.stats.cacheMisses++;
-        await this.#fetchUrgent(path, span.piece, wait);
-      } else if (attempt === 0) {
-        this.stats.cacheHits++;
-      }
+      if (!cache.has(span.piece)) await this.#fetchUrgent(path, span.piece, wait);
       let unpin: (() => void) | undefined;
       try {
         unpin = cache.pin(span.piece);
@@ -213,7 +217,6 @@ export class Reader {
   }
 
   #failed(path: string, piece: PieceIndex, reason: string): ReadFailedError {
-    this.stats.failedReads++;
     const err = new ReadFailedError(path, `piece ${piece}: ${reason}`);
     this.opts.log.warn({ path, piece, reason }, err.message);
     return err;

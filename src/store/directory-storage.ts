@@ -19,6 +19,8 @@ export interface VerifyProgress {
   totalBytes: number;
   goodPieces: number;
   badPieces: number;
+  /** Files with bytes in a bad piece (missing, short or changed, or sharing a piece with one), in torrent order. */
+  badFiles: string[];
 }
 
 /**
@@ -63,7 +65,7 @@ export class DirectoryPieceStorage extends EventEmitter {
    */
   async verify(onProgress?: (p: VerifyProgress) => void, signal?: AbortSignal): Promise<VerifyProgress> {
     const layout = this.dataset.byteMap.layout;
-    const progress: VerifyProgress = { checkedBytes: 0, totalBytes: layout.totalLength, goodPieces: 0, badPieces: 0 };
+    const progress: VerifyProgress = { checkedBytes: 0, totalBytes: layout.totalLength, goodPieces: 0, badPieces: 0, badFiles: [] };
     // Two buffers: the next piece is read (in libuv's pool) while this one is hashed.
     const buffers = [Buffer.allocUnsafeSlow(layout.pieceLength), Buffer.allocUnsafeSlow(layout.pieceLength)];
     const read = (i: number): Promise<Buffer | undefined> => {
@@ -86,7 +88,13 @@ export class DirectoryPieceStorage extends EventEmitter {
         this.haveCount++;
       }
       if (ok) progress.goodPieces++;
-      else progress.badPieces++;
+      else {
+        progress.badPieces++;
+        for (const { file } of this.dataset.byteMap.filesOfPiece(index)) {
+          // A file spanning several bad pieces is named once: pieces come in stream order.
+          if (!file.pad && progress.badFiles[progress.badFiles.length - 1] !== file.path) progress.badFiles.push(file.path);
+        }
+      }
       progress.checkedBytes += layout.pieceSize(index);
       onProgress?.(progress);
     }

@@ -4,7 +4,8 @@ import type { VerifiedPiece } from '../metainfo/verified-piece.js';
 
 /**
  * What the swarm needs of a place that holds verified pieces. The disk cache
- * (PieceStore) satisfies it for a mount; DirectoryPieceStorage for `seed`;
+ * (PieceStore) satisfies it for a mount and DirectoryPieceStorage for `seed`,
+ * both in store/ and by shape (the store imports nothing of the swarm);
  * MemoryPieceStorage for tests and benchmarks.
  *
  * Emits 'added'(index) when a piece becomes readable and 'evicted'(index)

@@ -1,7 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { constants as osConstants } from 'node:os';
 import { kernelMountOptions } from '../fuse-options.js';
-import { fusermountUnmount, isMounted } from '../mountpoint.js';
+import { isMounted } from '../../mount-table.js';
+import { fusermountUnmount } from '../mountpoint.js';
 import { TorrentFile, type TorrentDir } from '../../metainfo/file-tree.js';
 import type { OpenFile } from '../../reader/reader.js';
 import type { NativeAddon, NativeMountHandle } from './addon.js';
