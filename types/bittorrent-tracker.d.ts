@@ -25,6 +25,9 @@ declare module 'bittorrent-tracker' {
     announce: string;
     complete?: number;
     incomplete?: number;
+    /** Seconds until the next announce, as the tracker sent it (unchecked). */
+    interval?: unknown;
+    'min interval'?: unknown;
   }
 
   export class Client extends EventEmitter {

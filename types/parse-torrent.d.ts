@@ -2,6 +2,8 @@ declare module 'parse-torrent' {
   /** The fields btmount reads from a parsed magnet URI or bare infohash. */
   export interface ParsedMagnet {
     infoHash?: string;
+    /** The magnet's exact topic(s), e.g. `urn:btih:<hash>`. */
+    xt?: string | string[];
     name?: string | string[];
     announce: string[];
     urlList: string[];

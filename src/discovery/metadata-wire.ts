@@ -143,6 +143,8 @@ export class MetadataWire extends EventEmitter {
     if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0 || size > MAX_METADATA_BYTES) {
       return void this.emit('unavailable', `claims an impossible metadata size (${String(size)})`);
     }
+    // A second extended handshake may not change the size under a fetch sized by the first.
+    if (this.size !== undefined && size !== this.size) return this.destroy(`changed its metadata size from ${this.size} to ${size}`);
     this.size = size;
     this.emit('size', size);
   }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Client, type AnnounceCounters } from 'bittorrent-tracker';
+import { Client, type AnnounceCounters, type AnnounceUpdate } from 'bittorrent-tracker';
 import type { Logger } from '../log.js';
 import { parsePeerAddress, type PeerAddress } from './peer-address.js';
 
@@ -26,6 +26,18 @@ export interface TrackerAnnouncerOptions {
 
 /** How long `stopped` may take per tracker before we leave anyway. */
 const STOP_WAIT_MS = 3_000;
+/** Bounds for the re-announce interval a tracker asks for (it is a stranger's number). */
+const MIN_INTERVAL_S = 5;
+const MAX_INTERVAL_S = 24 * 3600;
+/** bittorrent-tracker's own default, for an answer without a usable interval. */
+const DEFAULT_INTERVAL_S = 30 * 60;
+
+/** The tracker's `interval` in ms, clamped; the default when it gave none or junk. */
+export function announceIntervalMs(asked: unknown): number {
+  const s = typeof asked === 'number' && Number.isFinite(asked) && asked > 0 ? asked : DEFAULT_INTERVAL_S;
+  return Math.round(Math.min(MAX_INTERVAL_S, Math.max(MIN_INTERVAL_S, s)) * 1000);
+}
+
 /** bittorrent-tracker speaks these; ws:// and wss:// are WebRTC trackers, which btmount does not use. */
 const SUPPORTED = /^(https?|udp):\/\//i;
 
@@ -126,7 +138,13 @@ export class TrackerAnnouncer extends EventEmitter {
       log.warn({ err, tracker: url }, 'tracker client failed');
       return undefined;
     }
-    client.on('update', () => {
+    if (/^https?:/i.test(url)) guardAnswerHandling(client);
+    client.on('update', (answer: AnnounceUpdate) => {
+      // bittorrent-tracker has just armed a timer with the tracker's interval as given: a negative
+      // one, or one above 2^31 ms (24.8 days), becomes 1 ms in Node, an announce loop. Re-arm it
+      // within bounds before that timer can fire. (A UDP answer's 'update' carries no interval:
+      // UDP trackers get bittorrent-tracker's default half hour.)
+      client.setInterval(announceIntervalMs(answer.interval || answer['min interval']));
       status.lastAnnounceAt = new Date().toISOString();
       status.lastResult = 'ok';
       status.peers = 0;
@@ -146,5 +164,47 @@ export class TrackerAnnouncer extends EventEmitter {
     client.on('error', fail);
     this.clients.set(url, client);
     return client;
+  }
+}
+
+type RequestCallback = (err: Error | null, data?: unknown) => void;
+interface HttpTrackerInternals {
+  _request?: (url: string, params: unknown, cb: RequestCallback) => Promise<void>;
+  setInterval(ms: number): void;
+  client: { emit(event: 'warning', err: Error): void };
+}
+
+/**
+ * bittorrent-tracker 11 reads an HTTP tracker's answer in an async function
+ * whose promise nobody awaits: an answer it trips over (`failure reason` that
+ * is a number, not a string) became an unhandled rejection, which ends the
+ * process. Here such a throw is the announce's error (or, after the answer was
+ * taken, a warning), as any other bad answer is.
+ */
+function guardAnswerHandling(client: Client): void {
+  // Only HTTP trackers: the UDP one's _request is another function (sync, other arguments).
+  const trackers = (client as unknown as { _trackers?: HttpTrackerInternals[] })._trackers ?? [];
+  for (const tracker of trackers) {
+    const request = tracker._request;
+    if (typeof request !== 'function') continue;
+    tracker._request = function (url, params, cb) {
+      let answered = false;
+      const once: RequestCallback = (err, data) => {
+        answered = true;
+        try {
+          cb(err, data);
+        } finally {
+          // Reading the answer may throw after the interval was armed and before 'update' re-arms it.
+          const answer = (err ? undefined : data) as AnnounceUpdate | undefined;
+          if (answer && typeof answer === 'object') this.setInterval(announceIntervalMs(answer.interval || answer['min interval']));
+        }
+      };
+      return request.call(this, url, params, once).catch((err: unknown) => {
+        const error = err instanceof Error ? err : new Error(String(err));
+        const reason = new Error(`unreadable tracker answer: ${error.message}`);
+        if (!answered) once(reason);
+        else this.client.emit('warning', reason);
+      });
+    };
   }
 }

@@ -43,6 +43,7 @@ async function parseHashSource(spec: string): Promise<TorrentSource> {
     throw new InvalidTorrentError(`not a valid magnet URI or infohash: ${spec}`);
   }
   if (!parsed.infoHash) throw new InvalidTorrentError(`magnet URI has no BitTorrent v1 infohash (xt=urn:btih:…): ${spec}`);
+  if (spec.startsWith('magnet:')) checkMagnetHash(parsed.xt, spec);
   const name = Array.isArray(parsed.name) ? parsed.name[0] : parsed.name;
   return {
     kind: 'hash',
@@ -52,4 +53,25 @@ async function parseHashSource(spec: string): Promise<TorrentSource> {
     urlList: parsed.urlList,
     peers: parsed.peerAddresses ?? [],
   };
+}
+
+/**
+ * magnet-uri takes the first 40 (or 32) characters after `urn:btih:` without
+ * looking at them or at what follows: a hash with a typo or extra characters
+ * became some other torrent's infohash (or a plain Error). The whole hash must
+ * be 40 hex digits or 32 base32 characters, and there must be one.
+ */
+function checkMagnetHash(xt: unknown, spec: string): void {
+  const values = (Array.isArray(xt) ? xt : [xt]).filter((x): x is string => typeof x === 'string');
+  const hashes = new Set<string>();
+  for (const value of values) {
+    if (!value.startsWith('urn:btih:')) continue;
+    const hash = value.slice('urn:btih:'.length);
+    if (!BARE_HASH.test(hash)) {
+      throw new InvalidTorrentError(`magnet URI's infohash is neither 40 hex digits nor 32 base32 characters: ${hash}`);
+    }
+    hashes.add(hash.toLowerCase());
+  }
+  // magnet-uri keeps the last one; which torrent the user meant is not ours to guess.
+  if (hashes.size > 1) throw new InvalidTorrentError(`magnet URI names ${hashes.size} different infohashes (xt=urn:btih:…); give one: ${spec}`);
 }

@@ -178,7 +178,10 @@ export class PeerConnection extends EventEmitter {
       this.framer.push(chunk, this.feedWire);
     } catch (err) {
       if (err instanceof FramingError) return this.destroy(`protocol violation: ${err.message}`);
-      throw err;
+      // The Wire and its extensions throw on some messages (ut_metadata answers a request on a
+      // wire that never mapped it: "Unrecognized extension"). From a socket callback that would
+      // end the process: the peer goes instead.
+      return this.destroy(`message handling failed: ${(err as Error)?.message ?? String(err)}`);
     }
   }
 
