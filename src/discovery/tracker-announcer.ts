@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import https from 'node:https';
 import { Client, type AnnounceCounters } from 'bittorrent-tracker';
 import type { Logger } from '../log.js';
 import { parsePeerAddress, type PeerAddress } from './peer-address.js';
@@ -18,6 +20,8 @@ export interface TrackerAnnouncerOptions {
   peerId: Buffer;
   /** The port peers reach us on. */
   port: number;
+  /** Announce from this local address (HTTP trackers record the sender's address as ours). */
+  localAddress?: string;
   urls: readonly string[];
   /** What we tell trackers we have uploaded, downloaded and still lack. */
   counters: () => AnnounceCounters;
@@ -120,6 +124,9 @@ export class TrackerAnnouncer extends EventEmitter {
         port: this.opts.port,
         getAnnounceOpts: this.opts.counters,
         wrtc: false,
+        ...(this.opts.localAddress
+          ? { proxyOpts: { httpAgent: new http.Agent({ localAddress: this.opts.localAddress }), httpsAgent: new https.Agent({ localAddress: this.opts.localAddress }) } }
+          : {}),
       });
     } catch (err) {
       status.lastResult = (err as Error).message;

@@ -20,7 +20,7 @@ export interface SwarmOptions {
   log?: Logger;
   /** Listen port; 0 = any free port; undefined = first free of 6881–6889, else any. */
   port?: number;
-  /** Listen address (default: all interfaces). */
+  /** Listen address (default: all interfaces); a specific one is also where outgoing connections come from. */
   host?: string;
   /** Open connections, both directions (default 50). */
   maxConnections?: number;
@@ -362,6 +362,7 @@ export class Swarm extends EventEmitter {
     const socket = net.connect({
       host: cand.host,
       port: cand.port,
+      ...(this.opts.host && !isWildcardHost(this.opts.host) ? { localAddress: this.opts.host } : {}),
       onread: {
         buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
         callback: (n: number, buf: Uint8Array) => {
@@ -855,6 +856,11 @@ export class Swarm extends EventEmitter {
       );
     }
   }
+}
+
+/** 0.0.0.0 or :: listens everywhere: outgoing connections then use the kernel's choice. */
+export function isWildcardHost(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
 }
 
 function normalizeHost(host: string): string {
