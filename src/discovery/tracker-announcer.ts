@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
-import http from 'node:http';
-import https from 'node:https';
 import { Client, type AnnounceCounters } from 'bittorrent-tracker';
+import { Agent } from 'undici';
 import type { Logger } from '../log.js';
 import { parsePeerAddress, type PeerAddress } from './peer-address.js';
 
@@ -106,10 +105,18 @@ export class TrackerAnnouncer extends EventEmitter {
       }),
     );
     this.clients.clear();
+    await this.dispatcher?.close();
   }
 
   status(): TrackerStatus[] {
     return this.urls.map((url) => ({ ...this.state.get(url)! }));
+  }
+
+  private dispatcher: Agent | undefined;
+
+  private fromLocalAddress(): Agent {
+    this.dispatcher ??= new Agent({ localAddress: this.opts.localAddress! });
+    return this.dispatcher;
   }
 
   private makeClient(url: string): Client | undefined {
@@ -125,7 +132,8 @@ export class TrackerAnnouncer extends EventEmitter {
         getAnnounceOpts: this.opts.counters,
         wrtc: false,
         ...(this.opts.localAddress
-          ? { proxyOpts: { httpAgent: new http.Agent({ localAddress: this.opts.localAddress }), httpsAgent: new https.Agent({ localAddress: this.opts.localAddress }) } }
+          ? // bittorrent-tracker announces over HTTP with Node's fetch, which takes an undici dispatcher.
+            { proxyOpts: { httpAgent: this.fromLocalAddress(), httpsAgent: this.fromLocalAddress() } }
           : {}),
       });
     } catch (err) {
