@@ -21,7 +21,7 @@
  * uploaded, the nodes being the only downloaders); the central-server time N·F/u_s.
  *
  *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
- *     [--rate 20M] [--workloads full,shards] [--rounds 1] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
+ *     [--rate 20M] [--workloads full,shards] [--rounds 1] [--share distinct|all] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
  *
  * Prints a markdown table on stdout; progress on stderr. Needs FUSE and (for
  * --plot) python3-matplotlib. Never uses an address outside 127.0.0.0/8.
@@ -152,7 +152,9 @@ async function startCluster(data: Data, n: number, rate: number, base: string): 
   const tracker = await startTrackerServer();
   const originPort = await freePort(ORIGIN_HOST);
   const common = ['--no-dht', '--tracker', tracker.httpUrl, '--upload-limit', String(rate)];
-  const origin = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', data.torrent, data.root, '--host', ORIGIN_HOST, '--port', String(originPort), ...common]);
+  const origin = startProcess(process.execPath, [
+    BTMOUNT_BIN, 'seed', data.torrent, data.root, '--host', ORIGIN_HOST, '--port', String(originPort), '--share', arg('share', 'distinct'), ...common,
+  ]);
   const nodes: MountedTorrent[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(nodes.map((m) => m.unmount()));

@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import { createLogger, silentLogger, type Logger } from '../log.js';
 import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
 import { DirectoryPieceStorage, Swarm } from '../swarm/index.js';
+import type { ShareMode } from '../swarm/share-policy.js';
 import { defaultCacheRoot } from '../store/cache-location.js';
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from './errors.js';
@@ -18,6 +19,7 @@ interface SeedOptions extends DiscoveryCliOptions {
   uploadLimit?: number;
   maxConnections?: number;
   logFile?: string;
+  share: ShareMode;
 }
 
 const ACTION = 'cannot seed';
@@ -33,6 +35,7 @@ export function registerSeed(program: Command): void {
     .option('--peer <host:port>', 'a peer to connect to (repeatable)', collectHostPort('--peer'))
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M or 50MB/s (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--max-connections <n>', 'open connections at most (default 50)', (v) => parsePositive(v, '--max-connections'))
+    .option('--share <mode>', "distinct: reject a request for a piece another peer has or is getting, so peers trade it (each byte leaves the origin about once); all: serve every request", parseShareMode, 'distinct')
     .option('--log-file <file>', 'write JSON logs to this file')
     .option('--cache <dir>', `where the DHT routing table is kept between runs (default ${defaultCacheRoot()})`)
     .action(async (torrent: string, dataset: string, opts: SeedOptions, cmd: Command) => {
@@ -89,6 +92,7 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
       ...(opts.host ? { host: opts.host } : {}),
       ...(opts.uploadLimit !== undefined ? { uploadLimit: opts.uploadLimit } : {}),
       ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
+      shareMode: opts.share,
       infoBuffer: metainfo.infoBuffer,
       extensions: discovery.wireExtensions(),
     });
@@ -143,4 +147,9 @@ function statusLine(swarm: Swarm): string {
   const up = s.peers.reduce((sum, p) => sum + p.uploadRate, 0);
   const interested = s.peers.filter((p) => p.interested).length;
   return `${s.peers.length} peers (${interested} downloading), up ${formatBytes(up)}/s, uploaded ${formatBytes(s.uploaded)}`;
+}
+
+function parseShareMode(text: string): ShareMode {
+  if (text === 'distinct' || text === 'all') return text;
+  throw new UserError('invalid --share', `expected distinct or all: ${text}`);
 }
