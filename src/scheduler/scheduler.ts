@@ -651,7 +651,11 @@ export class Scheduler {
     return piece.priority === 'urgent' && piece.deadline !== undefined && now >= piece.deadline - this.opts.duplicateLeadMs;
   }
 
-  /** A peer other than `seed`, not a seed itself, that can be asked for the piece and (urgent) deliver it in time. */
+  /**
+   * A peer other than `seed`, not a seed itself, that can be asked for the piece
+   * and deliver it in time: by an urgent piece's deadline, else within
+   * 4 × targetQueueMs (a busy peer does not hold the piece hostage while the seed idles).
+   */
   private otherSourceInTime(seed: PeerState, piece: WantedPiece, now: number): boolean {
     const index = piece.index;
     // Quick no: nobody but (perhaps) the seed itself has announced the piece in a bitfield or HAVE.
@@ -660,8 +664,8 @@ export class Scheduler {
       if (p === seed || p.snubbed || p.isSeed(this.layout.pieceCount) || !this.canRequest(p, index)) continue;
       const until = p.declined.get(index);
       if (until !== undefined && now < until) continue;
-      if (piece.priority !== 'urgent' || piece.deadline === undefined) return true;
-      if (now + this.etaMs(p, now, this.inflightBytes(p) + piece.size) <= piece.deadline - this.opts.duplicateLeadMs) return true;
+      const by = piece.priority === 'urgent' && piece.deadline !== undefined ? piece.deadline - this.opts.duplicateLeadMs : now + 4 * this.opts.targetQueueMs;
+      if (now + this.etaMs(p, now, this.inflightBytes(p) + piece.size) <= by) return true;
     }
     return false;
   }
