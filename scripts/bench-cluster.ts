@@ -9,7 +9,8 @@
  * Each run starts from empty caches. Two workloads:
  *
  * - full:   every node reads every file at the same time, in the same order
- *           (a checkpoint, or a small dataset every rank reads);
+ *           (a checkpoint, or a small dataset every rank reads), `--readers` files
+ *           at a time (a DataLoader with that many samples in flight; default 16);
  * - shards: DistributedSampler-style: node i reads its shard of epoch 1
  *           (every N-th file of a seeded permutation), then its shard of epoch 2
  *           (another permutation); epoch 2 should cost the origin almost nothing.
@@ -21,7 +22,7 @@
  * uploaded, the nodes being the only downloaders); the central-server time N·F/u_s.
  *
  *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
- *     [--rate 20M] [--workloads full,shards] [--rounds 1] [--share distinct|all] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
+ *     [--rate 20M] [--workloads full,shards] [--rounds 1] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
  *
  * Prints a markdown table on stdout; progress on stderr. Needs FUSE and (for
  * --plot) python3-matplotlib. Never uses an address outside 127.0.0.0/8.
@@ -52,8 +53,11 @@ function arg(name: string, fallback: string): string {
 
 // ── reader mode: one child process per node reads a list of files through its mount ──
 
-/** `--read <list>`: reads every file named in the list (one path a line), 4 at a time; prints the bytes. */
-async function readerMain(listFile: string): Promise<void> {
+/**
+ * `--read <list> <concurrency>`: reads every file named in the list (one path a line),
+ * `concurrency` at a time, as a DataLoader's workers do; prints the bytes.
+ */
+async function readerMain(listFile: string, concurrency: number): Promise<void> {
   const files = (await readFile(listFile, 'utf8')).split('\n').filter(Boolean);
   let next = 0;
   let bytes = 0;
@@ -64,7 +68,7 @@ async function readerMain(listFile: string): Promise<void> {
     }
   };
   try {
-    await Promise.all([worker(), worker(), worker(), worker()]);
+    await Promise.all(Array.from({ length: concurrency }, worker));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(1); // the other reads would each wait out the read timeout
@@ -209,7 +213,7 @@ async function readAll(base: string, nodes: readonly MountedTorrent[], lists: Re
     nodes.map(async (m, i) => {
       const listFile = path.join(base, `${tag}-${i}.list`);
       await writeFile(listFile, lists[i]!.map((p) => path.join(m.mountpoint, p)).join('\n') + '\n');
-      const reader = startProcess(process.execPath, [process.argv[1]!, '--read', listFile]);
+      const reader = startProcess(process.execPath, [process.argv[1]!, '--read', listFile, arg('readers', '16')]);
       const code = await reader.exited;
       if (code !== 0) throw new Error(`node ${i} (${tag}) failed to read its files: ${reader.output().slice(-500)}`);
     }),
@@ -219,10 +223,25 @@ async function readAll(base: string, nodes: readonly MountedTorrent[], lists: Re
 
 // ── the runs ─────────────────────────────────────────────────────────────────
 
+/** CPU seconds (user + system) the processes have used: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
+async function cpuSeconds(pids: readonly number[]): Promise<number> {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks / 100;
+}
+
+const clusterPids = (c: Cluster): number[] => [c.origin.pid, ...c.nodes.map((m) => m.pid)];
+
 interface Result {
   workload: 'full' | 'shards';
   n: number;
   seconds: number;
+  /** CPU seconds the origin and the mount daemons used while the nodes read (the machine has `nproc` cores). */
+  cpuSeconds: number;
   bound: number;
   originFactor: number;
   centralSeconds: number;
@@ -238,10 +257,12 @@ async function runFull(data: Data, n: number, rate: number, base: string): Promi
   const cluster = await startCluster(data, n, rate, base);
   try {
     const order = data.files.map((f) => f.path);
+    const cpuBefore = await cpuSeconds(clusterPids(cluster));
     const seconds = await readAll(base, cluster.nodes, cluster.nodes.map(() => order), 'full');
+    const cpu = (await cpuSeconds(clusterPids(cluster))) - cpuBefore;
     const origin = await originBytes(cluster.nodes);
     const bound = Math.max(F / rate, (n * F) / (rate + n * rate));
-    return { workload: 'full', n, seconds, bound, originFactor: origin / F, centralSeconds: (n * F) / rate, load: await loadAverage() };
+    return { workload: 'full', n, seconds, cpuSeconds: cpu, bound, originFactor: origin / F, centralSeconds: (n * F) / rate, load: await loadAverage() };
   } finally {
     await cluster.stop();
   }
@@ -264,14 +285,17 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
 
   const cluster = await startCluster(data, n, rate, base);
   try {
+    const cpuBefore = await cpuSeconds(clusterPids(cluster));
     const s1 = await readAll(base, cluster.nodes, epoch1.map((fs) => fs.map((f) => f.path)), 'epoch1');
     const o1 = await originBytes(cluster.nodes);
     const s2 = await readAll(base, cluster.nodes, epoch2.map((fs) => fs.map((f) => f.path)), 'epoch2');
     const o2 = await originBytes(cluster.nodes);
+    const cpu = (await cpuSeconds(clusterPids(cluster))) - cpuBefore;
     return {
       workload: 'shards',
       n,
       seconds: s1 + s2,
+      cpuSeconds: cpu,
       bound: bound1 + bound2,
       originFactor: o2 / F,
       centralSeconds: (sum(need1) + sum(need2)) / rate,
@@ -290,14 +314,14 @@ function printTable(results: readonly Result[], mib: number, rate: number): void
   const out: string[] = [];
   out.push(`F = ${mib} MiB, u_s = u_i = ${(rate / MiB).toFixed(1)} MiB/s; bound = swarm lower bound; central = N·F/u_s (full) or Σ bytes needed / u_s (shards)`);
   out.push('');
-  out.push('| workload | N | time (s) | bound (s) | time / bound | origin factor | central server (s) | epochs: time / bound, origin factor | load average |');
-  out.push('|---|---|---|---|---|---|---|---|---|');
+  out.push('| workload | N | time (s) | bound (s) | time / bound | origin factor | central server (s) | epochs: time / bound, origin factor | btmount CPU s | load average |');
+  out.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const epochs = r.epochs
       ? r.epochs.map((e, k) => `e${k + 1} ${e.seconds.toFixed(1)} s / ${e.bound.toFixed(1)} s, ${e.originFactor.toFixed(2)}`).join('; ')
       : '';
     out.push(
-      `| ${r.workload} | ${r.n} | ${r.seconds.toFixed(1)} | ${r.bound.toFixed(1)} | ${(r.seconds / r.bound).toFixed(2)} | ${r.originFactor.toFixed(2)} | ${r.centralSeconds.toFixed(1)} | ${epochs} | ${r.load} |`,
+      `| ${r.workload} | ${r.n} | ${r.seconds.toFixed(1)} | ${r.bound.toFixed(1)} | ${(r.seconds / r.bound).toFixed(2)} | ${r.originFactor.toFixed(2)} | ${r.centralSeconds.toFixed(1)} | ${epochs} | ${r.cpuSeconds.toFixed(1)} | ${r.load} |`,
     );
   }
   process.stdout.write(out.join('\n') + '\n');
@@ -350,7 +374,7 @@ async function main(): Promise<void> {
         process.stderr.write(
           `${workload} N=${n}: ${r.seconds.toFixed(1)} s (bound ${r.bound.toFixed(1)} s, ×${(r.seconds / r.bound).toFixed(2)}), origin factor ${r.originFactor.toFixed(2)}${
             r.epochs ? ` (epoch 1 ${r.epochs[0]!.originFactor.toFixed(2)}, epoch 2 ${r.epochs[1]!.originFactor.toFixed(2)})` : ''
-          }, load ${r.load}\n`,
+          }, btmount CPU ${r.cpuSeconds.toFixed(1)} s, load ${r.load}\n`,
         );
         await rm(base, { recursive: true, force: true });
       }
@@ -360,5 +384,5 @@ async function main(): Promise<void> {
   if (plotFile) await plot(results, path.resolve(plotFile));
 }
 
-if (process.argv[2] === '--read') await readerMain(process.argv[3]!);
+if (process.argv[2] === '--read') await readerMain(process.argv[3]!, Number(process.argv[4]));
 else await main();
