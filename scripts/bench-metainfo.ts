@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseTorrentBuffer } from '../src/metainfo/index.js';
+import { Metainfo } from '../src/metainfo/index.js';
 
 type Loader = 'btmount' | 'parse-torrent';
 
@@ -39,7 +39,7 @@ async function measureInThisProcess(loader: Loader, file: string): Promise<void>
   let keep: unknown;
   let lookupUs = 0;
   if (loader === 'btmount') {
-    const m = parseTorrentBuffer(raw);
+    const m = Metainfo.fromTorrentFile(raw);
     keep = m;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const paths = [...m.tree.visibleFiles()].slice(0, 100_000).map((f) => f.path);

@@ -21,7 +21,7 @@ import vm from 'node:vm';
 import { PieceLayout, pieceIndex, asInfoHash, type PieceIndex } from '../src/metainfo/piece-layout.js';
 import { readAt } from '../src/store/file-io.js';
 import { PieceStore } from '../src/store/piece-store.js';
-import { VerifiedPiece } from '../src/store/verified-piece.js';
+import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

@@ -22,7 +22,7 @@ import { createTorrentFile } from '../src/cli/create.js';
 import { loadMetainfo } from '../src/metainfo/index.js';
 import type { PieceIndex } from '../src/metainfo/piece-layout.js';
 import { MemoryPieceStorage, Swarm, type PieceStorage } from '../src/swarm/index.js';
-import type { VerifiedPiece } from '../src/store/verified-piece.js';
+import type { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { startLibtorrent, startTracker, freePort, type Proc } from '../test/helpers/peers.js';
 
 const SELF = fileURLToPath(import.meta.url);

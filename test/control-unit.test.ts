@@ -4,7 +4,7 @@ import { LineDecoder, requestProblem } from '../src/control/protocol.js';
 import { mountRelativePath, orderedFiles, OutsideMountError } from '../src/control/selection.js';
 import { planWarm, warmCapacityPieces, warmWindow } from '../src/control/warm-plan.js';
 import { WarmJob, type WarmDeps } from '../src/control/warm-job.js';
-import { parseTorrentBuffer, type TorrentFile } from '../src/metainfo/index.js';
+import { Metainfo, type TorrentFile } from '../src/metainfo/index.js';
 import type { PieceIndex } from '../src/metainfo/piece-layout.js';
 import { buildTorrent } from './helpers/torrent-builder.js';
 
@@ -18,7 +18,7 @@ function torrent() {
     { path: ['b', 'big.bin'], length: 4 * PIECE },
     { path: ['empty.txt'], length: 0 },
   ];
-  return parseTorrentBuffer(buildTorrent({ files, pieceLength: PIECE }));
+  return Metainfo.fromTorrentFile(buildTorrent({ files, pieceLength: PIECE }));
 }
 
 test('LineDecoder joins chunks into lines and refuses an over-long line', (t) => {

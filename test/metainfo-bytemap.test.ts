@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { parseTorrentBuffer, type Metainfo } from '../src/metainfo/index.js';
+import { Metainfo } from '../src/metainfo/index.js';
 import { buildTorrent } from './helpers/torrent-builder.js';
 
 /** The obvious, slow answer: which piece holds each byte, one byte at a time. */
@@ -24,7 +24,7 @@ const layoutArb = fc.record({
 });
 
 function build(pieceLength: number, lengths: number[]): Metainfo {
-  return parseTorrentBuffer(buildTorrent({ pieceLength, files: lengths.map((length, i) => ({ path: [`f${i}`], length })) }));
+  return Metainfo.fromTorrentFile(buildTorrent({ pieceLength, files: lengths.map((length, i) => ({ path: [`f${i}`], length })) }));
 }
 
 test('a file byte range maps to the same pieces as a byte-by-byte reference', (t) => {

@@ -1,8 +1,8 @@
 import test from 'ava';
-import { parseTorrentBuffer, InvalidTorrentError, TorrentDir, TorrentFile } from '../src/metainfo/index.js';
+import { Metainfo, InvalidTorrentError, TorrentDir, TorrentFile } from '../src/metainfo/index.js';
 import { buildTorrent, type BuilderFile } from './helpers/torrent-builder.js';
 
-const tree = (files: BuilderFile[]) => parseTorrentBuffer(buildTorrent({ files })).tree;
+const tree = (files: BuilderFile[]) => Metainfo.fromTorrentFile(buildTorrent({ files })).tree;
 const paths = (files: BuilderFile[]) => [...tree(files).visibleFiles()].map((f) => f.path);
 
 test('".." and "." components are encoded, never meaning up or here', (t) => {
@@ -90,7 +90,7 @@ test('a path over 3072 bytes refuses the torrent', (t) => {
 });
 
 test('pad files are hidden from the tree but keep their bytes in the map', (t) => {
-  const m = parseTorrentBuffer(
+  const m = Metainfo.fromTorrentFile(
     buildTorrent({
       files: [
         { path: ['a'], length: 100 },
@@ -108,7 +108,7 @@ test('pad files are hidden from the tree but keep their bytes in the map', (t) =
 });
 
 test('a single-file torrent named ".." is a file called %2E%2E in the root', (t) => {
-  const m = parseTorrentBuffer(buildTorrent({ name: '..', length: 5 }));
+  const m = Metainfo.fromTorrentFile(buildTorrent({ name: '..', length: 5 }));
   t.true(m.tree.lookup('%2E%2E') instanceof TorrentFile);
 });
 

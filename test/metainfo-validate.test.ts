@@ -1,15 +1,15 @@
 import test from 'ava';
 import bencode from 'bencode';
-import { parseTorrentBuffer, InvalidTorrentError } from '../src/metainfo/index.js';
+import { Metainfo, InvalidTorrentError } from '../src/metainfo/index.js';
 import { buildTorrent } from './helpers/torrent-builder.js';
 
 const refuses = (t: import('ava').ExecutionContext, raw: Uint8Array, message: RegExp): void => {
-  const err = t.throws(() => parseTorrentBuffer(raw), { instanceOf: InvalidTorrentError });
+  const err = t.throws(() => Metainfo.fromTorrentFile(raw), { instanceOf: InvalidTorrentError });
   t.regex(err!.message, message);
 };
 
 test('a well-formed single-file torrent loads', (t) => {
-  const m = parseTorrentBuffer(buildTorrent({ name: 'one.bin', length: 40000 }));
+  const m = Metainfo.fromTorrentFile(buildTorrent({ name: 'one.bin', length: 40000 }));
   t.is(m.layout.pieceCount, 3);
   t.is(m.layout.lastPieceLength, 40000 - 2 * 16384);
   t.is(m.tree.fileCount, 1);
@@ -64,7 +64,7 @@ test('an info dictionary not in canonical key order hashes its bytes as written'
   const info = 'd6:lengthi1e12:piece lengthi16384e6:pieces20:' + '\0'.repeat(20) + '4:name1:xe';
   const raw = Buffer.from('d4:info' + info + 'e', 'latin1');
   const { createHash } = await import('node:crypto');
-  t.is(String(parseTorrentBuffer(raw).infoHash), createHash('sha1').update(Buffer.from(info, 'latin1')).digest('hex'));
+  t.is(String(Metainfo.fromTorrentFile(raw).infoHash), createHash('sha1').update(Buffer.from(info, 'latin1')).digest('hex'));
 });
 test('a string length running past the end is refused', (t) => refuses(t, Buffer.from('d4:infod4:name99:xee'), /runs past the end/));
 test('an integer with junk in it is refused', (t) => refuses(t, Buffer.from('d4:infoi12x3ee'), /not an integer/));
@@ -73,5 +73,5 @@ test('the infohash is the SHA-1 of the info dictionary, as another implementatio
   const { default: parseTorrent } = await import('parse-torrent');
   const raw = buildTorrent({ files: [{ path: ['a', 'b.txt'], length: 3000 }, { path: ['c'], length: 40000 }] });
   const reference = (await parseTorrent(raw)) as { infoHash?: string };
-  t.is(String(parseTorrentBuffer(raw).infoHash), String(reference.infoHash));
+  t.is(String(Metainfo.fromTorrentFile(raw).infoHash), String(reference.infoHash));
 });

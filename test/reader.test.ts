@@ -1,6 +1,6 @@
 import test from 'ava';
 import { silentLogger } from '../src/log.js';
-import { parseTorrentBuffer, type PieceIndex, type TorrentFile } from '../src/metainfo/index.js';
+import { Metainfo, type PieceIndex, type TorrentFile } from '../src/metainfo/index.js';
 import { ReadAheadWindow } from '../src/reader/readahead.js';
 import { Reader, ReadFailedError, type CachedPieces, type OpenFile, type PieceFetcher } from '../src/reader/reader.js';
 import type { Priority } from '../src/scheduler/index.js';
@@ -62,7 +62,7 @@ function setup(opts: { readTimeoutMs?: number } = {}) {
   const data = Buffer.alloc(10 * PIECE + 500);
   for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >> 8)) & 0xff;
   const lengths = [3 * PIECE + 100, 0, 7 * PIECE + 400];
-  const m = parseTorrentBuffer(buildTorrent({ data, files: lengths.map((length, i) => ({ path: [`f${i}`], length })) }));
+  const m = Metainfo.fromTorrentFile(buildTorrent({ data, files: lengths.map((length, i) => ({ path: [`f${i}`], length })) }));
   const swarm = new FakeSwarm(data);
   const reader = new Reader({
     byteMap: m.byteMap,

@@ -2,7 +2,8 @@ import test from 'ava';
 import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { budgetForDisk, defaultCacheBudget, defaultCacheRoot, formatSize, parseSize } from '../src/store/cache-location.js';
+import { formatSize, parseSize } from '../src/byte-size.js';
+import { budgetForDisk, defaultCacheBudget, defaultCacheRoot } from '../src/store/cache-location.js';
 import { mountTmpfs } from './helpers/store-fixtures.js';
 
 const KiB = 1024;

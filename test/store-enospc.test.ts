@@ -1,6 +1,6 @@
 import test from 'ava';
 import { PieceStore } from '../src/store/piece-store.js';
-import { VerifiedPiece } from '../src/store/verified-piece.js';
+import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { idx, makeTorrent, memoryLogger, mountTmpfs, readSlotTable } from './helpers/store-fixtures.js';
 
 const KiB = 1024;

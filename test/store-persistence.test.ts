@@ -2,7 +2,7 @@ import test from 'ava';
 import { open, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PieceStore } from '../src/store/piece-store.js';
-import { VerifiedPiece } from '../src/store/verified-piece.js';
+import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import {
   idx,
   makeTorrent,

@@ -2,7 +2,7 @@ import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { asInfoHash, PieceLayout, pieceIndex, type PieceIndex } from '../src/metainfo/piece-layout.js';
 import { MemoryPieceStorage, Swarm } from '../src/swarm/index.js';
-import { VerifiedPiece } from '../src/store/verified-piece.js';
+import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { handshakeBytes, startRawPeer } from './helpers/peers.js';
 
 // In-process engine tests on 127.0.0.1: our own engine on both ends.

@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import createTorrent from 'create-torrent';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseTorrentBuffer } from '../metainfo/index.js';
-import { UserError } from './errors.js';
-import { formatBytes } from './format.js';
+import { Metainfo } from '../metainfo/index.js';
+import { UserError } from '../user-error.js';
+import { formatSize } from '../byte-size.js';
 import { parseSizeOption } from './options.js';
 
 export interface CreateOptions {
@@ -35,8 +35,8 @@ export function registerCreate(program: Command): void {
       const opts: CreateOptions = { ...cli, tracker: cli.tracker ?? [], webSeed: cli.webSeed ?? [] };
       const summary = await createTorrentFile(input, opts, process.stderr.isTTY ? progressPrinter() : undefined);
       process.stdout.write(
-        `created ${opts.output}: ${summary.infoHash} — ${summary.fileCount} files, ${formatBytes(summary.totalLength)}, ` +
-          `${summary.pieceCount} pieces of ${formatBytes(summary.pieceLength)}${summary.trackers ? `, ${summary.trackers} trackers` : ', no trackers'}\n`,
+        `created ${opts.output}: ${summary.infoHash} — ${summary.fileCount} files, ${formatSize(summary.totalLength)}, ` +
+          `${summary.pieceCount} pieces of ${formatSize(summary.pieceLength)}${summary.trackers ? `, ${summary.trackers} trackers` : ', no trackers'}\n`,
       );
     });
 }
@@ -95,7 +95,7 @@ export async function createTorrentFile(
   const torrent = Buffer.from(buf);
   let metainfo;
   try {
-    metainfo = parseTorrentBuffer(torrent);
+    metainfo = Metainfo.fromTorrentFile(torrent);
   } catch (err) {
     throw new UserError(ACTION, `the result does not parse: ${(err as Error).message}`);
   }
@@ -133,7 +133,7 @@ function progressPrinter(): (hashed: number, total: number) => void {
     if (now - last < 200 && hashed < total) return;
     last = now;
     const pct = total > 0 ? Math.floor((hashed / total) * 100) : 100;
-    process.stderr.write(`\rhashing: ${pct}% (${formatBytes(hashed)} of ${formatBytes(total)})`);
+    process.stderr.write(`\rhashing: ${pct}% (${formatSize(hashed)} of ${formatSize(total)})`);
   };
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Discovery, PUBLIC_DHT_ROUTERS } from '../discovery/index.js';
 import type { Logger } from '../log.js';
 import { isWildcardHost } from '../swarm/swarm.js';
-import { UserError } from './errors.js';
+import { UserError } from '../user-error.js';
 import { collectHostPort, type HostPort } from './options.js';
 
 /** The peer-finding options `mount` and `seed` share. */

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadSource, type Metainfo, type TorrentSource } from '../metainfo/index.js';
-import { UserError } from './errors.js';
-import { formatBytes } from './format.js';
+import { UserError } from '../user-error.js';
+import { formatSize } from '../byte-size.js';
 
 interface InspectOptions {
   json?: boolean;
@@ -64,8 +64,8 @@ function render(source: TorrentSource, withFiles: boolean): string {
   let out = lines([
     ['name', m.name],
     ['infohash', m.infoHash],
-    ['size', `${formatBytes(m.layout.totalLength)} (${m.layout.totalLength} bytes)`],
-    ['pieces', `${m.layout.pieceCount} × ${formatBytes(m.layout.pieceLength)}`],
+    ['size', `${formatSize(m.layout.totalLength)} (${m.layout.totalLength} bytes)`],
+    ['pieces', `${m.layout.pieceCount} × ${formatSize(m.layout.pieceLength)}`],
     ['files', `${m.tree.fileCount} in ${m.tree.dirCount} directories`],
     ['private', m.private ? 'yes' : 'no'],
     ['trackers', m.announce.join(', ') || 'none'],

@@ -1,5 +1,5 @@
-import { parseSize } from '../store/cache-location.js';
-import { UserError } from './errors.js';
+import { parseSize } from '../byte-size.js';
+import { UserError } from '../user-error.js';
 
 /**
  * Parsers for option values shared by the commands. Each throws a UserError

@@ -3,12 +3,15 @@ import { SingleBar } from 'cli-progress';
 import { stat } from 'node:fs/promises';
 import { createLogger, silentLogger, type Logger } from '../log.js';
 import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
-import { DirectoryPieceStorage, Swarm } from '../swarm/index.js';
+import { SeedSession } from '../daemon/seed-session.js';
+import type { VerifyProgress } from '../store/directory-storage.js';
+import type { SwarmStats } from '../swarm/index.js';
 import type { ShareMode } from '../swarm/share-policy.js';
 import { defaultCacheRoot } from '../store/cache-location.js';
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
-import { UserError } from './errors.js';
-import { formatBytes } from './format.js';
+import { UserError } from '../user-error.js';
+import { formatSize } from '../byte-size.js';
+import { count } from './format.js';
 import { collectHostPort, parsePort, parsePositive, parseRate } from './options.js';
 
 interface SeedOptions extends DiscoveryCliOptions {
@@ -59,81 +62,55 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
   if (metainfo.multiFile && !info.isDirectory()) throw new UserError(ACTION, `${dataset} is not a folder (the torrent has ${metainfo.files.length} files)`);
   if (!metainfo.multiFile && !info.isFile()) throw new UserError(ACTION, `${dataset} is not a file (the torrent is one file)`);
 
-  const storage = new DirectoryPieceStorage(metainfo, dataset);
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  let swarm: Swarm | undefined;
-  const discovery = discoveryFromOptions(
-    metainfo.infoHash,
-    opts.cache ?? defaultCacheRoot(),
-    metainfo.announce,
-    metainfo.private,
-    opts.peer?.length ?? 0,
-    opts,
+  const session = new SeedSession({
+    metainfo,
+    dataset,
+    port: opts.port,
+    host: opts.host,
+    uploadLimit: opts.uploadLimit,
+    maxConnections: opts.maxConnections,
+    shareMode: opts.share,
+    peers: opts.peer ?? [],
+    discovery: discoveryFromOptions(metainfo.infoHash, opts.cache ?? defaultCacheRoot(), metainfo.announce, metainfo.private, opts.peer?.length ?? 0, opts, log),
     log,
-  );
+  });
   let statusTimer: NodeJS.Timeout | undefined;
   try {
-    const checked = await verifyWithProgress(storage, metainfo, stop.signal);
+    const checked = await verifyWithProgress(session, metainfo, stop.signal);
     if (stop.signal.aborted) return;
     if (checked.goodPieces === 0) throw new UserError(ACTION, `no data in ${dataset} matches ${torrentPath}`);
     if (checked.badPieces > 0) {
       process.stderr.write(`btmount: warning: ${checked.badPieces} of ${metainfo.layout.pieceCount} pieces are missing or damaged; serving the other ${checked.goodPieces}\n`);
     }
 
-    swarm = new Swarm({
-      infoHash: metainfo.infoHash,
-      layout: metainfo.layout,
-      storage,
-      log,
-      ...(opts.port !== undefined ? { port: opts.port } : {}),
-      ...(opts.host ? { host: opts.host } : {}),
-      ...(opts.uploadLimit !== undefined ? { uploadLimit: opts.uploadLimit } : {}),
-      ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
-      shareMode: opts.share,
-      infoBuffer: metainfo.infoBuffer,
-      extensions: discovery.wireExtensions(),
-    });
-    let port: number;
-    try {
-      port = await swarm.listen();
-    } catch (err) {
-      throw new UserError(ACTION, `cannot listen on port ${opts.port ?? '6881-6889'}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    for (const p of opts.peer ?? []) swarm.addPeer(p.host, p.port, 'static');
-    await discovery.start(port);
-    const announced = swarm;
-    discovery.attach(announced, () => ({ uploaded: announced.stats().uploaded, downloaded: 0, left: 0 }));
+    const port = await session.serve();
     process.stdout.write(`seeding ${metainfo.name} (${metainfo.infoHash}) on port ${port}\n`);
 
     const tty = process.stdout.isTTY;
-    if (tty) {
-      const s = swarm;
-      statusTimer = setInterval(() => process.stdout.write(`\r\x1b[K${statusLine(s)}`), 1000);
-    }
+    if (tty) statusTimer = setInterval(() => process.stdout.write(`\r\x1b[K${statusLine(session.stats()!)}`), 1000);
     if (!stop.signal.aborted) await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
     if (tty) process.stdout.write('\r\x1b[K');
-    process.stdout.write(`stopped: uploaded ${formatBytes(swarm.stats().uploaded)}\n`);
+    process.stdout.write(`stopped: uploaded ${formatSize(session.stats()!.uploaded)}\n`);
   } finally {
     clearInterval(statusTimer);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await discovery.stop();
-    await swarm?.close();
-    await storage.close();
+    await session.close();
   }
 }
 
-async function verifyWithProgress(storage: DirectoryPieceStorage, metainfo: Metainfo, signal: AbortSignal) {
+async function verifyWithProgress(session: SeedSession, metainfo: Metainfo, signal: AbortSignal): Promise<VerifyProgress> {
   const total = metainfo.layout.totalLength;
   const bar = process.stderr.isTTY
     ? new SingleBar({ format: 'verifying [{bar}] {percentage}% {done} of {size}', hideCursor: true, clearOnComplete: true, stream: process.stderr })
     : undefined;
-  bar?.start(total, 0, { done: formatBytes(0), size: formatBytes(total) });
+  bar?.start(total, 0, { done: formatSize(0), size: formatSize(total) });
   try {
-    return await storage.verify((p) => bar?.update(p.checkedBytes, { done: formatBytes(p.checkedBytes), size: formatBytes(total) }), signal);
+    return await session.verify((p) => bar?.update(p.checkedBytes, { done: formatSize(p.checkedBytes), size: formatSize(total) }), signal);
   } catch (err) {
     if (signal.aborted) return { checkedBytes: 0, totalBytes: total, goodPieces: 0, badPieces: 0 };
     throw err;
@@ -142,11 +119,10 @@ async function verifyWithProgress(storage: DirectoryPieceStorage, metainfo: Meta
   }
 }
 
-function statusLine(swarm: Swarm): string {
-  const s = swarm.stats();
+function statusLine(s: SwarmStats): string {
   const up = s.peers.reduce((sum, p) => sum + p.uploadRate, 0);
   const interested = s.peers.filter((p) => p.interested).length;
-  return `${s.peers.length} peers (${interested} downloading), up ${formatBytes(up)}/s, uploaded ${formatBytes(s.uploaded)}`;
+  return `${count(s.peers.length, 'peer')} (${interested} downloading), up ${formatSize(up)}/s, uploaded ${formatSize(s.uploaded)}`;
 }
 
 function parseShareMode(text: string): ShareMode {

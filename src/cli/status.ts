@@ -3,10 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { ControlRequestError, ControlUnavailableError, requestOnce } from '../control/client.js';
 import type { MountStatus, WarmJobStatus } from '../control/status-schema.js';
-import { UserError } from './errors.js';
-import { formatBytes } from './format.js';
+import { UserError } from '../user-error.js';
+import { formatSize } from '../byte-size.js';
 import { parseSeconds } from './options.js';
-import { formatDuration, jobProgressText } from './warm.js';
+import { count, formatDuration, jobProgressText } from './format.js';
 
 interface StatusOptions {
   json?: boolean;
@@ -63,7 +63,7 @@ async function status(mountpoint: string, opts: StatusOptions): Promise<void> {
   }
 }
 
-const rate = (n: number): string => `${formatBytes(n)}/s`;
+const rate = (n: number): string => `${formatSize(n)}/s`;
 
 /** The human view of a status object. */
 export function renderStatus(s: MountStatus): string {
@@ -74,17 +74,17 @@ export function renderStatus(s: MountStatus): string {
   lines.push(`  daemon     pid ${s.pid}, up ${formatDuration(s.uptimeSeconds)}`);
   lines.push(
     `  pieces     ${s.pieces.have} of ${s.pieces.total} (${pct(s.pieces.have, s.pieces.total)}), ` +
-      `${formatBytes(t.pieceLength)} each; ${t.fileCount} files, ${formatBytes(t.totalBytes)}`,
+      `${formatSize(t.pieceLength)} each; ${t.fileCount} files, ${formatSize(t.totalBytes)}`,
   );
   const c = s.cache;
   const hit = c.hitRate === null ? 'no reads yet' : `hit rate ${(c.hitRate * 100).toFixed(1)}% of ${c.hits + c.misses} reads`;
   // The budget in force is whole pieces, and no more than the torrent: say so only when the disk lowered it.
   const wholeBudget = Math.min(Math.floor(c.budgetBytes / t.pieceLength), t.pieceCount) * t.pieceLength;
-  const lowered = c.effectiveBudgetBytes < wholeBudget ? ` (lowered to ${formatBytes(c.effectiveBudgetBytes)}: the disk filled up)` : '';
-  lines.push(`  cache      ${formatBytes(c.usedBytes)} of ${formatBytes(c.budgetBytes)} budget${lowered}; ${hit}; ${c.evictions} evictions`);
+  const lowered = c.effectiveBudgetBytes < wholeBudget ? ` (lowered to ${formatSize(c.effectiveBudgetBytes)}: the disk filled up)` : '';
+  lines.push(`  cache      ${formatSize(c.usedBytes)} of ${formatSize(c.budgetBytes)} budget${lowered}; ${hit}; ${c.evictions} evictions`);
   lines.push(`             ${c.dir}`);
   const x = s.transfer;
-  lines.push(`  transfer   down ${rate(x.downloadRate)} (${formatBytes(x.downloadedBytes)} in all), up ${rate(x.uploadRate)} (${formatBytes(x.uploadedBytes)} in all)`);
+  lines.push(`  transfer   down ${rate(x.downloadRate)} (${formatSize(x.downloadedBytes)} in all), up ${rate(x.uploadRate)} (${formatSize(x.uploadedBytes)} in all)`);
   lines.push(`  peers      ${s.peers.length} connected`);
   for (const p of s.peers) {
     const flags = [p.choked ? 'choking us' : '', p.interested ? 'interested' : ''].filter(Boolean).join(', ');
@@ -97,14 +97,14 @@ export function renderStatus(s: MountStatus): string {
   const waiting = r.oldest
     ? `${r.waiting} waiting; the oldest for ${formatDuration(r.oldest.ageSeconds)} on ${r.oldest.path} (piece ${r.oldest.piece}): ${r.oldest.reason}`
     : 'none waiting';
-  lines.push(`  reads      ${r.count} (${formatBytes(r.bytes)}), ${r.failed} failed; ${waiting}`);
+  lines.push(`  reads      ${r.count} (${formatSize(r.bytes)}), ${r.failed} failed; ${waiting}`);
   const banned = s.integrity.bannedPeers;
-  lines.push(`  integrity  ${s.integrity.hashFailures} hash failures, ${banned.length} banned peers${banned.length ? ` (${banned.join(', ')})` : ''}`);
+  lines.push(`  integrity  ${count(s.integrity.hashFailures, 'hash failure')}, ${count(banned.length, 'banned peer')}${banned.length ? ` (${banned.join(', ')})` : ''}`);
   if (s.warm.length === 0) lines.push('  warm       no jobs');
   for (const job of s.warm) lines.push(`  warm       ${jobLine(job)}`);
   lines.push(`  discovery  ${discoveryLine(s.discovery)}`);
   for (const tr of s.discovery.trackers) {
-    const last = tr.lastAnnounceAt ? `last announce ${tr.lastAnnounceAt}: ${tr.lastResult ?? '?'} (${tr.peers} peers)` : 'not announced to';
+    const last = tr.lastAnnounceAt ? `last announce ${tr.lastAnnounceAt}: ${tr.lastResult ?? '?'} (${count(tr.peers, 'peer')})` : 'not announced to';
     lines.push(`    ${tr.url}  ${last}`);
   }
   return lines.join('\n') + '\n';
@@ -116,9 +116,9 @@ function jobLine(job: WarmJobStatus): string {
 }
 
 function discoveryLine(d: MountStatus['discovery']): string {
-  const dht = d.dht.enabled ? `DHT ${d.dht.nodes} nodes` : 'DHT off';
+  const dht = d.dht.enabled ? `DHT ${count(d.dht.nodes, 'node')}` : 'DHT off';
   const pex = d.pex.enabled ? 'PEX on' : 'PEX off';
-  return `${d.staticPeers} static peers; ${dht}; ${d.trackers.length} trackers; ${pex}`;
+  return `${count(d.staticPeers, 'static peer')}; ${dht}; ${count(d.trackers.length, 'tracker')}; ${pex}`;
 }
 
 function pct(part: number, whole: number): string {

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { isAlive, readRecord, removeRecord } from '../daemon/mount-registry.js';
+import { readRecord, removeRecord } from '../control/mount-registry.js';
+import { isAlive } from '../process-alive.js';
 import { fusermountUnmount, isMounted } from '../fs/mountpoint.js';
-import { UserError } from './errors.js';
+import { UserError } from '../user-error.js';
 
 const STOP_WAIT_MS = 15_000;
 

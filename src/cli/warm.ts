@@ -6,8 +6,9 @@ import { ControlConnection, ControlRequestError, ControlUnavailableError, reques
 import type { ControlReply } from '../control/protocol.js';
 import { mountRelativePath, OutsideMountError } from '../control/selection.js';
 import type { WarmJobStatus } from '../control/status-schema.js';
-import { UserError } from './errors.js';
-import { formatBytes } from './format.js';
+import { UserError } from '../user-error.js';
+import { formatSize } from '../byte-size.js';
+import { formatDuration, jobProgressText } from './format.js';
 import { parseSeconds } from './options.js';
 
 interface WarmOptions {
@@ -144,7 +145,7 @@ async function runWarm(mountpoint: string, paths: string[], opts: WarmOptions): 
           if (opts.json) printJson({ event: 'start', ...reply.job });
           else
             process.stdout.write(
-              `warm job ${reply.job.id} started in the background: ${reply.job.files.total} files, ${formatBytes(reply.job.bytes.total)}; ` +
+              `warm job ${reply.job.id} started in the background: ${reply.job.files.total} files, ${formatSize(reply.job.bytes.total)}; ` +
                 `btmount status ${mountpoint} shows its progress\n`,
             );
           return;
@@ -175,9 +176,9 @@ function warnIfTooBig(job: WarmJobStatus): void {
   const { notFitting, requested } = job;
   if (notFitting.files === 0) return;
   process.stderr.write(
-    `btmount: warning: the cache cannot hold all ${requested.files} files (${formatBytes(requested.bytes)}) asked for: ` +
-      `warming the first ${job.files.total} (${formatBytes(job.bytes.total)}) in order; ` +
-      `${notFitting.files} files (${formatBytes(notFitting.bytes)}) from ${notFitting.first} on will not fit (raise --cache-size to hold them)\n`,
+    `btmount: warning: the cache cannot hold all ${requested.files} files (${formatSize(requested.bytes)}) asked for: ` +
+      `warming the first ${job.files.total} (${formatSize(job.bytes.total)}) in order; ` +
+      `${notFitting.files} files (${formatSize(notFitting.bytes)}) from ${notFitting.first} on will not fit (raise --cache-size to hold them)\n`,
   );
 }
 
@@ -187,12 +188,12 @@ function finish(job: WarmJobStatus, json: boolean): void {
   if (job.state === 'complete') {
     if (json) return;
     const fetched = job.bytes.done - job.alreadyCachedBytes;
-    const cachedNote = job.alreadyCachedBytes > 0 ? `; ${formatBytes(job.alreadyCachedBytes)} were cached already` : '';
-    const rate = seconds > 0 && fetched > 0 ? `, ${formatBytes(fetched / seconds)}/s` : '';
-    process.stdout.write(`warmed ${job.files.total} files (${formatBytes(job.bytes.total)}) in ${formatDuration(seconds)}${rate}${cachedNote}\n`);
+    const cachedNote = job.alreadyCachedBytes > 0 ? `; ${formatSize(job.alreadyCachedBytes)} were cached already` : '';
+    const rate = seconds > 0 && fetched > 0 ? `, ${formatSize(fetched / seconds)}/s` : '';
+    process.stdout.write(`warmed ${job.files.total} files (${formatSize(job.bytes.total)}) in ${formatDuration(seconds)}${rate}${cachedNote}\n`);
     return;
   }
-  const done = `${job.files.done} of ${job.requested.files} files (${formatBytes(job.bytes.done)} of ${formatBytes(job.requested.bytes)}) are cached`;
+  const done = `${job.files.done} of ${job.requested.files} files (${formatSize(job.bytes.done)} of ${formatSize(job.requested.bytes)}) are cached`;
   if (job.state === 'cancelled') throw new UserError('warm interrupted', done, EXIT_INTERRUPTED);
   if (job.state === 'failed') throw new UserError('warm stopped', `${job.message}; ${done}`, EXIT_INCOMPLETE);
   throw new UserError('not everything was warmed', `${job.message}; ${done}`, EXIT_INCOMPLETE);
@@ -223,8 +224,8 @@ class JsonProgress implements ProgressView {
 class PlainProgress implements ProgressView {
   #last = 0;
   start(job: WarmJobStatus): void {
-    const cached = job.alreadyCachedBytes > 0 ? ` (${formatBytes(job.alreadyCachedBytes)} cached already)` : '';
-    process.stderr.write(`warm: ${job.files.total} files, ${formatBytes(job.bytes.total)}${cached}\n`);
+    const cached = job.alreadyCachedBytes > 0 ? ` (${formatSize(job.alreadyCachedBytes)} cached already)` : '';
+    process.stderr.write(`warm: ${job.files.total} files, ${formatSize(job.bytes.total)}${cached}\n`);
     this.#last = Date.now();
   }
   progress(job: WarmJobStatus): void {
@@ -261,30 +262,11 @@ class BarProgress implements ProgressView {
   #payload(job: WarmJobStatus): Record<string, string> {
     return {
       files: `${job.files.done}/${job.files.total}`,
-      bytes: `${formatBytes(job.bytes.done)} of ${formatBytes(job.bytes.total)}`,
-      rate: `${formatBytes(job.rate)}/s`,
+      bytes: `${formatSize(job.bytes.done)} of ${formatSize(job.bytes.total)}`,
+      rate: `${formatSize(job.rate)}/s`,
       eta_text: job.etaSeconds === null ? '?' : formatDuration(job.etaSeconds),
     };
   }
-}
-
-/** `12/40 files, 120 MiB of 400 MiB (30%), 45.2 MiB/s, ETA 6 s` (also used by status). */
-export function jobProgressText(job: WarmJobStatus): string {
-  const percent = job.bytes.total > 0 ? Math.floor((job.bytes.done / job.bytes.total) * 1000) / 10 : 100;
-  const parts = [`${job.files.done}/${job.files.total} files`, `${formatBytes(job.bytes.done)} of ${formatBytes(job.bytes.total)} (${percent}%)`];
-  if (job.state === 'running') {
-    parts.push(`${formatBytes(job.rate)}/s`);
-    parts.push(`ETA ${job.etaSeconds === null ? '?' : formatDuration(job.etaSeconds)}`);
-  }
-  return parts.join(', ');
-}
-
-export function formatDuration(seconds: number): string {
-  if (seconds < 10) return `${Math.round(seconds * 10) / 10} s`;
-  const s = Math.round(seconds);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
 function printJson(value: unknown): void {
@@ -306,7 +288,7 @@ async function check(mountpoint: string, paths: string[], shown: string[], opts:
   if (rows.length > 1) rows.push({ ...result.total, path: '', kind: 'dir', label: 'total' });
   for (const r of rows) {
     const pct = percent(r.cachedBytes, r.bytes).toFixed(1).padStart(5);
-    const sizes = `${formatBytes(r.cachedBytes)} of ${formatBytes(r.bytes)}`.padEnd(24);
+    const sizes = `${formatSize(r.cachedBytes)} of ${formatSize(r.bytes)}`.padEnd(24);
     const files = r.kind === 'dir' ? `${r.filesCached}/${r.files} files`.padEnd(16) : ''.padEnd(16);
     process.stdout.write(`${pct}%  ${sizes} ${files} ${r.label}\n`);
   }
@@ -319,7 +301,7 @@ function percent(part: number, whole: number): number {
 async function evict(mountpoint: string, paths: string[], opts: WarmOptions): Promise<void> {
   const result = pick(await requestOnce(mountpoint, { op: 'evict', paths }), (r) => ('evict' in r ? r.evict : undefined));
   if (opts.json) printJson(result);
-  else process.stdout.write(`evicted ${result.pieces} pieces (${formatBytes(result.bytes)}) of ${result.files} files\n`);
+  else process.stdout.write(`evicted ${result.pieces} pieces (${formatSize(result.bytes)}) of ${result.files} files\n`);
   if (result.pinnedPieces > 0) {
     throw new UserError('not everything was evicted', `${result.pinnedPieces} pieces are being read right now and stay in the cache`, EXIT_INCOMPLETE);
   }

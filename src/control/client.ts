@@ -1,6 +1,7 @@
 import net from 'node:net';
 import path from 'node:path';
-import { isAlive, readRecord, runtimeDir, type MountRecord } from '../daemon/mount-registry.js';
+import { isAlive } from '../process-alive.js';
+import { readRecord, runtimeDir, type MountRecord } from './mount-registry.js';
 import { isMounted } from '../fs/mountpoint.js';
 import { encodeLine, LineDecoder, type ControlErrorCode, type ControlReply, type ControlRequest } from './protocol.js';
 import { socketProblem } from './socket-access.js';

@@ -1,20 +1,51 @@
+import type { DiscoveryReport } from '../discovery/index.js';
 import type { Logger } from '../log.js';
-import type { Metainfo } from '../metainfo/index.js';
-import type { Reader } from '../reader/reader.js';
-import type { PieceStore } from '../store/piece-store.js';
-import type { Swarm } from '../swarm/index.js';
-import type { DiscoveryStatus } from './status-schema.js';
+import type { Metainfo, PieceIndex, TorrentFile } from '../metainfo/index.js';
+import type { Priority } from '../scheduler/index.js';
+import type { SwarmStats } from '../swarm/index.js';
 
-/** What the control server sees of a running mount (MountSession provides it). */
+/**
+ * What the control server sees of a running mount (MountSession provides it):
+ * only the parts of the cache, the swarm and the reader that status, warm,
+ * check and evict use, so control depends on no concrete class.
+ */
 export interface MountView {
   mountpoint: string;
   metainfo: Metainfo;
-  store: PieceStore;
-  swarm: Swarm;
-  reader: Reader;
+  cache: CacheView;
+  swarm: SwarmView;
+  reader: ReaderView;
   startedAt: Date;
   /** Cache bytes warm leaves free for live reads (their read-ahead window). */
   warmReserveBytes: number;
-  discovery(): DiscoveryStatus;
+  discovery(): DiscoveryReport;
   log: Logger;
+}
+
+/** The piece cache: what it holds and how full it is; `evict` for `warm --evict`. */
+export interface CacheView {
+  readonly dir: string;
+  readonly layout: { pieceSize(index: PieceIndex): number };
+  readonly haveCount: number;
+  readonly bytesUsed: number;
+  readonly budgetBytes: number;
+  readonly effectiveBudgetBytes: number;
+  readonly pinnedBytes: number;
+  readonly stats: { readonly evictions: number; readonly droppedCorrupt: number };
+  has(index: PieceIndex): boolean;
+  /** Rejects with PiecePinnedError while a read uses the piece. */
+  evict(index: PieceIndex): Promise<void>;
+}
+
+/** The swarm: its counters, and why wanted pieces are not arriving. */
+export interface SwarmView {
+  stats(): SwarmStats;
+  waitingReason(): string;
+}
+
+/** The Reader: its counters, the reads blocked now, and the one path warm fetches through. */
+export interface ReaderView {
+  readonly stats: { readonly reads: number; readonly bytesRead: number; readonly cacheHits: number; readonly cacheMisses: number; readonly failedReads: number };
+  readonly waiting: ReadonlyMap<number, { path: string; piece: PieceIndex; since: number }>;
+  prefetch(file: TorrentFile, offset: number, length: number, priority: Priority, signal?: AbortSignal): Promise<void>;
 }

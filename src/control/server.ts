@@ -147,7 +147,7 @@ export class ControlServer {
   /** Answers one request; ends the connection after the final reply. */
   async #handle(request: ControlRequest, reply: Responder): Promise<void> {
     if (this.#closing) throw new RequestError('stopping', 'the mount is stopping');
-    const { metainfo, store } = this.view;
+    const { metainfo, cache } = this.view;
     const { send } = reply;
     switch (request.op) {
       case 'status':
@@ -155,11 +155,11 @@ export class ControlServer {
         return reply.end();
       case 'check':
         this.#requireKnown(request.paths);
-        send({ type: 'result', check: checkPaths(metainfo.tree, metainfo.byteMap, store, request.paths) });
+        send({ type: 'result', check: checkPaths(metainfo.tree, metainfo.byteMap, cache, request.paths) });
         return reply.end();
       case 'evict':
         this.#requireKnown(request.paths);
-        send({ type: 'result', evict: await evictPaths(metainfo.tree, metainfo.byteMap, store, request.paths) });
+        send({ type: 'result', evict: await evictPaths(metainfo.tree, metainfo.byteMap, cache, request.paths) });
         return reply.end();
       case 'cancel': {
         const cancelled: number[] = [];
@@ -178,15 +178,15 @@ export class ControlServer {
 
   /** Starts a job; a foreground one streams progress on this connection until it ends. */
   #warm(request: Extract<ControlRequest, { op: 'warm' }>, reply: Responder): void {
-    const { metainfo, store, swarm, reader, log } = this.view;
+    const { metainfo, cache, swarm, reader, log } = this.view;
     this.#requireKnown(request.paths);
     const { layout, byteMap } = metainfo;
     const files = orderedFiles(metainfo.tree, request.paths);
     const capacity = warmCapacityPieces({
       pieceCount: layout.pieceCount,
       pieceLength: layout.pieceLength,
-      effectiveBudgetBytes: store.effectiveBudgetBytes,
-      pinnedBytes: store.pinnedBytes,
+      effectiveBudgetBytes: cache.effectiveBudgetBytes,
+      pinnedBytes: cache.pinnedBytes,
       reserveBytes: this.view.warmReserveBytes,
     });
     const plan = planWarm(byteMap, files, capacity);
@@ -195,7 +195,7 @@ export class ControlServer {
       {
         byteMap,
         prefetch: (file, offset, length, priority, signal) => reader.prefetch(file, offset, length, priority, signal),
-        has: (index) => store.has(index),
+        has: (index) => cache.has(index),
         waitingReason: () => swarm.waitingReason(),
         log,
       },

@@ -3,7 +3,7 @@ import { STATUS_SCHEMA_VERSION, type MountStatus, type WarmJobStatus } from './s
 
 /** Builds the `status` object of a mount from its parts' counters, at `now`. */
 export function buildStatus(view: MountView, jobs: WarmJobStatus[], now = Date.now()): MountStatus {
-  const { metainfo, store, swarm, reader } = view;
+  const { metainfo, cache, swarm, reader } = view;
   const swarmStats = swarm.stats();
   const { cacheHits: hits, cacheMisses: misses } = reader.stats;
   let oldest: MountStatus['reads']['oldest'] = null;
@@ -27,7 +27,7 @@ export function buildStatus(view: MountView, jobs: WarmJobStatus[], now = Date.n
       totalBytes: metainfo.layout.totalLength,
       fileCount: metainfo.tree.fileCount,
     },
-    pieces: { have: store.haveCount, total: metainfo.layout.pieceCount },
+    pieces: { have: cache.haveCount, total: metainfo.layout.pieceCount },
     transfer: {
       downloadRate: swarmStats.peers.reduce((sum, p) => sum + p.downloadRate, 0),
       uploadRate: swarmStats.peers.reduce((sum, p) => sum + p.uploadRate, 0),
@@ -46,16 +46,16 @@ export function buildStatus(view: MountView, jobs: WarmJobStatus[], now = Date.n
       requests: p.inflight,
     })),
     cache: {
-      dir: store.dir,
-      usedBytes: store.bytesUsed,
-      budgetBytes: store.budgetBytes,
-      effectiveBudgetBytes: store.effectiveBudgetBytes,
-      pinnedBytes: store.pinnedBytes,
+      dir: cache.dir,
+      usedBytes: cache.bytesUsed,
+      budgetBytes: cache.budgetBytes,
+      effectiveBudgetBytes: cache.effectiveBudgetBytes,
+      pinnedBytes: cache.pinnedBytes,
       hitRate: hits + misses > 0 ? hits / (hits + misses) : null,
       hits,
       misses,
-      evictions: store.stats.evictions,
-      droppedCorrupt: store.stats.droppedCorrupt,
+      evictions: cache.stats.evictions,
+      droppedCorrupt: cache.stats.droppedCorrupt,
     },
     reads: {
       count: reader.stats.reads,

@@ -1,3 +1,6 @@
+import type { DiscoveryReport } from '../discovery/index.js';
+import type { SwarmPeerStats } from '../swarm/index.js';
+
 /**
  * `btmount status --json`: one object, schema version 1, documented in the
  * README. Stable: fields are only ever added; a change of meaning or a removal
@@ -61,41 +64,18 @@ export interface MountStatus {
     bannedPeers: string[];
   };
   warm: WarmJobStatus[];
-  discovery: DiscoveryStatus;
+  discovery: DiscoveryReport;
 }
 
-export interface PeerStatus {
-  address: string;
-  /** How we learnt of the peer: 'static' (--peer), 'dht', 'tracker', 'pex', or 'incoming' (it connected to us). */
-  source: string;
+/**
+ * A peer as the swarm counts it, in the schema's spelling: `client` is null
+ * when unknown, and the swarm's `inflight` is `requests` here.
+ */
+export type PeerStatus = Omit<SwarmPeerStats, 'client' | 'inflight'> & {
   client: string | null;
-  downloadRate: number;
-  uploadRate: number;
-  /** The peer chokes us (it sends us nothing). */
-  choked: boolean;
-  /** We choke the peer. */
-  choking: boolean;
-  /** The peer wants pieces we have. */
-  interested: boolean;
   /** Our block requests outstanding at this peer. */
   requests: number;
-}
-
-export interface DiscoveryStatus {
-  /** Peers given with --peer. */
-  staticPeers: number;
-  dht: { enabled: boolean; nodes: number };
-  trackers: Array<{
-    url: string;
-    /** When the last announce ended, or null if none has. */
-    lastAnnounceAt: string | null;
-    /** 'ok', or why the announce failed; null if none has ended. */
-    lastResult: string | null;
-    /** Peers the last announce returned. */
-    peers: number;
-  }>;
-  pex: { enabled: boolean };
-}
+};
 
 export type WarmJobState = 'running' | 'complete' | 'partial' | 'failed' | 'cancelled';
 

@@ -3,7 +3,7 @@ import type { ByteMap, TorrentFile } from '../metainfo/index.js';
 import type { PieceIndex } from '../metainfo/piece-layout.js';
 import type { Priority } from '../scheduler/index.js';
 import { RateMeter } from '../scheduler/rate-meter.js';
-import { formatSize } from '../store/cache-location.js';
+import { formatSize } from '../byte-size.js';
 import type { WarmJobState, WarmJobStatus } from './status-schema.js';
 import { plannedPiece, type WarmPlan } from './warm-plan.js';
 

@@ -1,5 +1,5 @@
 import { ControlServer } from '../control/server.js';
-import type { DiscoveryStatus } from '../control/status-schema.js';
+import type { DiscoveryReport } from '../discovery/index.js';
 import { buildFuseOps } from '../fs/fuse-ops.js';
 import { FuseMount } from '../fs/fuse-mount.js';
 import { isMounted } from '../fs/mountpoint.js';
@@ -9,7 +9,7 @@ import type { Metainfo } from '../metainfo/index.js';
 import { Reader } from '../reader/reader.js';
 import { PieceStore } from '../store/piece-store.js';
 import { Swarm } from '../swarm/index.js';
-import { socketPath } from './mount-registry.js';
+import { socketPath } from '../control/mount-registry.js';
 
 export interface MountConfig {
   metainfo: Metainfo;
@@ -111,7 +111,7 @@ export class MountSession {
         {
           mountpoint: config.mountpoint,
           metainfo,
-          store,
+          cache: store,
           swarm,
           reader,
           startedAt: new Date(),
@@ -172,7 +172,7 @@ export class MountSession {
 }
 
 /** Peer discovery as `status` shows it, for a session started without a Discovery (--peer only). */
-function discoveryStatus(config: MountConfig): DiscoveryStatus {
+function discoveryStatus(config: MountConfig): DiscoveryReport {
   return {
     staticPeers: config.peers.length,
     dht: { enabled: false, nodes: 0 },

@@ -4,7 +4,3 @@ export { InvalidTorrentError } from './errors.js';
 export { FileTree, TorrentDir, TorrentFile, type TreeNode } from './file-tree.js';
 export { ByteMap, type PieceSpan, type FileSpan } from './byte-map.js';
 export { PieceLayout, BLOCK_SIZE, asInfoHash, pieceIndex, type PieceIndex, type InfoHash } from './piece-layout.js';
-
-import { Metainfo } from './metainfo.js';
-/** Parses the bytes of a .torrent file; throws InvalidTorrentError with a readable reason. */
-export const parseTorrentBuffer = (raw: Uint8Array): Metainfo => Metainfo.fromTorrentFile(raw);

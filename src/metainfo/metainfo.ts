@@ -43,6 +43,7 @@ export class Metainfo {
     return this.tree.files;
   }
 
+  /** Parses the bytes of a .torrent file; throws InvalidTorrentError with a readable reason. */
   static fromTorrentFile(raw: Uint8Array): Metainfo {
     const decoded = decodeTorrent(raw);
     const multiFile = decoded.files.length !== 1 || decoded.files[0]!.path.length > 0;

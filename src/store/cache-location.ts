@@ -4,7 +4,7 @@ import path from 'node:path';
 
 /**
  * Where the cache lives and how big it may grow: `--cache DIR` and `--cache-size`
- * defaults, and the parser for sizes like `20G`.
+ * defaults (sizes like `20G` are parsed by byte-size.ts).
  */
 
 const KiB = 1024;
@@ -23,44 +23,6 @@ export function defaultCacheRoot(env: NodeJS.ProcessEnv = process.env, home: str
   const xdg = env['XDG_CACHE_HOME'];
   const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.cache');
   return path.join(base, 'btmount');
-}
-
-const UNITS: Record<string, number> = { '': 1, k: KiB, m: KiB ** 2, g: KiB ** 3, t: KiB ** 4 };
-// A decimal number, then an optional binary unit: K, M, G, T (optionally KiB/KB/...), or B for bytes.
-const SIZE = /^(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(?:i?b)?|b)?$/i;
-
-/**
- * Parses a byte size: `4096`, `512M`, `20G`, `1.5G`, `2T`, `64KiB`. Units are binary
- * (K = 1024); a fraction of a unit rounds down to whole bytes.
- */
-export function parseSize(text: string): number {
-  const match = SIZE.exec(text.trim());
-  if (!match) {
-    throw new Error(
-      `invalid size "${text}": expected a number with an optional K, M, G or T suffix (binary units), e.g. 4096, 512M, 1.5G, 20G`,
-    );
-  }
-  const value = Number(match[1]);
-  const unit = UNITS[(match[2] ?? '').toLowerCase()] ?? 1;
-  const bytes = value * unit;
-  if (unit === 1 && !Number.isInteger(value)) {
-    throw new Error(`invalid size "${text}": a size in bytes must be a whole number`);
-  }
-  if (!Number.isSafeInteger(Math.floor(bytes))) throw new Error(`invalid size "${text}": too large`);
-  return Math.floor(bytes);
-}
-
-/** Human form of a byte count for messages: `1.5 GiB`, `512 MiB`, `300 B`. */
-export function formatSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let i = 0;
-  while (Math.abs(value) >= 1024 && i < units.length - 1) {
-    value /= 1024;
-    i++;
-  }
-  const digits = i === 0 || Number.isInteger(value) ? 0 : 1;
-  return `${value.toFixed(digits)} ${units[i]}`;
 }
 
 /** The default budget for a disk: 10 GiB, but never so much that less than 5 % of the disk would stay free. */

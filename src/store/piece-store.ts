@@ -5,14 +5,14 @@ import path from 'node:path';
 import type { InfoHash, PieceIndex, PieceLayout } from '../metainfo/piece-layout.js';
 import { silentLogger, type Logger } from '../log.js';
 import { CacheDir } from './cache-dir.js';
-import { formatSize } from './cache-location.js';
+import { formatSize } from '../byte-size.js';
 import { PieceMissingError, PiecePinnedError, StoreBudgetError, StoreClosedError } from './errors.js';
 import { errorCode, isNoSpace } from './file-io.js';
 import { LruList } from './lru-list.js';
 import { SlotFile } from './slot-file.js';
 import { SlotMap } from './slot-map.js';
 import { StoreLock } from './store-lock.js';
-import type { VerifiedPiece } from './verified-piece.js';
+import type { VerifiedPiece } from '../metainfo/verified-piece.js';
 
 export { PieceMissingError, PiecePinnedError, StoreBudgetError, StoreClosedError, StoreLockedError } from './errors.js';
 

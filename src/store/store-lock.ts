@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { StoreLockedError } from './errors.js';
 import { errorCode } from './file-io.js';
+import { isAlive } from '../process-alive.js';
 
 const INFO_FILE = 'lock';
 
@@ -84,15 +85,6 @@ export class StoreLock {
         await unlink(file).catch(() => undefined);
       }
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errorCode(err) === 'EPERM';
   }
 }
 

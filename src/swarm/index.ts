@@ -1,6 +1,5 @@
-export { Swarm, type SwarmOptions, type SwarmStats, type SwarmPeerStats, type Priority } from './swarm.js';
+export { Swarm, type SwarmOptions, type SwarmStats, type SwarmPeerStats } from './swarm.js';
 export { type PieceStorage, MemoryPieceStorage } from './piece-storage.js';
-export { DirectoryPieceStorage, type DatasetLayout, type VerifyProgress } from './directory-storage.js';
 export { MessageFramer, FramingError } from './message-framer.js';
 export { type PeerSource } from './peer-connection.js';
 export { TokenBucket } from './rate-limiter.js';

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { PieceIndex, PieceLayout } from '../metainfo/piece-layout.js';
-import type { VerifiedPiece } from '../store/verified-piece.js';
+import type { VerifiedPiece } from '../metainfo/verified-piece.js';
 
 /**
  * What the swarm needs of a place that holds verified pieces. The disk cache

@@ -5,14 +5,13 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { BLOCK_SIZE, type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
 import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
-import { VerifiedPiece } from '../store/verified-piece.js';
+import { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { chooseUnchoked } from './choker.js';
 import { SharePolicy, type ShareMode } from './share-policy.js';
 import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
 
-export type { Priority } from '../scheduler/index.js';
 
 export interface SwarmOptions {
   infoHash: InfoHash;

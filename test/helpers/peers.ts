@@ -18,7 +18,7 @@ import { createTorrentFile } from '../../src/cli/create.js';
 import { loadMetainfo, type Metainfo } from '../../src/metainfo/index.js';
 import type { PieceIndex } from '../../src/metainfo/piece-layout.js';
 import { MemoryPieceStorage, Swarm } from '../../src/swarm/index.js';
-import { VerifiedPiece } from '../../src/store/verified-piece.js';
+import { VerifiedPiece } from '../../src/metainfo/verified-piece.js';
 import { BTMOUNT_BIN, REPO_ROOT } from './run.js';
 
 export { BTMOUNT_BIN };

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { asInfoHash, PieceLayout, pieceIndex, type InfoHash, type PieceIndex } from '../../src/metainfo/piece-layout.js';
-import { VerifiedPiece } from '../../src/store/verified-piece.js';
+import { VerifiedPiece } from '../../src/metainfo/verified-piece.js';
 
 /** A synthetic torrent whose piece bytes are a pure function of (seed, index), so a child process can rebuild it. */
 export interface TestTorrent {

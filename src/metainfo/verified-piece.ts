@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { PieceIndex, PieceLayout } from '../metainfo/piece-layout.js';
+import type { PieceIndex, PieceLayout } from './piece-layout.js';
 
 /**
  * A piece whose SHA-1 matched the torrent. The only way to make one is

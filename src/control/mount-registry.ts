@@ -51,12 +51,3 @@ export async function readRecord(mountpoint: string): Promise<MountRecord | unde
 export async function removeRecord(mountpoint: string): Promise<void> {
   await rm(recordPath(mountpoint), { force: true });
 }
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

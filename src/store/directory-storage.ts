@@ -2,14 +2,13 @@ import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
+import type { ByteMap } from '../metainfo/byte-map.js';
 import type { PieceIndex, PieceLayout } from '../metainfo/piece-layout.js';
-import { VerifiedPiece } from '../store/verified-piece.js';
-import type { PieceStorage } from './piece-storage.js';
+import { VerifiedPiece } from '../metainfo/verified-piece.js';
 
 /** The part of a Metainfo that maps the torrent's byte stream onto files. */
 export interface DatasetLayout {
-  layout: PieceLayout;
-  files: ReadonlyArray<{ path: string; length: number; offset: number; pad: boolean }>;
+  byteMap: ByteMap;
   /** False for a single-file torrent: the dataset path is then the file itself. */
   multiFile: boolean;
 }
@@ -26,16 +25,15 @@ export interface VerifyProgress {
  * Serves a dataset as it lies on disk (`btmount seed`): the folder given to
  * `create` (or, for a single-file torrent, the file). Pieces are read straight
  * from the files; `verify` must run first and only pieces whose SHA-1 matched
- * are offered. Read-only: `put` stores nothing.
+ * are offered. Read-only: `put` stores nothing. It is the swarm's PieceStorage
+ * by shape (the store does not import the swarm).
  */
-export class DirectoryPieceStorage extends EventEmitter implements PieceStorage {
+export class DirectoryPieceStorage extends EventEmitter {
   private readonly have: Uint8Array;
   private haveCount = 0;
   private readonly fds: LRUCache<string, Promise<FileHandle>>;
   /** Pieces read for uploads lately (whole pieces: peers ask for all their blocks). */
   private readonly recent: LRUCache<PieceIndex, Promise<Buffer>>;
-  /** File index whose byte range starts at or before a stream offset: files sorted by offset. */
-  private readonly files: DatasetLayout['files'];
 
   constructor(
     private readonly dataset: DatasetLayout,
@@ -43,8 +41,7 @@ export class DirectoryPieceStorage extends EventEmitter implements PieceStorage 
     opts: { maxOpenFiles?: number; cachedPieces?: number } = {},
   ) {
     super();
-    this.have = new Uint8Array(dataset.layout.pieceCount);
-    this.files = dataset.files;
+    this.have = new Uint8Array(dataset.byteMap.layout.pieceCount);
     this.recent = new LRUCache<PieceIndex, Promise<Buffer>>({ max: opts.cachedPieces ?? 32 });
     this.fds = new LRUCache<string, Promise<FileHandle>>({
       max: opts.maxOpenFiles ?? 128,
@@ -53,7 +50,7 @@ export class DirectoryPieceStorage extends EventEmitter implements PieceStorage 
   }
 
   get layout(): PieceLayout {
-    return this.dataset.layout;
+    return this.dataset.byteMap.layout;
   }
 
   get pieceCountHeld(): number {
@@ -65,14 +62,14 @@ export class DirectoryPieceStorage extends EventEmitter implements PieceStorage 
    * Missing or short files make their pieces bad, not the whole run.
    */
   async verify(onProgress?: (p: VerifyProgress) => void, signal?: AbortSignal): Promise<VerifyProgress> {
-    const layout = this.dataset.layout;
+    const layout = this.dataset.byteMap.layout;
     const progress: VerifyProgress = { checkedBytes: 0, totalBytes: layout.totalLength, goodPieces: 0, badPieces: 0 };
     // Two buffers: the next piece is read (in libuv's pool) while this one is hashed.
     const buffers = [Buffer.allocUnsafeSlow(layout.pieceLength), Buffer.allocUnsafeSlow(layout.pieceLength)];
     const read = (i: number): Promise<Buffer | undefined> => {
       const index = i as PieceIndex;
       const data = buffers[i % 2]!.subarray(0, layout.pieceSize(index));
-      return this.readRange(layout.pieceOffset(index), data).then(
+      return this.readPiece(index, data).then(
         () => data,
         () => undefined,
       );
@@ -115,12 +112,12 @@ export class DirectoryPieceStorage extends EventEmitter implements PieceStorage 
    */
   async readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer> {
     if (!this.has(index)) throw new Error(`piece ${index} is not held`);
-    const size = this.dataset.layout.pieceSize(index);
+    const size = this.dataset.byteMap.layout.pieceSize(index);
     if (offset < 0 || length < 0 || offset + length > size) throw new RangeError(`block ${offset}+${length} outside piece ${index}`);
     let piece = this.recent.get(index);
     if (!piece) {
       const buf = Buffer.allocUnsafe(size);
-      piece = this.readRange(this.dataset.layout.pieceOffset(index), buf).then(() => buf);
+      piece = this.readPiece(index, buf).then(() => buf);
       this.recent.set(index, piece);
       piece.catch(() => this.recent.delete(index));
     }
@@ -133,21 +130,12 @@ export class DirectoryPieceStorage extends EventEmitter implements PieceStorage 
     await Promise.allSettled(handles.map(async (h) => (await h).close()));
   }
 
-  /** Fills `out` with the torrent stream's bytes from `start`. Pad files read as zeros. */
-  private async readRange(start: number, out: Buffer): Promise<void> {
-    let pos = 0;
-    let fileIndex = this.fileAt(start);
-    while (pos < out.length) {
-      const file = this.files[fileIndex];
-      if (!file) throw new Error(`offset ${start + pos} is past the last file`);
-      const inFile = start + pos - file.offset;
-      const n = Math.min(file.length - inFile, out.length - pos);
-      if (n > 0) {
-        if (file.pad) out.fill(0, pos, pos + n);
-        else await this.readFile(file.path, inFile, out.subarray(pos, pos + n));
-        pos += n;
-      }
-      fileIndex++;
+  /** Fills `out` with piece `index` from the files it covers. Pad files read as zeros. */
+  private async readPiece(index: PieceIndex, out: Buffer): Promise<void> {
+    for (const span of this.dataset.byteMap.filesOfPiece(index)) {
+      const into = out.subarray(span.offsetInPiece, span.offsetInPiece + span.length);
+      if (span.file.pad) into.fill(0);
+      else await this.readFile(span.file.path, span.offsetInFile, into);
     }
   }
 
@@ -166,20 +154,5 @@ export class DirectoryPieceStorage extends EventEmitter implements PieceStorage 
       if (bytesRead === 0) throw new Error(`${full} is shorter than the torrent says`);
       done += bytesRead;
     }
-  }
-
-  /** Binary search: the first file that holds byte `offset` (zero-length files skipped by the read loop). */
-  private fileAt(offset: number): number {
-    let lo = 0;
-    let hi = this.files.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.files[mid]!.offset <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    // Step back over zero-length files that share the offset, then forward to one that holds the byte.
-    while (lo > 0 && this.files[lo - 1]!.offset === this.files[lo]!.offset) lo--;
-    while (lo < this.files.length - 1 && this.files[lo]!.offset + this.files[lo]!.length <= offset) lo++;
-    return lo;
   }
 }

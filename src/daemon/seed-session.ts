@@ -1,0 +1,85 @@
+import type { Discovery } from '../discovery/index.js';
+import type { Logger } from '../log.js';
+import type { Metainfo } from '../metainfo/index.js';
+import { DirectoryPieceStorage, type VerifyProgress } from '../store/directory-storage.js';
+import { Swarm, type SwarmStats } from '../swarm/index.js';
+import type { ShareMode } from '../swarm/share-policy.js';
+import { UserError } from '../user-error.js';
+
+export interface SeedConfig {
+  metainfo: Metainfo;
+  /** The dataset folder given to create (for a single-file torrent: the file). */
+  dataset: string;
+  port: number | undefined;
+  host: string | undefined;
+  uploadLimit: number | undefined;
+  maxConnections: number | undefined;
+  /** How the origin answers requests for pieces other peers have (see SharePolicy). */
+  shareMode: ShareMode;
+  /** host:port of peers to connect to. */
+  peers: ReadonlyArray<{ host: string; port: number }>;
+  /** Trackers, DHT and PEX for this torrent; the session starts and stops it. */
+  discovery: Discovery;
+  log: Logger;
+}
+
+const ACTION = 'cannot seed';
+
+/**
+ * A running `btmount seed`: the dataset read in place (DirectoryPieceStorage),
+ * verified first, then served by a Swarm that discovery announces. The
+ * composition root of the seeding process, as MountSession is of a mount.
+ */
+export class SeedSession {
+  readonly storage: DirectoryPieceStorage;
+  #swarm: Swarm | undefined;
+
+  constructor(readonly config: SeedConfig) {
+    this.storage = new DirectoryPieceStorage(config.metainfo, config.dataset);
+  }
+
+  /** Hashes every piece of the dataset; only the good ones are served. */
+  verify(onProgress: (p: VerifyProgress) => void, signal: AbortSignal): Promise<VerifyProgress> {
+    return this.storage.verify(onProgress, signal);
+  }
+
+  /** Listens, connects to --peer addresses and starts announcing; returns the port. */
+  async serve(): Promise<number> {
+    const { metainfo, discovery, log } = this.config;
+    const swarm = new Swarm({
+      infoHash: metainfo.infoHash,
+      layout: metainfo.layout,
+      storage: this.storage,
+      log,
+      ...(this.config.port !== undefined ? { port: this.config.port } : {}),
+      ...(this.config.host ? { host: this.config.host } : {}),
+      ...(this.config.uploadLimit !== undefined ? { uploadLimit: this.config.uploadLimit } : {}),
+      ...(this.config.maxConnections !== undefined ? { maxConnections: this.config.maxConnections } : {}),
+      shareMode: this.config.shareMode,
+      infoBuffer: metainfo.infoBuffer,
+      extensions: discovery.wireExtensions(),
+    });
+    this.#swarm = swarm;
+    let port: number;
+    try {
+      port = await swarm.listen();
+    } catch (err) {
+      throw new UserError(ACTION, `cannot listen on port ${this.config.port ?? '6881-6889'}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    for (const p of this.config.peers) swarm.addPeer(p.host, p.port, 'static');
+    await discovery.start(port);
+    discovery.attach(swarm, () => ({ uploaded: swarm.stats().uploaded, downloaded: 0, left: 0 }));
+    return port;
+  }
+
+  /** Peers and transfer totals; undefined before serve. */
+  stats(): SwarmStats | undefined {
+    return this.#swarm?.stats();
+  }
+
+  async close(): Promise<void> {
+    await this.config.discovery.stop();
+    await this.#swarm?.close();
+    await this.storage.close();
+  }
+}
