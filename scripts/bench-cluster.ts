@@ -149,8 +149,11 @@ function permutation(n: number, seed: number): number[] {
 interface Cluster {
   origin: Proc;
   nodes: MountedTorrent[];
-  stop(): Promise<void>;
+  /** Stops everything; resolves with what the origin says it uploaded (`stopped: uploaded 256.3 MiB`), to 0.1 MiB. */
+  stop(): Promise<number | undefined>;
 }
+
+const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB };
 
 async function startCluster(data: Data, n: number, rate: number, base: string): Promise<Cluster> {
   const tracker = await startTrackerServer();
@@ -160,10 +163,12 @@ async function startCluster(data: Data, n: number, rate: number, base: string): 
     BTMOUNT_BIN, 'seed', data.torrent, data.root, '--host', ORIGIN_HOST, '--port', String(originPort), '--share', arg('share', 'distinct'), ...common,
   ]);
   const nodes: MountedTorrent[] = [];
-  const stop = async (): Promise<void> => {
+  const stop = async (): Promise<number | undefined> => {
     await Promise.all(nodes.map((m) => m.unmount()));
     await origin.stop();
     await tracker.close();
+    const said = /stopped: uploaded ([\d.]+) (B|KiB|MiB|GiB)/.exec(origin.output());
+    return said ? Number(said[1]) * UNITS[said[2]!]! : undefined;
   };
   try {
     await origin.waitFor(/seeding .* on port/, 120_000);
@@ -240,6 +245,8 @@ interface Result {
   workload: 'full' | 'shards';
   n: number;
   seconds: number;
+  /** The origin's own upload count / F (its exit line, 0.1 MiB resolution), beside the nodes' Σ downloaded − Σ uploaded. */
+  originOwnFactor?: number | undefined;
   /** CPU seconds the origin and the mount daemons used while the nodes read (the machine has `nproc` cores). */
   cpuSeconds: number;
   bound: number;
@@ -262,9 +269,12 @@ async function runFull(data: Data, n: number, rate: number, base: string): Promi
     const cpu = (await cpuSeconds(clusterPids(cluster))) - cpuBefore;
     const origin = await originBytes(cluster.nodes);
     const bound = Math.max(F / rate, (n * F) / (rate + n * rate));
-    return { workload: 'full', n, seconds, cpuSeconds: cpu, bound, originFactor: origin / F, centralSeconds: (n * F) / rate, load: await loadAverage() };
-  } finally {
+    const load = await loadAverage();
+    const own = await cluster.stop();
+    return { workload: 'full', n, seconds, cpuSeconds: cpu, bound, originFactor: origin / F, originOwnFactor: own === undefined ? undefined : own / F, centralSeconds: (n * F) / rate, load };
+  } catch (err) {
     await cluster.stop();
+    throw err;
   }
 }
 
@@ -291,6 +301,8 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
     const s2 = await readAll(base, cluster.nodes, epoch2.map((fs) => fs.map((f) => f.path)), 'epoch2');
     const o2 = await originBytes(cluster.nodes);
     const cpu = (await cpuSeconds(clusterPids(cluster))) - cpuBefore;
+    const load = await loadAverage();
+    const own = await cluster.stop();
     return {
       workload: 'shards',
       n,
@@ -303,10 +315,12 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
         { seconds: s1, bound: bound1, originFactor: o1 / F },
         { seconds: s2, bound: bound2, originFactor: (o2 - o1) / F },
       ],
-      load: await loadAverage(),
+      originOwnFactor: own === undefined ? undefined : own / F,
+      load,
     };
-  } finally {
+  } catch (err) {
     await cluster.stop();
+    throw err;
   }
 }
 
@@ -321,7 +335,7 @@ function printTable(results: readonly Result[], mib: number, rate: number): void
       ? r.epochs.map((e, k) => `e${k + 1} ${e.seconds.toFixed(1)} s / ${e.bound.toFixed(1)} s, ${e.originFactor.toFixed(2)}`).join('; ')
       : '';
     out.push(
-      `| ${r.workload} | ${r.n} | ${r.seconds.toFixed(1)} | ${r.bound.toFixed(1)} | ${(r.seconds / r.bound).toFixed(2)} | ${r.originFactor.toFixed(2)} | ${r.centralSeconds.toFixed(1)} | ${epochs} | ${r.cpuSeconds.toFixed(1)} | ${r.load} |`,
+      `| ${r.workload} | ${r.n} | ${r.seconds.toFixed(1)} | ${r.bound.toFixed(1)} | ${(r.seconds / r.bound).toFixed(2)} | ${r.originFactor.toFixed(2)} (own count ${r.originOwnFactor?.toFixed(2) ?? '?'}) | ${r.centralSeconds.toFixed(1)} | ${epochs} | ${r.cpuSeconds.toFixed(1)} | ${r.load} |`,
     );
   }
   process.stdout.write(out.join('\n') + '\n');

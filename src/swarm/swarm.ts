@@ -645,22 +645,22 @@ export class Swarm extends EventEmitter {
     this.storingBytes += data.length;
     const settled = (): void => {
       this.storing.delete(index);
+      this.announcedEarly.delete(index);
       this.storingBytes -= data.length;
       this.releasePiece(data); // the storage has written or copied it
     };
     this.storage.put(piece).then(
       (stored) => {
+        const available = stored || this.storage.has(index);
+        if (available) this.pieceAvailable(index); // before settled(): its HAVE went out at verify
         settled();
-        if (stored || this.storage.has(index)) this.pieceAvailable(index);
-        else {
-          this.announcedEarly.delete(index);
+        if (!available) {
           this.pumpAllUploads(); // requests waiting for it are now rejected
           this.failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
         }
       },
       (err: unknown) => {
         settled();
-        this.announcedEarly.delete(index);
         this.pumpAllUploads();
         this.log.error({ err, index }, 'storing a verified piece failed');
         this.failFetch(index, err);
@@ -724,7 +724,7 @@ export class Swarm extends EventEmitter {
     if (this.closed) return;
     this.dropAssembly(index);
     if (this.scheduler.isWanted(index)) this.sendCancels(this.scheduler.unwant(index));
-    if (!this.announcedEarly.delete(index)) this.announce(index);
+    if (!this.announcedEarly.has(index)) this.announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
     this.pumpAllUploads();
     const waiters = this.fetches.get(index);
     this.fetches.delete(index);
