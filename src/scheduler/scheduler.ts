@@ -24,8 +24,9 @@ import { RateMeter } from './rate-meter.js';
  * 6. A peer that delivers nothing for `requestTimeoutMs` is snubbed: its blocks go
  *    back to the pool and it gets one request at a time until it delivers.
  * 7. Sharing (the origin is spent once): a piece another, non-seed peer has is not
- *    asked of a seed (a peer with every piece) unless it is urgent and that peer
- *    cannot deliver it by its deadline; among equally rare pieces the choice is
+ *    asked of a seed (a peer with every piece) unless that peer cannot deliver it
+ *    in time (by an urgent piece's deadline, else within 4 × targetQueueMs);
+ *    endgame may still duplicate from a seed. Among equally rare pieces the choice is
  *    random (`random`), so nodes reading the same window fetch different pieces
  *    and trade; a piece a peer rejected (a seed handing out distinct pieces says
  *    so: someone else is getting it) is not asked of that peer again for
