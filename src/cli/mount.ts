@@ -7,7 +7,9 @@ import { DEFAULT_CACHE_BUDGET_RULE, defaultCacheRoot } from '../store/cache-loca
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from '../user-error.js';
 import { metadataProgressText } from './format.js';
-import { collectHostPort, parsePort, parseRate, parseSeconds, parseSizeOption, type HostPort } from './options.js';
+import { collectHostPort, parseId, parseMetricsAddress, parseMode, parsePort, parseRate, parseSeconds, parseSizeOption, type HostPort } from './options.js';
+import { applyMountOptions } from './mount-options.js';
+import { accessProblem, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, readFuseConf, type FuseAccessOptions } from '../fs/fuse-options.js';
 
 interface MountOptions extends DiscoveryCliOptions {
   cache?: string;
@@ -20,6 +22,15 @@ interface MountOptions extends DiscoveryCliOptions {
   logFile?: string;
   foreground?: boolean;
   metadataTimeout: number;
+  allowOther?: boolean;
+  allowRoot?: boolean;
+  uid?: number;
+  gid?: number;
+  fileMode?: number;
+  dirMode?: number;
+  metrics?: HostPort;
+  /** `-o` lists (mount(8), fstab). */
+  options?: string[];
 }
 
 const ACTION = 'cannot mount';
@@ -46,9 +57,18 @@ export function registerMount(program: Command): void {
     )
     .option('--log-file <file>', 'JSON log (default: <cache>/logs/<infohash>.log; stderr with --foreground)')
     .option('--foreground', 'stay attached to the terminal; Ctrl-C unmounts')
-    .action(async (source: string, mountpoint: string, opts: MountOptions, cmd: Command) => {
+    .option('--allow-other', 'let every user read the mount, not only the one who mounted it (non-root: needs user_allow_other in /etc/fuse.conf)')
+    .option('--allow-root', 'let root read the mount too (non-root: needs user_allow_other in /etc/fuse.conf)')
+    .option('--uid <id>', 'owner of every file and directory (default: the mounting user)', (v) => parseId(v, '--uid'))
+    .option('--gid <id>', 'group of every file and directory (default: the mounting group)', (v) => parseId(v, '--gid'))
+    .option('--file-mode <mode>', 'permission bits of files, octal (default 0444)', (v) => parseMode(v, '--file-mode'))
+    .option('--dir-mode <mode>', 'permission bits of directories, octal (default 0555)', (v) => parseMode(v, '--dir-mode'))
+    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default host 127.0.0.1; off unless given)', (v) => parseMetricsAddress(v))
+    .option('-o, --options <list>', 'mount(8)/fstab style: cache=DIR,cache_size=20G,peer=HOST:PORT,no_dht,allow_other (any long option; repeatable)', collectList)
+    .action(async (source: string, mountpoint: string, given: MountOptions, cmd: Command) => {
       const debug = Boolean(cmd.optsWithGlobals().debug);
-      await mount(source, path.resolve(mountpoint), opts, debug);
+      applyMountOptions(cmd, given.options ?? [], ACTION);
+      await mount(source, path.resolve(mountpoint), cmd.opts<MountOptions>(), debug);
     });
   addDiscoveryOptions(command);
 }
@@ -58,10 +78,11 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
   let source: TorrentSource;
   let cacheRoot: string;
   let logFile: string | undefined;
+  const access = accessFromOptions(opts);
   try {
     source = await readSource(spec);
     const infoHash = source.kind === 'torrent' ? source.metainfo.infoHash : source.infoHash;
-    const problem = await mountpointProblem(mountpoint);
+    const problem = (await mountpointProblem(mountpoint)) ?? accessProblem(access, process.getuid?.() ?? 0, await readFuseConf());
     if (problem) throw new UserError(ACTION, problem);
     cacheRoot = path.resolve(opts.cache ?? defaultCacheRoot());
     logFile = opts.logFile ?? (opts.foreground && !daemonChild ? undefined : path.join(cacheRoot, 'logs', `${infoHash}.log`));
@@ -90,6 +111,8 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
     downloadLimit: opts.downloadLimit ?? 0,
     metadataTimeoutMs: opts.metadataTimeout * 1000,
     extraTrackers: opts.tracker ?? [],
+    access,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
     describeProgress: metadataProgressText,
     discoveryFor: (torrent, staticPeers, log) =>
       discoveryFromOptions(torrent.infoHash, cacheRoot, torrent.announce, torrent.private, staticPeers, opts, log),
@@ -102,4 +125,20 @@ async function readSource(spec: string): Promise<TorrentSource> {
   } catch (err) {
     throw new UserError(`cannot read torrent ${spec}`, (err as Error).message);
   }
+}
+
+function collectList(text: string, previous: string[] = []): string[] {
+  return [...previous, text];
+}
+
+/** Who may read the mount, from --allow-other, --uid, --file-mode and their defaults. */
+function accessFromOptions(opts: MountOptions): FuseAccessOptions {
+  return {
+    allowOther: opts.allowOther ?? false,
+    allowRoot: opts.allowRoot ?? false,
+    uid: opts.uid ?? process.getuid?.() ?? 0,
+    gid: opts.gid ?? process.getgid?.() ?? 0,
+    fileMode: opts.fileMode ?? DEFAULT_FILE_MODE,
+    dirMode: opts.dirMode ?? DEFAULT_DIR_MODE,
+  };
 }

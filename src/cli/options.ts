@@ -56,3 +56,29 @@ export function parseSeconds(text: string, flag: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new UserError(`invalid ${flag}`, `not a positive number of seconds: ${text}`);
   return n;
 }
+
+/** A numeric user or group id, as mount-s3's --uid/--gid take it. */
+export function parseId(text: string, flag: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 0xffff_fffe) throw new UserError(`invalid ${flag}`, `not a numeric id: ${text}`);
+  return n;
+}
+
+/** Permission bits in octal: `0444`, `444`, `0o755`. */
+export function parseMode(text: string, flag: string): number {
+  const digits = text.replace(/^0o/i, '');
+  if (!/^[0-7]{1,4}$/.test(digits) || Number.parseInt(digits, 8) > 0o777) {
+    throw new UserError(`invalid ${flag}`, `expected octal permission bits like 0444 (at most 0777), got ${text}`);
+  }
+  return Number.parseInt(digits, 8);
+}
+
+/** `--metrics`: `PORT` (on 127.0.0.1), `HOST:PORT` or `[v6::addr]:PORT`. */
+export function parseMetricsAddress(text: string, flag = '--metrics'): HostPort {
+  if (/^\d+$/.test(text)) {
+    const port = parsePort(text, flag);
+    if (port === 0) throw new UserError(`invalid ${flag}`, `expected PORT or HOST:PORT (port 1-65535), got ${text}`);
+    return { host: '127.0.0.1', port };
+  }
+  return parseHostPort(text, flag);
+}

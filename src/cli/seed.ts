@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { stat } from 'node:fs/promises';
-import { createLogger, silentLogger, type Logger } from '../log.js';
+import path from 'node:path';
+import { createLogger } from '../log.js';
 import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
 import { SeedSession } from '../daemon/seed-session.js';
 import type { VerifyProgress } from '../store/directory-storage.js';
@@ -12,7 +13,9 @@ import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } f
 import { UserError } from '../user-error.js';
 import { formatSize } from '../byte-size.js';
 import { count } from './format.js';
-import { collectHostPort, parsePort, parsePositive, parseRate } from './options.js';
+import { collectHostPort, parseMetricsAddress, parsePort, parsePositive, parseRate, type HostPort } from './options.js';
+import { MetricsServer } from '../metrics/metrics-server.js';
+import { SeedMetrics } from '../metrics/seed-metrics.js';
 
 interface SeedOptions extends DiscoveryCliOptions {
   cache?: string;
@@ -23,6 +26,7 @@ interface SeedOptions extends DiscoveryCliOptions {
   maxConnections?: number;
   logFile?: string;
   share: ShareMode;
+  metrics?: HostPort;
 }
 
 const ACTION = 'cannot seed';
@@ -39,18 +43,18 @@ export function registerSeed(program: Command): void {
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M or 50MB/s (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--max-connections <n>', 'open connections at most (default 50)', (v) => parsePositive(v, '--max-connections'))
     .option('--share <mode>', "distinct: reject a request for a piece another peer has or is getting, so peers trade it (each byte leaves the origin about once); all: serve every request", parseShareMode, 'distinct')
-    .option('--log-file <file>', 'write JSON logs to this file')
-    .option('--cache <dir>', `where the DHT routing table is kept between runs (default ${defaultCacheRoot()})`)
+    .option('--log-file <file>', 'JSON log (default: <cache>/logs/seed-<infohash>.log)')
+    .option('--cache <dir>', `where the DHT routing table and the log are kept between runs (default ${defaultCacheRoot()})`)
+    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default host 127.0.0.1; off unless given)', (v) => parseMetricsAddress(v))
     .action(async (torrent: string, dataset: string, opts: SeedOptions, cmd: Command) => {
       const debug = Boolean(cmd.optsWithGlobals().debug);
-      const log = opts.logFile ? createLogger({ file: opts.logFile, level: debug ? 'debug' : 'info' }) : debug ? createLogger({ level: 'debug' }) : silentLogger;
-      await seed(torrent, dataset, opts, log);
+      await seed(torrent, dataset, opts, debug);
     });
   // The origin announces itself like any mount, so `btmount <infohash> /data` finds it.
   addDiscoveryOptions(command);
 }
 
-async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log: Logger): Promise<void> {
+async function seed(torrentPath: string, dataset: string, opts: SeedOptions, debug: boolean): Promise<void> {
   let metainfo: Metainfo;
   try {
     metainfo = await loadMetainfo(torrentPath);
@@ -61,6 +65,10 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
   if (!info) throw new UserError(ACTION, `${dataset}: no such file or directory`);
   if (metainfo.multiFile && !info.isDirectory()) throw new UserError(ACTION, `${dataset} is not a folder (the torrent has ${metainfo.files.length} files)`);
   if (!metainfo.multiFile && !info.isFile()) throw new UserError(ACTION, `${dataset} is not a file (the torrent is one file)`);
+  const cacheRoot = path.resolve(opts.cache ?? defaultCacheRoot());
+  // Like a mount's log, but its own file: a mount and a seed of one torrent may share a cache.
+  const logFile = path.resolve(opts.logFile ?? path.join(cacheRoot, 'logs', `seed-${metainfo.infoHash}.log`));
+  const log = createLogger({ file: logFile, level: debug ? 'debug' : 'info' });
 
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
@@ -75,11 +83,18 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
     maxConnections: opts.maxConnections,
     shareMode: opts.share,
     peers: opts.peer ?? [],
-    discovery: discoveryFromOptions(metainfo.infoHash, opts.cache ?? defaultCacheRoot(), metainfo.announce, metainfo.private, opts.peer?.length ?? 0, opts, log),
+    discovery: discoveryFromOptions(metainfo.infoHash, cacheRoot, metainfo.announce, metainfo.private, opts.peer?.length ?? 0, opts, log),
     log,
   });
   let statusTimer: NodeJS.Timeout | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
+    if (opts.metrics) {
+      const metrics = new SeedMetrics({ swarm: () => session.stats(), piecesHave: () => session.storage.pieceCountHeld, pieceCount: metainfo.layout.pieceCount });
+      metricsServer = await MetricsServer.start(metrics, opts.metrics, log).catch((err: Error) => {
+        throw new UserError(ACTION, err.message);
+      });
+    }
     const checked = await verifyWithProgress(session, metainfo, stop.signal);
     if (stop.signal.aborted) return;
     if (checked.goodPieces === 0) throw new UserError(ACTION, `no data in ${dataset} matches ${torrentPath}`);
@@ -88,7 +103,8 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
     }
 
     const port = await session.serve();
-    process.stdout.write(`seeding ${metainfo.name} (${metainfo.infoHash}) on port ${port}\n`);
+    const metricsNote = metricsServer ? `, metrics http://${opts.metrics!.host}:${metricsServer.address.port}/metrics` : '';
+    process.stdout.write(`seeding ${metainfo.name} (${metainfo.infoHash}) on port ${port} (log ${logFile}${metricsNote})\n`);
 
     const tty = process.stdout.isTTY;
     if (tty) statusTimer = setInterval(() => process.stdout.write(`\r\x1b[K${statusLine(session.stats()!)}`), 1000);
@@ -97,9 +113,12 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, log
     process.stdout.write(`stopped: uploaded ${formatSize(session.stats()!.uploaded)}\n`);
   } finally {
     clearInterval(statusTimer);
+    await metricsServer?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await session.close();
+    log.info('stopped');
+    log.flush();
   }
 }
 

@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { removeRecord, socketPath, writeRecord } from '../control/mount-registry.js';
 import type { MetadataProgress, PeerAddress } from '../discovery/index.js';
 import { createLogger } from '../log.js';
+import type { FuseAccessOptions } from '../fs/fuse-options.js';
+import type { MetricsAddress } from '../metrics/metrics-server.js';
 import type { TorrentSource } from '../metainfo/index.js';
 import { defaultCacheBudget } from '../store/cache-location.js';
 import { UserError } from '../user-error.js';
@@ -41,6 +43,10 @@ export interface MountProcessOptions {
   downloadLimit: number;
   metadataTimeoutMs: number;
   extraTrackers: readonly string[];
+  /** Who may read the mount (--allow-other, --uid, --file-mode, …). */
+  access: FuseAccessOptions;
+  /** --metrics: serve Prometheus metrics there. */
+  metrics?: MetricsAddress;
   discoveryFor: DiscoveryFactory;
   /** The progress line of a magnet's metadata wait (`fetching metadata: 3 peers`). */
   describeProgress(progress: MetadataProgress): string;
@@ -91,6 +97,8 @@ export async function runMountProcess(opts: MountProcessOptions): Promise<void> 
         readTimeoutMs: opts.readTimeoutMs,
         uploadLimit: opts.uploadLimit,
         downloadLimit: opts.downloadLimit,
+        access: opts.access,
+        ...(opts.metrics ? { metrics: opts.metrics } : {}),
         log,
         discovery,
       });

@@ -2,6 +2,7 @@ import { ControlServer } from '../control/server.js';
 import type { DiscoveryReport } from '../discovery/index.js';
 import { buildFuseOps } from '../fs/fuse-ops.js';
 import { FuseMount } from '../fs/fuse-mount.js';
+import type { FuseAccessOptions } from '../fs/fuse-options.js';
 import { isMounted } from '../fs/mountpoint.js';
 import type { Discovery } from '../discovery/index.js';
 import type { Logger } from '../log.js';
@@ -10,6 +11,10 @@ import { Reader } from '../reader/reader.js';
 import { PieceStore } from '../store/piece-store.js';
 import { Swarm } from '../swarm/index.js';
 import { socketPath } from '../control/mount-registry.js';
+import type { MountView } from '../control/mount-view.js';
+import { buildStatus } from '../control/status-report.js';
+import { MountMetrics } from '../metrics/mount-metrics.js';
+import { MetricsServer, type MetricsAddress } from '../metrics/metrics-server.js';
 
 export interface MountConfig {
   metainfo: Metainfo;
@@ -26,6 +31,10 @@ export interface MountConfig {
   uploadLimit: number;
   downloadLimit: number;
   log: Logger;
+  /** Who may read the mount and how its entries look (--allow-other, --uid, --file-mode, …). */
+  access: FuseAccessOptions;
+  /** Serve Prometheus metrics here (--metrics); undefined = off. */
+  metrics?: MetricsAddress;
   debugFuse?: boolean;
   /**
    * Trackers, DHT and PEX for this torrent (maybe started already, while the
@@ -54,6 +63,7 @@ export class MountSession {
     readonly fuse: FuseMount,
     /** The control socket `warm` and `status` talk to. */
     readonly control: ControlServer,
+    readonly metricsServer: MetricsServer | undefined,
   ) {}
 
   static async start(config: MountConfig): Promise<MountSession> {
@@ -67,6 +77,7 @@ export class MountSession {
     });
     let swarm: Swarm | undefined;
     let control: ControlServer | undefined;
+    let metricsServer: MetricsServer | undefined;
     try {
       swarm = new Swarm({
         infoHash: metainfo.infoHash,
@@ -107,35 +118,43 @@ export class MountSession {
         },
         log,
       });
-      control = await ControlServer.start(
-        {
-          mountpoint: config.mountpoint,
-          metainfo,
-          cache: store,
-          swarm,
-          reader,
-          startedAt: new Date(),
-          warmReserveBytes: readAheadMaxBytes,
-          discovery: () => config.discovery?.status() ?? discoveryStatus(config),
-          log,
-        },
-        socketPath(config.mountpoint),
-      );
+      const view: MountView = {
+        mountpoint: config.mountpoint,
+        metainfo,
+        cache: store,
+        swarm,
+        reader,
+        startedAt: new Date(),
+        warmReserveBytes: readAheadMaxBytes,
+        discovery: () => config.discovery?.status() ?? discoveryStatus(config),
+        log,
+      };
+      const controlServer = await ControlServer.start(view, socketPath(config.mountpoint));
+      control = controlServer;
+      const liveSwarm = swarm;
+      // The same status object `btmount status` gets, read at each scrape.
+      const metrics = config.metrics ? new MountMetrics({ status: () => buildStatus(view, controlServer.jobStatuses()), swarm: () => liveSwarm.stats() }) : undefined;
+      if (metrics) metricsServer = await MetricsServer.start(metrics, config.metrics!, log);
       const ops = buildFuseOps({
         tree: metainfo.tree,
         reader,
         mtime: metainfo.created ?? new Date(0),
-        uid: process.getuid?.() ?? 0,
-        gid: process.getgid?.() ?? 0,
+        uid: config.access.uid,
+        gid: config.access.gid,
+        fileMode: config.access.fileMode,
+        dirMode: config.access.dirMode,
+        ...(metrics ? { onReadDone: (seconds: number) => metrics.observeRead(seconds) } : {}),
         log,
       });
       const fuse = await FuseMount.mount(config.mountpoint, ops, {
+        ...config.access,
         fsname: `btmount:${metainfo.infoHash}`,
         debug: config.debugFuse ?? false,
       });
       log.info({ mountpoint: config.mountpoint, infoHash: metainfo.infoHash }, `mounted ${metainfo.name}`);
-      return new MountSession(config, store, swarm, reader, fuse, control);
+      return new MountSession(config, store, swarm, reader, fuse, control, metricsServer);
     } catch (err) {
+      await metricsServer?.close().catch(() => undefined);
       await control?.close().catch(() => undefined);
       await config.discovery?.stop().catch(() => undefined);
       await swarm?.close().catch(() => undefined);
@@ -161,6 +180,7 @@ export class MountSession {
       clearInterval(this.#watch);
       const { log } = this.config;
       await this.control.close().catch((err: unknown) => log.error({ err }, 'closing the control socket failed'));
+      await this.metricsServer?.close().catch((err: unknown) => log.error({ err }, 'closing the metrics server failed'));
       await this.fuse.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
       await this.config.discovery?.stop().catch((err: unknown) => log.error({ err }, 'stopping peer discovery failed'));
       await this.swarm.close().catch((err: unknown) => log.error({ err }, 'closing the swarm failed'));

@@ -1,17 +1,42 @@
 import Fuse, { type Operations } from 'fuse-native';
 import { fusermountUnmount, isMounted } from './mountpoint.js';
+import { kernelMountOptions, type FuseMountOptions } from './fuse-options.js';
 
-export interface FuseMountOptions {
-  /** Shown in /proc/mounts as the source: `btmount:<name>`. */
-  fsname: string;
-  debug?: boolean;
-}
+export type { FuseMountOptions } from './fuse-options.js';
+
+const DAY_SECONDS = 86_400;
 
 /**
- * A live FUSE mount. Torrent content is immutable, so the kernel may keep
- * file data in its page cache (kernel_cache) and attributes and names
- * practically forever: a second epoch is served without entering Node.
+ * fuse-native with the mount's `-o` list built here: fuse-native has no
+ * spelling for `ro`, so the whole list comes from kernelMountOptions (shared
+ * with the native backend) plus this backend's own tuning. Torrent content is
+ * immutable, so the kernel may keep file data in its page cache (kernel_cache)
+ * and attributes and names practically forever: a second epoch is served
+ * without entering Node.
  */
+class ReadOnlyFuse extends Fuse {
+  constructor(mountpoint: string, ops: Operations, private readonly mountOptions: FuseMountOptions) {
+    // Reads end by the Reader's own deadline (--read-timeout) with EIO; fuse-native's
+    // 15 s default would cut them short. Metadata answers at once from memory.
+    super(mountpoint, ops, { timeout: { default: 30_000, read: false } });
+  }
+
+  /** Overrides fuse-native's option builder (called once, by mount). */
+  _fuseOptions(): string {
+    const list = [
+      ...kernelMountOptions(this.mountOptions),
+      'kernel_cache',
+      `entry_timeout=${DAY_SECONDS}`,
+      `attr_timeout=${DAY_SECONDS}`,
+      // libfuse 2 caps requests at 128 KiB; ask for all of it.
+      `max_read=${128 * 1024}`,
+    ];
+    if (this.mountOptions.debug) list.push('debug');
+    return `-o${list.join(',')}`;
+  }
+}
+
+/** A live FUSE mount served by fuse-native. */
 export class FuseMount {
   private constructor(
     readonly mountpoint: string,
@@ -19,20 +44,7 @@ export class FuseMount {
   ) {}
 
   static async mount(mountpoint: string, ops: Operations, opts: FuseMountOptions): Promise<FuseMount> {
-    const day = 86_400;
-    const fuse = new Fuse(mountpoint, ops, {
-      fsname: opts.fsname,
-      subtype: 'btmount',
-      kernelCache: true,
-      entryTimeout: day,
-      attrTimeout: day,
-      // libfuse 2 caps requests at 128 KiB; ask for all of it.
-      maxRead: 128 * 1024,
-      debug: opts.debug ?? false,
-      // Reads end by the Reader's own deadline (--read-timeout) with EIO; fuse-native's
-      // 15 s default would cut them short. Metadata answers at once from memory.
-      timeout: { default: 30_000, read: false },
-    });
+    const fuse = new ReadOnlyFuse(mountpoint, ops, opts);
     await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
     return new FuseMount(mountpoint, fuse);
   }

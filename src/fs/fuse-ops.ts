@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import type { Logger } from '../log.js';
 import { TorrentDir, type FileTree, type TreeNode } from '../metainfo/file-tree.js';
 import type { OpenFile, Reader } from '../reader/reader.js';
+import { DEFAULT_DIR_MODE, DEFAULT_FILE_MODE } from './fuse-options.js';
 
 /** Every operation that would change the tree: a torrent is immutable. */
 const WRITE_OPERATIONS = [
@@ -20,6 +21,11 @@ export interface FuseOpsOptions {
   mtime: Date;
   uid: number;
   gid: number;
+  /** Permission bits (default 0444 and 0555); with default_permissions the kernel enforces them. */
+  fileMode?: number;
+  dirMode?: number;
+  /** Told how long each read took, once it is answered (data or EIO): the metrics' latency histogram. */
+  onReadDone?: (seconds: number) => void;
   log: Logger;
 }
 
@@ -29,16 +35,18 @@ export interface FuseOpsOptions {
  * of pieces or peers.
  */
 export function buildFuseOps(opts: FuseOpsOptions): Operations {
-  const { tree, reader, log } = opts;
+  const { tree, reader, log, onReadDone } = opts;
   const handles = new Map<number, OpenFile>();
   let nextHandle = 1;
+  const fileMode = opts.fileMode ?? DEFAULT_FILE_MODE;
+  const dirMode = opts.dirMode ?? DEFAULT_DIR_MODE;
   const totalBlocks = Math.ceil(tree.files.reduce((sum, f) => sum + f.length, 0) / 4096);
 
   const statOf = (node: TreeNode): Stat => {
     const dir = node instanceof TorrentDir;
     const size = dir ? 0 : node.length;
     return {
-      mode: dir ? constants.S_IFDIR | 0o555 : constants.S_IFREG | 0o444,
+      mode: dir ? constants.S_IFDIR | dirMode : constants.S_IFREG | fileMode,
       uid: opts.uid,
       gid: opts.gid,
       size,
@@ -91,9 +99,14 @@ export function buildFuseOps(opts: FuseOpsOptions): Operations {
     read(path, fd, buf, len, pos, cb) {
       const handle = handles.get(fd);
       if (!handle) return cb(Fuse.EBADF);
+      const started = onReadDone ? performance.now() : 0;
       reader.readInto(handle, pos, len, buf).then(
-        (n) => cb(n),
+        (n) => {
+          onReadDone?.((performance.now() - started) / 1000);
+          cb(n);
+        },
         (err: Error) => {
+          onReadDone?.((performance.now() - started) / 1000);
           log.debug({ path, pos, len, err: err.message }, 'read failed: EIO');
           cb(Fuse.EIO);
         },

@@ -71,6 +71,8 @@ export interface SwarmStats {
   wanted: number;
   /** SHA-1 checks of received pieces: how many, and the event-loop time they took. */
   verify: { pieces: number; totalMs: number; maxMs: number };
+  /** Bytes moved by where the peer came from (the metrics' per-source counters); absent kinds moved nothing. */
+  bySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>>;
 }
 
 type Source = Exclude<PeerSource, 'incoming'>;
@@ -168,6 +170,7 @@ export class Swarm extends EventEmitter {
   private readonly verifyTime = { pieces: 0, totalMs: 0, maxMs: 0 };
   private downloaded = 0;
   private uploaded = 0;
+  private readonly transferBySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>> = {};
   private scheduled = false;
   private tickTimer: NodeJS.Timeout | undefined;
   private readingPaused = false;
@@ -315,6 +318,7 @@ export class Swarm extends EventEmitter {
       banned: [...this.bannedHosts],
       wanted: this.fetches.size,
       verify: { ...this.verifyTime },
+      bySource: Object.fromEntries(Object.entries(this.transferBySource).map(([k, v]) => [k, { ...v }])),
     };
   }
 
@@ -562,9 +566,14 @@ export class Swarm extends EventEmitter {
     return best;
   }
 
+  private sourceTotals(conn: Conn): { downloaded: number; uploaded: number } {
+    return (this.transferBySource[conn.pc.source] ??= { downloaded: 0, uploaded: 0 });
+  }
+
   private onBlock(conn: Conn, index: PieceIndex, offset: number, block: Uint8Array): void {
     const now = Date.now();
     this.downloaded += block.length;
+    this.sourceTotals(conn).downloaded += block.length;
     const wait = this.downloadBucket.take(block.length, now);
     if (wait > 0) this.pauseReading(wait);
     if (!this.scheduler.hasPeer(conn.key)) return;
@@ -911,6 +920,7 @@ export class Swarm extends EventEmitter {
           conn.uploadsActive--;
           if (conn.pc.closed || conn.pc.wire.amChoking) return;
           this.uploaded += buf.length;
+          this.sourceTotals(conn).uploaded += buf.length;
           next.respond(null, buf);
           this.pumpUploads(conn);
         },
