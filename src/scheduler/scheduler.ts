@@ -26,7 +26,7 @@ import { RateMeter } from './rate-meter.js';
  * 7. Sharing (the origin is spent once): a piece another, non-seed peer has is not
  *    asked of a seed (a peer with every piece) unless that peer cannot deliver it
  *    in time (by an urgent piece's deadline, else within 4 × targetQueueMs);
- *    endgame may still duplicate from a seed. Among equally rare pieces the choice is
+ *    endgame may still duplicate from a seed. Among equally rare read-ahead pieces the choice is
  *    random (`random`), so nodes reading the same window fetch different pieces
  *    and trade; a piece a peer rejected (a seed handing out distinct pieces says
  *    so: someone else is getting it) is not asked of that peer again for
@@ -70,7 +70,7 @@ export interface SchedulerOptions {
   assumedRate?: number;
   /** A piece a peer rejected is not asked of it again for this long (or until its deadline is near). Default 1 s. */
   declineMs?: number;
-  /** Picks among equally rare pieces ([0, 1)). Default: none, the lowest index first (deterministic). */
+  /** Picks among equally rare read-ahead pieces ([0, 1)). Default: none, the lowest index first (deterministic). */
   random?: () => number;
 }
 
@@ -93,6 +93,12 @@ const DEFAULTS: Tunables = {
 
 /** Equally rare candidates looked at for a random pick (bounds the scan). */
 const TIE_SAMPLE = 32;
+/**
+ * Queued pieces a peer may pass over before a fill gives up on new pieces: a seed
+ * gives way on every piece the others have, and the queue can hold a whole torrent.
+ * Rarest first, so the pieces only the seed has come before these.
+ */
+const PASS_OVER_LIMIT = 1024;
 
 /** What became of a block a peer sent. Only `accepted` data belongs in the piece. */
 export type BlockVerdict =
@@ -666,7 +672,8 @@ export class Scheduler {
       const until = p.declined.get(index);
       if (until !== undefined && now < until) continue;
       const by = piece.priority === 'urgent' && piece.deadline !== undefined ? piece.deadline - this.opts.duplicateLeadMs : now + 4 * this.opts.targetQueueMs;
-      if (now + this.etaMs(p, now, this.inflightBytes(p) + piece.size) <= by) return true;
+      // Requests in flight × a block's size: an estimate is enough, and this runs per candidate piece.
+      if (now + this.etaMs(p, now, p.inflight.size * BLOCK_SIZE + piece.size) <= by) return true;
     }
     return false;
   }
@@ -842,7 +849,11 @@ export class Scheduler {
     const queued = this.queued[priority];
     while (budget > 0 && queued.size > 0) {
       // Scan whichever is shorter: the queue (rarest first) or the pieces this peer has.
-      const index = peer.haveAll || peer.haveCount >= queued.size ? this.firstQueuedFor(peer, queued, now) : this.rarestQueuedAmong(peer, priority, now);
+      // Random among equally rare read-ahead pieces (nodes reading the same window spread over it); urgent and warm keep
+      // the order they were asked in (a warm list is fetched in list order).
+      const random = priority === 'readahead' ? this.random : undefined;
+      const index =
+        peer.haveAll || peer.haveCount >= queued.size ? this.firstQueuedFor(peer, queued, now, random) : this.rarestQueuedAmong(peer, priority, now, random);
       if (index === undefined) break;
       const piece = this.wanted.get(index)!;
       if (priority !== 'urgent' && this.partialBytes + piece.size > this.opts.maxPartialBytes && this.partialBytes > 0) break;
@@ -853,24 +864,28 @@ export class Scheduler {
   }
 
   /** The rarest queued piece the peer may be asked for (ties: the first filed, or a random one of the first few). */
-  private firstQueuedFor(peer: PeerState, queued: AvailabilityBuckets, now: number): PieceIndex | undefined {
+  private firstQueuedFor(peer: PeerState, queued: AvailabilityBuckets, now: number, random: (() => number) | undefined): PieceIndex | undefined {
     let ties: PieceIndex[] | undefined;
     let tieAvailability = 0;
+    let passedOver = 0;
     for (const index of queued.inOrder()) {
       if (ties && (this.availability[index] !== tieAvailability || ties.length >= TIE_SAMPLE)) break;
-      if (!this.mayAsk(peer, this.wanted.get(index)!, now)) continue;
-      if (!this.random) return index;
+      if (!this.mayAsk(peer, this.wanted.get(index)!, now)) {
+        if (++passedOver >= PASS_OVER_LIMIT) break;
+        continue;
+      }
+      if (!random) return index;
       if (!ties) {
         ties = [];
         tieAvailability = this.availability[index]!;
       }
       ties.push(index);
     }
-    return ties ? ties[Math.floor(this.random!() * ties.length)] : undefined;
+    return ties ? ties[Math.floor(random!() * ties.length)] : undefined;
   }
 
   /** The rarest queued piece of this priority among the peer's pieces (ties: lowest index, or a random one). */
-  private rarestQueuedAmong(peer: PeerState, priority: Priority, now: number): PieceIndex | undefined {
+  private rarestQueuedAmong(peer: PeerState, priority: Priority, now: number, random: (() => number) | undefined): PieceIndex | undefined {
     let best: PieceIndex | undefined;
     let bestAvailability = Infinity;
     let ties = 0;
@@ -888,7 +903,7 @@ export class Scheduler {
           bestAvailability = a;
           best = index;
           ties = 1;
-        } else if (a === bestAvailability && this.random && this.random() * ++ties < 1) {
+        } else if (a === bestAvailability && random && random() * ++ties < 1) {
           best = index; // reservoir sampling: each tie kept with probability 1/ties
         }
       }
