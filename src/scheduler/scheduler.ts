@@ -381,6 +381,11 @@ export class Scheduler {
     peer.interesting = this.wanted.size - this.countVerifying();
   }
 
+  /** The peer has every piece (have-all, or a full bitfield). */
+  peerIsSeed(key: PeerKey): boolean {
+    return this.peers.get(key)?.isSeed(this.layout.pieceCount) ?? false;
+  }
+
   peerHas(key: PeerKey, index: PieceIndex): boolean {
     return this.peers.get(key)?.has(index) ?? false;
   }

@@ -745,11 +745,17 @@ export class Swarm extends EventEmitter {
   }
 
   /**
-   * HAVE to every connected peer, even one that has the piece: an origin learns
-   * from it who can serve what (and hands out other pieces).
+   * HAVE to every connected peer, even a btmount seed that has the piece: an
+   * origin learns from it who can serve what (and hands out other pieces). Other
+   * clients' seeds are not told: they gain nothing, and some (aria2c) hang up on
+   * a peer that turns out complete.
    */
   private announce(index: PieceIndex): void {
-    for (const c of this.conns.values()) if (c.pc.ready && this.scheduler.hasPeer(c.key)) c.pc.wire.have(index);
+    for (const c of this.conns.values()) {
+      if (!c.pc.ready || !this.scheduler.hasPeer(c.key)) continue;
+      if (this.scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
+      c.pc.wire.have(index);
+    }
   }
 
   private failFetch(index: PieceIndex, err: unknown): void {
