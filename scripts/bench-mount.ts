@@ -15,41 +15,21 @@
  *
  * Needs root (drop_caches), aria2c, python3-libtorrent, python3-torch. Prints markdown.
  */
-import { execFile, spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { createTorrentFile } from '../src/cli/create.js';
 import { loadMetainfo } from '../src/metainfo/index.js';
-import { freePort, startLibtorrent, startTracker, type Proc } from '../test/helpers/peers.js';
-
-const execFileAsync = promisify(execFile);
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = path.join(REPO, 'bin', 'btmount.js');
-const EPOCH = path.join(REPO, 'scripts', 'dataloader_epoch.py');
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
+import {
+  BIN, READ_TREE_IN_ORDER, Table, aria2Download, arg, dropCaches, epochs, execFileAsync, median, mount, python, startSeedSwarm, timeCommand, umount, type SeedSwarm,
+} from './bench-kit.js';
 
 const bigMiB = Number(arg('big-mib', '1024'));
 const smallCount = Number(arg('small', '4000'));
 const dir = arg('dir', '/tmp/btmount-bench-mount');
-const rows: string[] = [];
-const row = (...cells: Array<string | number>): void => {
-  const line = `| ${cells.join(' | ')} |`;
-  rows.push(line);
-  process.stderr.write(line + '\n');
-};
-
-async function dropCaches(): Promise<void> {
-  await execFileAsync('sync');
-  await writeFile('/proc/sys/vm/drop_caches', '3');
-}
+const table = new Table();
+const row = table.row.bind(table);
 
 /**
  * The dataset, its torrent, and a byte-identical copy for the local-disk
@@ -85,42 +65,11 @@ async function makeData(): Promise<{ root: string; reference: string; torrent: s
   return { root, reference, torrent };
 }
 
-/** Wall seconds of a command. */
-async function timeCommand(cmd: string, args: string[]): Promise<number> {
-  const started = performance.now();
-  await execFileAsync(cmd, args, { maxBuffer: 256 << 20 });
-  return (performance.now() - started) / 1000;
-}
-
-async function mount(torrent: string, mnt: string, cache: string, peers: string[], extra: string[] = []): Promise<number> {
-  await mkdir(mnt, { recursive: true });
-  const { stdout } = await execFileAsync(process.execPath, [
-    BIN, 'mount', torrent, mnt, '--cache', cache, '--port', '0', '--no-dht', ...peers.flatMap((p) => ['--peer', p]), ...extra,
-  ]);
-  return Number(/daemon pid (\d+)/.exec(stdout)![1]);
-}
-
-async function umount(mnt: string): Promise<void> {
-  await execFileAsync(process.execPath, [BIN, 'umount', mnt]).catch(() => execFileAsync('fusermount', ['-uz', mnt]));
-}
-
 async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
-const READ_SMALL = `
-import os, sys, time
-root = sys.argv[1]
-files = sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
-t = time.monotonic()
-n = 0
-for p in files:
-    with open(p, 'rb') as f:
-        n += len(f.read())
-s = time.monotonic() - t
-print(len(files), n, s)
-`;
 
 const RANDOM_4K = `
 import os, random, sys, time
@@ -138,43 +87,23 @@ lat.sort()
 print(lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000)
 `;
 
-async function python(code: string, args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync('/usr/bin/python3', ['-c', code, ...args], { maxBuffer: 64 << 20 });
-  return stdout.trim();
-}
-
-async function epochs(root: string): Promise<number[]> {
-  const { stdout } = await execFileAsync('/usr/bin/python3', [EPOCH, root, '--workers', '4', '--epochs', '2', '--json'], { maxBuffer: 64 << 20 });
-  return stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seconds: number }).seconds);
-}
-
 async function main(): Promise<void> {
   await mkdir(dir, { recursive: true });
   process.stderr.write(`preparing ${bigMiB} MiB + ${smallCount} small files in ${dir} …\n`);
   const { reference, torrent } = await makeData();
   const metainfo = await loadMetainfo(torrent);
   const totalMiB = metainfo.layout.totalLength / 2 ** 20;
-  const seeders: Array<Proc & { port: number }> = [];
   const mnt = path.join(dir, 'mnt');
-  let tracker: Awaited<ReturnType<typeof startTracker>> | undefined;
+  let swarm: SeedSwarm | undefined;
   try {
-    for (const host of ['127.0.0.2', '127.0.0.3']) {
-      seeders.push(await startLibtorrent('seed', { torrentPath: torrent, savePath: dir, listen: `${host}:0` }));
-    }
-    const peers = seeders.map((s, i) => `127.0.0.${i + 2}:${s.port}`);
-    tracker = await startTracker(seeders.map((s, i) => ({ host: `127.0.0.${i + 2}`, port: s.port })));
+    swarm = await startSeedSwarm(torrent, dir);
+    const { peers } = swarm;
     row('measure', 'btmount', 'reference', 'ratio');
     row('---', '---', '---', '---');
 
     // aria2c: full download of the whole torrent from the same swarm.
     const ariaOut = path.join(dir, 'aria-out');
-    await rm(ariaOut, { recursive: true, force: true });
-    const ariaSeconds = await timeCommand('aria2c', [
-      '--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false',
-      '--file-allocation=none', '--summary-interval=0', '--console-log-level=warn', '--no-conf=true', '--disable-ipv6=true',
-      '--seed-time=0', '--bt-tracker-interval=1', '--bt-stop-timeout=300', `--listen-port=${await freePort()}`,
-      `--bt-tracker=${tracker.url}`, `--dir=${ariaOut}`, torrent,
-    ]);
+    const ariaSeconds = await aria2Download(torrent, swarm.trackerUrl, ariaOut);
     await rm(ariaOut, { recursive: true, force: true });
     const ariaRate = (metainfo.layout.totalLength / 1e6) / ariaSeconds;
 
@@ -187,11 +116,11 @@ async function main(): Promise<void> {
     row('cold sequential read of big.bin (MB/s) vs aria2c full download', coldRate.toFixed(0), ariaRate.toFixed(0), (coldRate / ariaRate).toFixed(2));
 
     // Small files cold (first read from the swarm), then warm.
-    const smallCold = (await python(READ_SMALL, [`${mnt}/small`])).split(' ').map(Number);
+    const smallCold = (await python(READ_TREE_IN_ORDER, [`${mnt}/small`])).split(' ').map(Number);
     await dropCaches();
-    const smallWarm = (await python(READ_SMALL, [`${mnt}/small`])).split(' ').map(Number);
+    const smallWarm = (await python(READ_TREE_IN_ORDER, [`${mnt}/small`])).split(' ').map(Number);
     await dropCaches();
-    const smallLocal = (await python(READ_SMALL, [`${reference}/small`])).split(' ').map(Number);
+    const smallLocal = (await python(READ_TREE_IN_ORDER, [`${reference}/small`])).split(' ').map(Number);
     const fps = (r: number[]): number => r[0]! / r[2]!;
     row('small files/s, cold (from the swarm) vs local disk', fps(smallCold).toFixed(0), fps(smallLocal).toFixed(0), (fps(smallCold) / fps(smallLocal)).toFixed(2));
     row('small files/s, warm (btmount cache, page cache dropped) vs local disk', fps(smallWarm).toFixed(0), fps(smallLocal).toFixed(0), (fps(smallWarm) / fps(smallLocal)).toFixed(2));
@@ -255,15 +184,9 @@ async function main(): Promise<void> {
     await umount(mnt);
   } finally {
     await umount(mnt).catch(() => undefined);
-    await tracker?.close();
-    for (const s of seeders) await s.stop();
+    await swarm?.stop();
   }
-  process.stdout.write(`\n${bigMiB} MiB big.bin + ${smallCount} small files (${totalMiB.toFixed(0)} MiB, 1 MiB pieces), 2 python3-libtorrent seeders on loopback, ${new Date().toISOString()}\n\n${rows.join('\n')}\n`);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
+  process.stdout.write(`\n${bigMiB} MiB big.bin + ${smallCount} small files (${totalMiB.toFixed(0)} MiB, 1 MiB pieces), 2 python3-libtorrent seeders on loopback, ${new Date().toISOString()}\n\n${table.toString()}\n`);
 }
 
 await main();

@@ -1,22 +1,16 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { mountFixture } from './control-helpers.js';
 import { BTMOUNT_BIN, makeDataset } from './helpers/peers.js';
-import { btmount, tempDir, type RunResult } from './helpers/run.js';
+import { btmount, run, tempDir, type RunResult } from './helpers/run.js';
 
 /** The tests run as root; `nobody` stands for another user. */
 const OTHER_UID = 65534;
-const asRoot = process.getuid?.() === 0;
+/** Chosen at load time, so that without root TAP reports these tests as skipped, not passed. */
+const asRootTest = process.getuid?.() === 0 ? test : test.skip;
 
-function runAs(uid: number, cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { uid, gid: uid, env, timeout: 60_000, encoding: 'utf8' }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const runAs = (uid: number, cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> => run(cmd, args, { uid, env });
 
 const CONNECT = `
 const net = require('node:net');
@@ -25,8 +19,7 @@ s.on('connect', () => { s.write(JSON.stringify({ op: 'status' }) + '\\n'); s.on(
 s.on('error', (e) => { console.log('refused', e.code); process.exit(3); });
 `;
 
-test('another user cannot use the control socket', async (t) => {
-  if (!asRoot) return t.pass('needs root to act as another user');
+asRootTest('another user cannot use the control socket (needs root)', async (t) => {
   const f = await mountFixture(t, {
     files: [{ path: 'a.bin', length: 100_000 }],
     seed: false,
@@ -63,8 +56,7 @@ test('another user cannot use the control socket', async (t) => {
   );
 });
 
-test('a runtime directory that belongs to another user is refused, and nothing is mounted', async (t) => {
-  if (!asRoot) return t.pass('needs root to act as another user');
+asRootTest('a runtime directory that belongs to another user is refused, and nothing is mounted (needs root)', async (t) => {
   const tmp = await tempDir('btmount-ctl-');
   t.teardown(tmp.cleanup);
   const ds = await makeDataset(tmp.path, 'dataset', [{ path: 'a.bin', length: 1000 }], 16 * 1024);

@@ -53,8 +53,8 @@ export interface FixtureOptions {
   /** Extra `btmount mount` options. */
   mount?: string[];
   readTimeout?: number;
-  /** Called with the fixture dir before mounting (e.g. to prepare the runtime dir). */
-  beforeMount?: (dir: string, env: NodeJS.ProcessEnv) => Promise<void>;
+  /** Called with the fixture dir before mounting (e.g. to prepare the runtime dir); may return more mount options. */
+  beforeMount?: (dir: string, env: NodeJS.ProcessEnv, ds: Dataset) => Promise<string[] | void>;
 }
 
 export async function mountFixture(t: ExecutionContext, opts: FixtureOptions): Promise<Fixture> {
@@ -83,12 +83,12 @@ export async function mountFixture(t: ExecutionContext, opts: FixtureOptions): P
     await seeder.waitFor(/seeding .* on port/, 60_000);
     peers.push('--peer', `127.0.0.1:${port}`);
   }
-  await opts.beforeMount?.(dir, env);
+  const more = (await opts.beforeMount?.(dir, env, ds)) ?? [];
   const mountpoint = path.join(dir, 'mnt');
   await mkdir(mountpoint);
   const logFile = path.join(dir, 'mount.log');
   const args = ['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir, 'cache'), '--port', '0', '--no-dht', '--log-file', logFile, ...peers];
-  args.push('--read-timeout', String(opts.readTimeout ?? 30), ...(opts.mount ?? []));
+  args.push('--read-timeout', String(opts.readTimeout ?? 30), ...(opts.mount ?? []), ...more);
   const mounted = await mountWithCli(mountpoint, args, { env });
   const pid = mounted.pid;
   t.teardown(mounted.unmount);

@@ -42,6 +42,9 @@ class LocalOrigin implements PieceFetcher {
   waitingReason(): string {
     return 'no peer has the piece';
   }
+  sourcesOf(index: PieceIndex): number {
+    return this.withheld.has(index) ? 0 : 1;
+  }
 }
 
 async function fixture(t: Parameters<typeof tempDir>[0], files: BuilderFile[], readTimeoutMs = 5000) {

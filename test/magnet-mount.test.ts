@@ -2,8 +2,9 @@ import test from 'ava';
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkAllFiles, magnetOf, mountSource, startMetadataLiar } from './helpers/discovery.js';
-import { freePort, makeDataset, startAria2Seeder } from './helpers/peers.js';
+import { BTMOUNT_BIN, freePort, makeDataset, startAria2Seeder, startProcess } from './helpers/peers.js';
 import { btmount, tempDir } from './helpers/run.js';
+import { statusJson } from './helpers/mount.js';
 
 // Every mount here passes --no-dht: these tests never touch the public DHT.
 
@@ -38,6 +39,37 @@ test('a magnet mounts with metadata from an aria2c seeder; a remount with no pee
   t.notRegex(again.stderr, /fetching metadata/);
   const second = await checkAllFiles(again.mountpoint, ds);
   t.deepEqual(second.got, want);
+});
+
+/** RFC 4648 base32 (no padding) of a hex infohash: the other form a bare infohash or a magnet's btih takes. */
+function base32OfHex(hex: string): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bits = [...Buffer.from(hex, 'hex')].map((b) => b.toString(2).padStart(8, '0')).join('');
+  return Array.from({ length: bits.length / 5 }, (_, i) => alphabet[parseInt(bits.slice(i * 5, i * 5 + 5), 2)]).join('');
+}
+
+test('a base32 infohash (bare in lower case, upper case in a magnet) mounts the same torrent as its hex form', async (t) => {
+  const dir = await tempDir();
+  t.teardown(dir.cleanup);
+  const ds = await makeDataset(dir.path, 'images', FILES, 256 * 1024);
+  const port = await freePort();
+  const aria2 = await startAria2Seeder(ds, port);
+  t.teardown(() => aria2.stop());
+  const b32 = base32OfHex(ds.metainfo.infoHash);
+  t.is(b32.length, 32);
+  // Both cases, both forms, in two mounts: bare in lower case, upper case in a magnet.
+  const sources = [b32.toLowerCase(), `magnet:?xt=urn:btih:${b32}&dn=images`];
+  for (const [i, source] of sources.entries()) {
+    // A cache of its own each time: the metadata really comes from the seeder for the base32 name.
+    const m = await mountSource(dir.path, source, ['--cache', path.join(dir.path, `cache${i}`), '--port', '0', '--no-dht', '--peer', `127.0.0.1:${port}`], `mnt${i}`);
+    t.teardown(m.unmount);
+    t.regex(m.stdout, /^mounted images at /m, source);
+    const st = await statusJson(m.mountpoint);
+    t.is(st.torrent.infoHash, ds.metainfo.infoHash, source);
+    const { got, want } = await checkAllFiles(m.mountpoint, ds);
+    t.deepEqual(got, want, source);
+    t.is((await m.unmount()).code, 0);
+  }
 });
 
 test('metadata from a liar is rejected (and the liar banned); the honest seeder from x.pe gives it', async (t) => {
@@ -77,9 +109,18 @@ test('no peer for a bare infohash: the mount gives up after --metadata-timeout w
   const mnt = path.join(dir.path, 'mnt');
   const { mkdir } = await import('node:fs/promises');
   await mkdir(mnt);
-  const res = await btmount(['mount', 'c'.repeat(40), mnt, '--cache', path.join(dir.path, 'cache'), '--port', '0', '--no-dht', '--metadata-timeout', '1']);
+  const mount = startProcess(process.execPath, [BTMOUNT_BIN, 'mount', 'c'.repeat(40), mnt, '--cache', path.join(dir.path, 'cache'), '--port', '0', '--no-dht', '--metadata-timeout', '2']);
+  t.teardown(() => mount.stop('SIGKILL'));
+  // Timed from the first progress line, when the fetch starts (node's start-up on a loaded machine is not the timeout's business).
+  await mount.waitFor(/fetching metadata/);
+  const started = Date.now();
+  const code = await mount.exited;
+  const seconds = (Date.now() - started) / 1000;
+  const res = { code, stderr: mount.output() };
   t.is(res.code, 1);
-  t.regex(res.stderr, /^btmount: cannot mount: could not fetch the torrent's metadata: no peers found in 1 s/m);
+  // A bound on an error path: not (much) before the timeout, and not long after it.
+  t.true(seconds >= 2 - 0.3 && seconds <= 2 + 4, `gave up ${seconds} s after it started fetching, --metadata-timeout 2`);
+  t.regex(res.stderr, /^btmount: cannot mount: could not fetch the torrent's metadata: no peers found in 2 s/m);
   t.regex(res.stderr, /fetching metadata: 0 peers/);
   await t.throwsAsync(access(path.join(dir.path, 'cache', 'torrents', `${'c'.repeat(40)}.torrent`)));
 });

@@ -1,5 +1,4 @@
 import test, { type ExecutionContext } from 'ava';
-import { execFile } from 'node:child_process';
 import { chmod, readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,13 +17,7 @@ const FILES = [
 ];
 
 /** Runs a command as uid/gid 65534; never throws on a non-zero exit. */
-function runAsNobody(cmd: string, args: string[]): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { uid: NOBODY, gid: NOBODY, timeout: 60_000, encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const runAsNobody = (cmd: string, args: string[]): Promise<RunResult> => run(cmd, args, { uid: NOBODY });
 
 /** The /proc/mounts line of a mountpoint. */
 async function mountLine(mountpoint: string): Promise<string> {

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { chmod, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { BTMOUNT_BIN, btmount, run, tempDir } from './helpers/run.js';
+import { BTMOUNT_BIN, btmount, run, tempDir, type RunResult } from './helpers/run.js';
 import { freePort, makeDataset, type Dataset } from './helpers/peers.js';
 import { seedWithBtmount } from './helpers/mount.js';
 import { buildTorrent } from './helpers/torrent-builder.js';
@@ -77,7 +77,7 @@ function inNamespace(bin: string, fstab: string | undefined, script: string) {
   return run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${binds.join(' && ')} && sh -c '${script.replace(/'/g, `'\\''`)}'`], { timeoutMs: 110_000 });
 }
 
-function checkRun(t: ExecutionContext, res: { code: number; stdout: string; stderr: string }, ds: Dataset, mnt: string): void {
+function checkRun(t: ExecutionContext, res: RunResult, ds: Dataset, mnt: string): void {
   const out = res.stdout + res.stderr;
   t.is(res.code, 0, out);
   t.regex(res.stdout, new RegExp(`^btmount:[0-9a-f]{40} ${mnt} fuse\\.btmount ro,`, 'm'), out);

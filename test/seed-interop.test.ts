@@ -1,9 +1,11 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { run } from './helpers/run.js';
+import type { PieceIndex } from '../src/metainfo/piece-layout.js';
+import { MemoryPieceStorage, Swarm } from '../src/swarm/index.js';
 import {
   BTMOUNT_BIN,
   freePort,
@@ -123,15 +125,31 @@ test('seed refuses a folder that does not match, with a readable error', async (
   t.regex(missing.stderr, /btmount: cannot seed: .*no such file or directory/);
 });
 
-test('seed serves what matches when part of the data is damaged', async (t) => {
+test('seed serves what matches when part of the data is damaged: exactly the damaged pieces are withheld, the good ones download', async (t) => {
   const partial = path.join(base, 'partial');
   await run('cp', ['-r', ds.root, partial]);
+  // a/001.bin spans pieces 2..5 (from 2 × PIECE + 99 on; piece 5 also holds b/002.bin and c.txt): 4 of 6 damaged.
   await writeFile(path.join(partial, 'a', '001.bin'), Buffer.alloc(3 * PIECE, 7));
+  const { layout } = ds.metainfo;
+  t.is(layout.pieceCount, 6);
   const proc = startProcess(process.execPath, [BTMOUNT_BIN, 'seed', ds.torrentPath, partial, '--port', '0', '--host', '127.0.0.1', '--no-dht']);
+  const storage = new MemoryPieceStorage(layout);
+  const leech = new Swarm({ infoHash: ds.metainfo.infoHash, layout, storage, port: 0, host: '127.0.0.1' });
   try {
-    await proc.waitFor(/on port \d+/, 30_000);
-    t.regex(proc.output(), /warning: [1-6] of 6 pieces are missing or damaged; serving the other [0-5]/);
+    const port = Number((await proc.waitFor(/on port (\d+)/, 30_000))[1]);
+    t.regex(proc.output(), /warning: 4 of 6 pieces are missing or damaged; serving the other 2/);
+    // Our own engine as the leecher: it keeps only pieces whose SHA-1 checks.
+    leech.addPeer('127.0.0.1', port);
+    await Promise.all([0, 1].map((i) => leech.fetch(i as PieceIndex, 'warm', AbortSignal.timeout(60_000))));
+    const source = await readFile(path.join(ds.root, 'a', '000.bin'));
+    t.true(storage.get(0 as PieceIndex)!.equals(source.subarray(0, PIECE)), 'piece 0 has the source bytes');
+    t.true(storage.get(1 as PieceIndex)!.equals(source.subarray(PIECE, 2 * PIECE)), 'piece 1 has the source bytes');
+    // A damaged piece is never offered: asking for it gets nothing.
+    const damaged = await leech.fetch(2 as PieceIndex, 'warm', AbortSignal.timeout(3000)).then(() => 'fetched', (e: Error) => e.name);
+    t.is(damaged, 'TimeoutError');
+    t.false(storage.has(2 as PieceIndex));
   } finally {
+    await leech.close();
     t.is(await proc.stop('SIGINT'), 0);
   }
 });

@@ -1,8 +1,7 @@
 import test from 'ava';
 import path from 'node:path';
 import { mountFixture, waitForStatus } from './control-helpers.js';
-import { sha256Via } from './helpers/mount.js';
-import { startProcess } from './helpers/peers.js';
+import { sha256Via, timedRead } from './helpers/mount.js';
 import type { MountStatus } from '../src/control/status-schema.js';
 
 const FILES = [
@@ -20,7 +19,9 @@ test('status --json fields match a known state', async (t) => {
 
   const out = await f.bt(['status', f.mountpoint, '--json']);
   t.is(out.code, 0, out.stderr);
-  const s = JSON.parse(out.stdout) as MountStatus;
+  const parsed: unknown = JSON.parse(out.stdout);
+  t.deepEqual(schemaErrors(parsed, STATUS_SHAPE), [], 'status --json has every documented field, with its type');
+  const s = parsed as MountStatus;
   t.is(s.schema, 1);
   t.is(s.mountpoint, f.mountpoint);
   t.is(s.pid, f.pid);
@@ -80,19 +81,82 @@ test('status prints a readable summary; --watch refreshes until Ctrl-C', async (
   t.is(gone.stderr, `btmount: cannot get status: ${path.join(f.dir, 'elsewhere')} is not a btmount mount point\n`);
 });
 
-test('status shows a waiting read, its age and what it waits for', async (t) => {
-  // No peers: a read waits until its timeout, then fails.
-  const f = await mountFixture(t, { files: FILES, seed: false, readTimeout: 6 });
-  const reader = startProcess('cat', [path.join(f.mountpoint, 'train/1.jpg')]);
-  t.teardown(() => reader.stop('SIGKILL'));
+test('status shows a waiting read, its age and what it waits for; the read fails at --read-timeout', async (t) => {
+  // No peers: a read waits until its timeout, then fails. O_DIRECT: the reader's own deadline
+  // (the page cache's retry of a buffered read is tested in mount-e2e).
+  const readTimeout = 10;
+  const f = await mountFixture(t, { files: FILES, seed: false, readTimeout });
+  const started = Date.now();
+  const read = timedRead(path.join(f.mountpoint, 'train/1.jpg'), { direct: true });
   const s = await waitForStatus(f, (x) => x.reads.waiting > 0, 30_000);
   t.is(s.reads.oldest!.path, 'train/1.jpg');
-  t.true(s.reads.oldest!.ageSeconds >= 0);
   t.regex(s.reads.oldest!.reason, /no peers/);
   const text = await f.bt(['status', f.mountpoint]);
   t.regex(text.stdout, /reads .* \d+ waiting; the oldest for .* on train\/1\.jpg \(piece \d+\): no peers/);
-  t.not(await reader.exited, 0, 'the read fails at its timeout');
+  const s2 = await waitForStatus(f, (x) => (x.reads.oldest?.ageSeconds ?? 0) >= 1, 30_000);
+  t.is(s2.reads.oldest!.path, 'train/1.jpg');
+  // The age is that of this read: it grows, and is no older than the test's own clock allows.
+  t.true(s2.reads.oldest!.ageSeconds > s.reads.oldest!.ageSeconds, 'the age grows');
+  t.true(s2.reads.oldest!.ageSeconds <= (Date.now() - started) / 1000 + 0.5, `age ${s2.reads.oldest!.ageSeconds} s`);
+  t.deepEqual(schemaErrors(s2, STATUS_SHAPE), [], 'a waiting read is described as documented');
+  const { outcome, seconds } = await read;
+  t.is(outcome, 'error EIO');
+  t.true(seconds >= readTimeout - 0.1 && seconds <= readTimeout + 5, `EIO after ${seconds} s, --read-timeout ${readTimeout}`);
   const after = await f.status();
   t.is(after.reads.waiting, 0);
+  t.is(after.reads.oldest, null);
   t.true(after.reads.failed > 0);
 });
+
+// ── a runtime check of the status --json schema (the README's table; fields may be added) ──
+
+type Shape = 'string' | 'integer' | 'number' | 'boolean' | 'string?' | 'integer?' | 'number?' | Shape[] | { [key: string]: Shape } | { nullable: Shape };
+
+const WARM_JOB: Shape = {
+  id: 'integer', state: 'string', background: 'boolean', startedAt: 'string', finishedAt: 'string?',
+  requested: { files: 'integer', bytes: 'integer' },
+  files: { done: 'integer', total: 'integer' }, bytes: { done: 'integer', total: 'integer' }, pieces: { done: 'integer', total: 'integer' },
+  alreadyCachedBytes: 'integer', rate: 'number', etaSeconds: 'number?', current: 'string?', window: 'integer',
+  notFitting: { files: 'integer', bytes: 'integer', first: 'string?' }, missing: { files: 'integer', bytes: 'integer', first: 'string?' },
+  message: 'string?',
+};
+
+const STATUS_SHAPE: Shape = {
+  schema: 'integer', mountpoint: 'string', pid: 'integer', startedAt: 'string', uptimeSeconds: 'number',
+  torrent: { name: 'string', infoHash: 'string', pieceLength: 'integer', pieceCount: 'integer', totalBytes: 'integer', fileCount: 'integer' },
+  pieces: { have: 'integer', total: 'integer' },
+  transfer: { downloadRate: 'number', uploadRate: 'number', downloadedBytes: 'integer', uploadedBytes: 'integer' },
+  peers: [{ address: 'string', source: 'string', client: 'string?', downloadRate: 'number', uploadRate: 'number', choked: 'boolean', choking: 'boolean', interested: 'boolean', requests: 'integer' }],
+  cache: {
+    dir: 'string', usedBytes: 'integer', budgetBytes: 'integer', effectiveBudgetBytes: 'integer', pinnedBytes: 'integer',
+    hitRate: 'number?', hits: 'integer', misses: 'integer', evictions: 'integer', droppedCorrupt: 'integer',
+  },
+  reads: { count: 'integer', bytes: 'integer', failed: 'integer', waiting: 'integer', oldest: { nullable: { path: 'string', piece: 'integer', ageSeconds: 'number', reason: 'string' } } },
+  integrity: { hashFailures: 'integer', bannedPeers: ['string'] },
+  warm: [WARM_JOB],
+  discovery: {
+    staticPeers: 'integer', dht: { enabled: 'boolean', nodes: 'integer' },
+    trackers: [{ url: 'string', lastAnnounceAt: 'string?', lastResult: 'string?', peers: 'integer' }],
+    pex: { enabled: 'boolean' },
+  },
+};
+
+/** Where `value` departs from `shape`, as "path: expected …" lines (empty when it conforms). */
+function schemaErrors(value: unknown, shape: Shape, at = '$'): string[] {
+  if (typeof shape === 'string') {
+    const nullable = shape.endsWith('?');
+    if (nullable && value === null) return [];
+    const kind = nullable ? shape.slice(0, -1) : shape;
+    const ok = kind === 'integer' ? Number.isSafeInteger(value) && (value as number) >= 0 : kind === 'number' ? typeof value === 'number' && Number.isFinite(value) && value >= 0 : typeof value === kind;
+    return ok ? [] : [`${at}: expected ${shape}, got ${JSON.stringify(value)}`];
+  }
+  if (Array.isArray(shape)) {
+    if (!Array.isArray(value)) return [`${at}: expected an array, got ${JSON.stringify(value)}`];
+    return value.flatMap((v, i) => schemaErrors(v, shape[0]!, `${at}[${i}]`));
+  }
+  if ('nullable' in shape && Object.keys(shape).length === 1) return value === null ? [] : schemaErrors(value, shape.nullable as Shape, at);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${at}: expected an object, got ${JSON.stringify(value)}`];
+  return Object.entries(shape).flatMap(([key, sub]) =>
+    key in value ? schemaErrors((value as Record<string, unknown>)[key], sub as Shape, `${at}.${key}`) : [`${at}.${key}: missing`],
+  );
+}

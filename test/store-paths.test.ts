@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdir, readdir } from 'node:fs/promises';
+import { access, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { InfoHash } from '../src/metainfo/piece-layout.js';
 import { PieceStore, storeDirectory } from '../src/store/piece-store.js';
@@ -31,6 +31,11 @@ test('hostile infohash strings are refused and create nothing anywhere', async (
   const root = path.join(sandbox, 'deep', 'cache');
   await mkdir(root, { recursive: true });
   const torrent = makeTorrent({ pieceLength: 16 * KiB, pieceCount: 2 });
+  // Where each string would land if it were joined to the cache root, for those that leave it (e.g. /tmp/evil).
+  const escapes = hostile.map((h) => path.resolve(root, h)).filter((p) => p !== root && !p.startsWith(root + path.sep));
+  t.true(escapes.includes(path.resolve('/tmp/evil')));
+  const existedBefore = new Map(await Promise.all(escapes.map(async (p) => [p, await exists(p)] as const)));
+  t.false(existedBefore.get('/tmp/evil'), '/tmp/evil is absent before, so its absence after means something');
   for (const text of hostile) {
     await t.throwsAsync(
       PieceStore.open({ cacheRoot: root, infoHash: text as InfoHash, layout: torrent.layout, budgetBytes: 64 * KiB }),
@@ -42,7 +47,10 @@ test('hostile infohash strings are refused and create nothing anywhere', async (
   t.deepEqual(await readdir(root), []);
   t.deepEqual(await readdir(sandbox), ['deep']);
   t.deepEqual(await readdir(path.join(sandbox, 'deep')), ['cache']);
+  for (const p of escapes) if (!existedBefore.get(p)) t.false(await exists(p), `nothing created at ${p}`);
 });
+
+const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
 test('a whole store lifecycle writes only inside <cacheRoot>/<infohash>', async (t) => {
   const sandbox = await tempDir(t);

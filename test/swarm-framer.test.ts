@@ -1,6 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
+import Wire from 'bittorrent-protocol';
 import { FramingError, MessageFramer } from '../src/swarm/message-framer.js';
 import { chooseUnchoked } from '../src/swarm/choker.js';
 import { TokenBucket } from '../src/swarm/rate-limiter.js';
@@ -71,6 +72,35 @@ test('a message split across chunks is held, not forwarded in part', (t) => {
   t.deepEqual(push(chunk), [keepAlive]);
   chunk.fill(0xee);
   t.deepEqual(push(reused.subarray(2)), [msg(1)]);
+});
+
+test('a Wire fed from one reused read buffer keeps parsing after a bitfield (issue 13: seed --peer stalled)', (t) => {
+  // A real bittorrent-protocol Wire behind the framer, every socket chunk landing
+  // in the same buffer, as with a socket made with `onread`.
+  const wire = new Wire('tcpIncoming');
+  const seen: string[] = [];
+  wire.on('handshake', () => {
+    wire.handshake(Buffer.alloc(20, 1).toString('hex'), randomBytes(20), { fast: true });
+    wire.unchoke(); // a choking Wire drops requests
+  });
+  wire.on('have', (i: number) => seen.push(`have ${i}`));
+  wire.on('request', (i: number, offset: number, length: number) => seen.push(`request ${i} ${offset} ${length}`));
+  const framer = new MessageFramer({ pieceCount: PIECES });
+  const feed = (m: Buffer): void => (wire as unknown as { _write(b: Buffer, cb: () => void): void })._write(m, () => {});
+  const readBuffer = Buffer.alloc(4096);
+  const receive = (bytes: Buffer): void => {
+    bytes.copy(readBuffer);
+    framer.push(readBuffer.subarray(0, bytes.length), feed);
+  };
+  const handshakeFor = Buffer.concat([Buffer.from('\x13BitTorrent protocol', 'latin1'), Buffer.from([0, 0, 0, 0, 0, 0x10, 0, 0x04]), Buffer.alloc(20, 1), randomBytes(20)]);
+  receive(Buffer.concat([handshakeFor, msg(5, Buffer.alloc(Math.ceil(PIECES / 8)))]));
+  // The bitfield's payload lay at bytes 73..85 of the read buffer. Now eight
+  // haves fill bytes 0..71 and a request starts at 72: had the Wire kept a view,
+  // "have 0" would set the top bit of byte 73 and make the request's length 0x0080000d.
+  const haves = [0, 8, 16, 24, 32, 40, 48, 56];
+  receive(Buffer.concat([...haves.map((i) => msg(4, u32(i))), msg(6, u32(3, 16384, 16384))]));
+  receive(msg(6, u32(5, 0, 16384)));
+  t.deepEqual(seen, [...haves.map((i) => `have ${i}`), 'request 3 16384 16384', 'request 5 0 16384']);
 });
 
 const rejects: Array<[string, Buffer, RegExp]> = [

@@ -102,6 +102,7 @@ export function renderStatus(s: MountStatus): string {
   lines.push(`  integrity  ${count(s.integrity.hashFailures, 'hash failure')}, ${count(banned.length, 'banned peer')}${banned.length ? ` (${banned.join(', ')})` : ''}`);
   if (s.warm.length === 0) lines.push('  warm       no jobs');
   for (const job of s.warm) lines.push(`  warm       ${jobLine(job)}`);
+  lines.push(`  fuse       ${fuseLine(s.fuse)}`);
   lines.push(`  discovery  ${discoveryLine(s.discovery)}`);
   for (const tr of s.discovery.trackers) {
     const last = tr.lastAnnounceAt ? `last announce ${tr.lastAnnounceAt}: ${tr.lastResult ?? '?'} (${count(tr.peers, 'peer')})` : 'not announced to';
@@ -123,4 +124,11 @@ function discoveryLine(d: MountStatus['discovery']): string {
 
 function pct(part: number, whole: number): string {
   return whole === 0 ? '100%' : `${Math.floor((part / whole) * 1000) / 10}%`;
+}
+
+function fuseLine(f: MountStatus['fuse'] | undefined): string {
+  if (!f?.backend) return 'starting';
+  if (f.backend === 'fuse-native') return 'fuse-native (libfuse 2; the native addon is not in use)';
+  const n = f.nativeReads;
+  return `native (libfuse 3)${n ? `: ${n.servedInC} reads served from the cache in C, ${n.sentToReader} sent to the reader` : ''}`;
 }

@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import type { Metainfo, PieceIndex, TorrentFile } from '../metainfo/index.js';
 import type { Priority } from '../scheduler/index.js';
 import type { SwarmStats } from '../swarm/index.js';
+import type { FuseStatus } from './status-schema.js';
 
 /**
  * What the control server sees of a running mount (MountSession provides it):
@@ -19,6 +20,8 @@ export interface MountView {
   /** Cache bytes warm leaves free for live reads (their read-ahead window). */
   warmReserveBytes: number;
   discovery(): DiscoveryReport;
+  /** The FUSE backend serving the mount (none yet while the control socket starts before it). */
+  fuse?(): FuseStatus;
   log: Logger;
 }
 

@@ -67,5 +67,6 @@ export function buildStatus(view: MountView, jobs: WarmJobStatus[], now = Date.n
     integrity: { hashFailures: swarmStats.hashFailures, bannedPeers: swarmStats.banned },
     warm: jobs,
     discovery: view.discovery(),
+    fuse: view.fuse?.() ?? { backend: null, nativeReads: null },
   };
 }

@@ -65,6 +65,18 @@ export interface MountStatus {
   };
   warm: WarmJobStatus[];
   discovery: DiscoveryReport;
+  fuse: FuseStatus;
+}
+
+/** Which FUSE implementation serves the mount. */
+export interface FuseStatus {
+  /** 'native': the libfuse3 addon; 'fuse-native': the libfuse 2 fallback; null while mounting. */
+  backend: 'native' | 'fuse-native' | null;
+  /**
+   * Native backend only (else null): reads answered in C from the cache, reads sent up to the
+   * Reader, and reads whose slot was evicted and reused while C read it (sent to the Reader too).
+   */
+  nativeReads: { servedInC: number; sentToReader: number; slotReusedDuringRead: number } | null;
 }
 
 /**

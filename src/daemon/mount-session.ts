@@ -1,9 +1,9 @@
 import { ControlServer } from '../control/server.js';
 import type { DiscoveryReport } from '../discovery/index.js';
-import { buildFuseOps } from '../fs/fuse-ops.js';
-import { FuseMount } from '../fs/fuse-mount.js';
+import type { FuseStatus } from '../control/status-schema.js';
 import type { FuseAccessOptions } from '../fs/fuse-options.js';
 import { isMounted } from '../fs/mountpoint.js';
+import { mountFilesystem, type MountedFilesystem } from '../fs/native/mount-backend.js';
 import type { Discovery } from '../discovery/index.js';
 import type { Logger } from '../log.js';
 import type { Metainfo } from '../metainfo/index.js';
@@ -60,7 +60,7 @@ export class MountSession {
     readonly store: PieceStore,
     readonly swarm: Swarm,
     readonly reader: Reader,
-    readonly fuse: FuseMount,
+    readonly fuse: MountedFilesystem,
     /** The control socket `warm` and `status` talk to. */
     readonly control: ControlServer,
     readonly metricsServer: MetricsServer | undefined,
@@ -78,6 +78,7 @@ export class MountSession {
     let swarm: Swarm | undefined;
     let control: ControlServer | undefined;
     let metricsServer: MetricsServer | undefined;
+    let mounted: MountedFilesystem | undefined;
     try {
       swarm = new Swarm({
         infoHash: metainfo.infoHash,
@@ -127,6 +128,7 @@ export class MountSession {
         startedAt: new Date(),
         warmReserveBytes: readAheadMaxBytes,
         discovery: () => config.discovery?.status() ?? discoveryStatus(config),
+        fuse: () => fuseStatus(mounted),
         log,
       };
       const controlServer = await ControlServer.start(view, socketPath(config.mountpoint));
@@ -135,23 +137,17 @@ export class MountSession {
       // The same status object `btmount status` gets, read at each scrape.
       const metrics = config.metrics ? new MountMetrics({ status: () => buildStatus(view, controlServer.jobStatuses()), swarm: () => liveSwarm.stats() }) : undefined;
       if (metrics) metricsServer = await MetricsServer.start(metrics, config.metrics!, log);
-      const ops = buildFuseOps({
+      const fuse = await mountFilesystem(config.mountpoint, {
         tree: metainfo.tree,
         reader,
+        cache: store.sharedCacheView(),
         mtime: metainfo.created ?? new Date(0),
-        uid: config.access.uid,
-        gid: config.access.gid,
-        fileMode: config.access.fileMode,
-        dirMode: config.access.dirMode,
+        mount: { ...config.access, fsname: `btmount:${metainfo.infoHash}`, debug: config.debugFuse ?? false },
         ...(metrics ? { onReadDone: (seconds: number) => metrics.observeRead(seconds) } : {}),
         log,
       });
-      const fuse = await FuseMount.mount(config.mountpoint, ops, {
-        ...config.access,
-        fsname: `btmount:${metainfo.infoHash}`,
-        debug: config.debugFuse ?? false,
-      });
-      log.info({ mountpoint: config.mountpoint, infoHash: metainfo.infoHash }, `mounted ${metainfo.name}`);
+      mounted = fuse;
+      log.info({ mountpoint: config.mountpoint, infoHash: metainfo.infoHash, fuseBackend: fuse.backend }, `mounted ${metainfo.name}`);
       return new MountSession(config, store, swarm, reader, fuse, control, metricsServer);
     } catch (err) {
       await metricsServer?.close().catch(() => undefined);
@@ -198,5 +194,14 @@ function discoveryStatus(config: MountConfig): DiscoveryReport {
     dht: { enabled: false, nodes: 0 },
     trackers: config.metainfo.announce.map((url) => ({ url, lastAnnounceAt: null, lastResult: null, peers: 0 })),
     pex: { enabled: false },
+  };
+}
+
+function fuseStatus(fs: MountedFilesystem | undefined): FuseStatus {
+  if (!fs) return { backend: null, nativeReads: null };
+  const native = fs.nativeStats?.();
+  return {
+    backend: fs.backend,
+    nativeReads: native ? { servedInC: native.hits, sentToReader: native.misses, slotReusedDuringRead: native.generationRetries } : null,
   };
 }

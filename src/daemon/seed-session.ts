@@ -1,6 +1,8 @@
+import type { AnnounceCounters } from 'bittorrent-tracker';
 import type { Discovery } from '../discovery/index.js';
 import type { Logger } from '../log.js';
 import type { Metainfo } from '../metainfo/index.js';
+import type { PieceIndex } from '../metainfo/piece-layout.js';
 import { DirectoryPieceStorage, type VerifyProgress } from '../store/directory-storage.js';
 import { Swarm, type SwarmStats } from '../swarm/index.js';
 import type { ShareMode } from '../swarm/share-policy.js';
@@ -67,8 +69,12 @@ export class SeedSession {
       throw new UserError(ACTION, `cannot listen on port ${this.config.port ?? '6881-6889'}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     for (const p of this.config.peers) swarm.addPeer(p.host, p.port, 'static');
-    await discovery.start(port);
-    discovery.attach(swarm, () => ({ uploaded: swarm.stats().uploaded, downloaded: 0, left: 0 }));
+    // A full seed lacks nothing: left = 0 from the first announce, so trackers count it as a seeder.
+    let left = 0;
+    for (let i = 0; i < metainfo.layout.pieceCount; i++) if (!this.storage.has(i as PieceIndex)) left += metainfo.layout.pieceSize(i as PieceIndex);
+    const counters = (): AnnounceCounters => ({ uploaded: swarm.stats().uploaded, downloaded: 0, left });
+    await discovery.start(port, counters);
+    discovery.attach(swarm, counters);
     return port;
   }
 

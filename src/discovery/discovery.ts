@@ -45,6 +45,12 @@ const FEW_PEERS = 5;
  * again this often: their own interval (often 30 min) is far too long to wait.
  */
 const WAITING_REANNOUNCE_MS = 30_000;
+/**
+ * While the swarm's reads starve (nothing arrives for them), trackers are asked
+ * again early, at most this often, and the DHT looks up at its fast pace: a
+ * seeder that just came up is in the next answer.
+ */
+const STARVING_REANNOUNCE_MS = 5_000;
 
 /**
  * Every way a mount finds peers besides --peer: trackers (HTTP, UDP), the
@@ -67,14 +73,28 @@ export class Discovery extends EventEmitter {
   private waitingTimer: NodeJS.Timeout | undefined;
   private started: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
+  private lastStarvingAnnounceAt = 0;
+  private readonly onStarving = (): void => {
+    const now = Date.now();
+    if ((!this.trackers && !this.dht) || now - this.lastStarvingAnnounceAt < STARVING_REANNOUNCE_MS) return;
+    this.lastStarvingAnnounceAt = now;
+    this.opts.log.debug('reads are waiting and no peer serves them: asking trackers and the DHT again');
+    this.trackers?.update();
+    this.dht?.setPace('fewPeers');
+  };
 
   constructor(private readonly opts: DiscoveryOptions) {
     super();
     this.pexEnabled = opts.pex;
   }
 
-  /** Announces `port` to the trackers and starts DHT lookups. Idempotent. */
-  start(port: number): Promise<void> {
+  /**
+   * Announces `port` to the trackers and starts DHT lookups. Idempotent.
+   * `counters`, when the caller knows them already (a seed: left = 0), go
+   * into the first announce; otherwise trackers hear none until attach().
+   */
+  start(port: number, counters?: () => AnnounceCounters): Promise<void> {
+    if (counters) this.counters = counters;
     this.started ??= this.doStart(port);
     return this.started;
   }
@@ -110,6 +130,7 @@ export class Discovery extends EventEmitter {
     for (const { address, source } of this.pending.values()) swarm.addPeer(address.host, address.port, source);
     this.pending.clear();
     if (this.pexEnabled) this.pex = new PeerExchange(swarm, this.opts.log);
+    swarm.on('starving', this.onStarving);
     this.dht?.startAnnouncing();
     const pace = (): void => this.dht?.setPace(swarm.stats().peers.length < FEW_PEERS ? 'fewPeers' : 'relaxed');
     pace();
@@ -131,6 +152,7 @@ export class Discovery extends EventEmitter {
     this.stopped ??= (async () => {
       clearInterval(this.healthTimer);
       clearInterval(this.waitingTimer);
+      this.swarm?.off('starving', this.onStarving);
       this.pex?.close();
       await this.started?.catch(() => undefined);
       await Promise.all([

@@ -38,6 +38,8 @@ class ReadOnlyFuse extends Fuse {
 
 /** A live FUSE mount served by fuse-native. */
 export class FuseMount {
+  readonly backend = 'fuse-native' as const;
+
   private constructor(
     readonly mountpoint: string,
     private readonly fuse: Fuse,

@@ -1,7 +1,7 @@
 import Fuse, { type Operations, type Stat, type StatFs } from 'fuse-native';
 import { constants } from 'node:fs';
 import type { Logger } from '../log.js';
-import { TorrentDir, type FileTree, type TreeNode } from '../metainfo/file-tree.js';
+import { TorrentDir, TorrentFile, type FileTree, type TreeNode } from '../metainfo/file-tree.js';
 import type { OpenFile, Reader } from '../reader/reader.js';
 import { DEFAULT_DIR_MODE, DEFAULT_FILE_MODE } from './fuse-options.js';
 
@@ -73,10 +73,14 @@ export function buildFuseOps(opts: FuseOpsOptions): Operations {
       if (!(node instanceof TorrentDir)) return cb(Fuse.ENOTDIR);
       const names = ['.', '..'];
       const stats = [statOf(node), statOf(node)];
+      const files: TorrentFile[] = [];
       for (const [name, child] of node.children) {
         names.push(name);
         stats.push(statOf(child));
+        if (child instanceof TorrentFile) files.push(child);
       }
+      // A walk that opens the files in listing order is one read-ahead stream.
+      reader.listed(path, files);
       cb(0, names, stats);
     },
 

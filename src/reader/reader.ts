@@ -3,7 +3,8 @@ import type { ByteMap, PieceSpan } from '../metainfo/byte-map.js';
 import type { TorrentFile } from '../metainfo/file-tree.js';
 import type { PieceIndex } from '../metainfo/piece-layout.js';
 import type { Priority } from '../scheduler/index.js';
-import { ReadAheadWindow, type ReadAheadOptions } from './readahead.js';
+import { ReadStreams, type ReadAheadOptions } from './read-streams.js';
+import { RecentTimeouts } from './recent-timeouts.js';
 
 /** The verified pieces on local disk (the PieceStore). */
 export interface CachedPieces {
@@ -17,9 +18,12 @@ export interface CachedPieces {
 
 /** Whoever brings missing pieces into the cache (the Swarm). */
 export interface PieceFetcher {
-  fetch(index: PieceIndex, priority: Priority, signal?: AbortSignal): Promise<void>;
+  /** `deadline` (ms since the epoch, urgent only): when the read wants it; urgent pieces are ordered by it. */
+  fetch(index: PieceIndex, priority: Priority, signal?: AbortSignal, deadline?: number): Promise<void>;
   /** Why wanted pieces are not arriving, for the log line of a failed read. */
   waitingReason(): string;
+  /** How many connected sources have the piece (a read that timed out waits again only if this grew). */
+  sourcesOf(index: PieceIndex): number;
 }
 
 export interface ReaderOptions {
@@ -30,7 +34,20 @@ export interface ReaderOptions {
   readTimeoutMs: number;
   readAhead: ReadAheadOptions;
   log: Logger;
+  /**
+   * What a blocked read asks of the swarm: its pieces by this long after the
+   * read began (the swarm's deadline; near it, missing blocks go to a second
+   * peer). Default 3 s. Concurrent misses are ordered by it: first come, first served.
+   */
+  urgentTargetMs?: number;
+  /** After a piece timed out, reads of it fail at once for this long unless a source appears. Default min(readTimeoutMs, 10 s). */
+  timeoutHoldMs?: number;
+  /** Injected in tests (fake clock); Date.now otherwise. */
+  now?: () => number;
 }
+
+const DEFAULT_URGENT_TARGET_MS = 3000;
+const MAX_TIMEOUT_HOLD_MS = 10_000;
 
 /** A read that could not be answered: the FUSE layer turns it into EIO. */
 export class ReadFailedError extends Error {
@@ -43,27 +60,16 @@ export class ReadFailedError extends Error {
   }
 }
 
-/** Per-open-file state: the read-ahead window and a way to cancel its fetches. */
+/**
+ * An open file. Read-ahead belongs to streams in the torrent's byte space, not
+ * to a handle (ReadStreams), so closing a file leaves the read-ahead for the
+ * files after it running: a folder walk's next file is on its way.
+ */
 export class OpenFile {
-  readonly readAhead: ReadAheadWindow;
-  readonly #abort = new AbortController();
-  /** Highest piece read-ahead has asked for in the current run, so a growing window does not ask twice. */
-  prefetchedThrough = -1;
+  constructor(readonly file: TorrentFile) {}
 
-  constructor(
-    readonly file: TorrentFile,
-    options: ReadAheadOptions,
-  ) {
-    this.readAhead = new ReadAheadWindow(options);
-  }
-
-  get signal(): AbortSignal {
-    return this.#abort.signal;
-  }
-
-  close(): void {
-    this.#abort.abort(new Error('file closed'));
-  }
+  /** Nothing to release: the stream the handle read, and its read-ahead, end by themselves (a seek, idleness). */
+  close(): void {}
 }
 
 /**
@@ -77,11 +83,32 @@ export class Reader {
   /** Reads waiting for pieces now, with when they started: status shows the oldest. */
   readonly waiting = new Map<number, { path: string; piece: PieceIndex; since: number }>();
   #nextWaitId = 0;
+  readonly #streams: ReadStreams;
+  readonly #timeouts: RecentTimeouts;
+  readonly #now: () => number;
 
-  constructor(private readonly opts: ReaderOptions) {}
+  constructor(private readonly opts: ReaderOptions) {
+    this.#now = opts.now ?? Date.now;
+    this.#streams = new ReadStreams(opts.byteMap, opts.readAhead, this.#now);
+    this.#timeouts = new RecentTimeouts(opts.timeoutHoldMs ?? Math.min(opts.readTimeoutMs, MAX_TIMEOUT_HOLD_MS), this.#now);
+  }
 
   open(file: TorrentFile): OpenFile {
-    return new OpenFile(file, this.opts.readAhead);
+    return new OpenFile(file);
+  }
+
+  /**
+   * A directory was listed (readdir), its files in listing order: a reader
+   * opening them in that order is then one read-ahead stream. Called by the
+   * FUSE layer; costs O(files) once per listing not in torrent order.
+   */
+  listed(dir: string, files: readonly TorrentFile[]): void {
+    this.#streams.listed(dir, files);
+  }
+
+  /** Read-ahead streams being followed now, and their windows' total (status, tests). */
+  readAheadState(): { streams: number; windowBytes: number } {
+    return { streams: this.#streams.activeStreams, windowBytes: this.#streams.windowBytesTotal };
   }
 
   /**
@@ -93,19 +120,37 @@ export class Reader {
     if (spans.length === 0) return 0;
     this.stats.reads++;
     this.#readAhead(handle, offset, length);
-    // One deadline for the whole read, made only if some piece has to be waited for:
+    // One timeout for the whole read, made only if some piece has to be waited for:
     // a read served from the cache costs no timer.
     let signal: AbortSignal | undefined;
-    const deadline = (): AbortSignal => (signal ??= AbortSignal.timeout(this.opts.readTimeoutMs));
+    const timeout = (): AbortSignal => (signal ??= AbortSignal.timeout(this.opts.readTimeoutMs));
+    const wait: UrgentWait = { timeout, deadline: this.#now() + (this.opts.urgentTargetMs ?? DEFAULT_URGENT_TARGET_MS) };
     let at = 0;
     const reads = spans.map((span) => {
       const into = at;
       at += span.length;
-      return this.#readSpan(handle.file.path, span, deadline, target, into);
+      return this.#readSpan(handle.file.path, span, wait, target, into);
     });
     await Promise.all(reads);
     this.stats.bytesRead += at;
     return at;
+  }
+
+  /**
+   * Counts a read that another server answered from the cache (the native FUSE backend reads
+   * verified pieces itself), marks its pieces as just used and lets read-ahead see it, so
+   * sequential detection, the hit rate and the read counters stay true.
+   */
+  recordCachedRead(handle: OpenFile, offset: number, length: number): void {
+    const spans = this.opts.byteMap.spansOfFileRange(handle.file, offset, length);
+    if (spans.length === 0) return;
+    this.stats.reads++;
+    this.stats.cacheHits += spans.length;
+    for (const span of spans) {
+      this.stats.bytesRead += span.length;
+      this.opts.cache.refresh(span.piece).catch(() => undefined);
+    }
+    this.#readAhead(handle, offset, length);
   }
 
   /**
@@ -125,13 +170,13 @@ export class Reader {
     await fetcher.fetch(piece, priority, signal);
   }
 
-  async #readSpan(path: string, span: PieceSpan, deadline: () => AbortSignal, target: Buffer, targetOffset: number): Promise<void> {
+  async #readSpan(path: string, span: PieceSpan, wait: UrgentWait, target: Buffer, targetOffset: number): Promise<void> {
     const { cache, fetcher } = this.opts;
     // A piece can vanish between "have" and "read" (evicted, or found corrupt on disk): fetch again.
     for (let attempt = 0; ; attempt++) {
       if (!cache.has(span.piece)) {
         if (attempt === 0) this.stats.cacheMisses++;
-        await this.#fetchUrgent(path, span.piece, deadline());
+        await this.#fetchUrgent(path, span.piece, wait);
       } else if (attempt === 0) {
         this.stats.cacheHits++;
       }
@@ -140,7 +185,7 @@ export class Reader {
         unpin = cache.pin(span.piece);
         return await cache.readInto(span.piece, span.offsetInPiece, span.length, target, targetOffset);
       } catch (err) {
-        if (attempt >= 2 || deadline().aborted) throw this.#failed(path, span.piece, `cache: ${(err as Error).message}`);
+        if (attempt >= 2 || wait.timeout().aborted) throw this.#failed(path, span.piece, `cache: ${(err as Error).message}`);
         this.opts.log.warn({ path, piece: span.piece, err }, 'cached piece unreadable; fetching it again');
       } finally {
         unpin?.();
@@ -148,16 +193,20 @@ export class Reader {
     }
   }
 
-  async #fetchUrgent(path: string, piece: PieceIndex, signal: AbortSignal): Promise<void> {
+  async #fetchUrgent(path: string, piece: PieceIndex, wait: UrgentWait): Promise<void> {
+    const { fetcher } = this.opts;
+    const failFast = this.#timeouts.failFastReason(piece, () => fetcher.sourcesOf(piece));
+    if (failFast) throw this.#failed(path, piece, failFast);
+    const signal = wait.timeout();
     const id = this.#nextWaitId++;
     this.waiting.set(id, { path, piece, since: Date.now() });
     try {
-      await this.opts.fetcher.fetch(piece, 'urgent', signal);
+      await fetcher.fetch(piece, 'urgent', signal, wait.deadline);
+      this.#timeouts.forget(piece);
     } catch (err) {
-      const why = signal.aborted
-        ? `no data within ${this.opts.readTimeoutMs / 1000} s (${this.opts.fetcher.waitingReason()})`
-        : (err as Error).message;
-      throw this.#failed(path, piece, why);
+      if (!signal.aborted) throw this.#failed(path, piece, (err as Error).message);
+      this.#timeouts.record(piece, fetcher.sourcesOf(piece));
+      throw this.#failed(path, piece, `no data within ${this.opts.readTimeoutMs / 1000} s (${fetcher.waitingReason()})`);
     } finally {
       this.waiting.delete(id);
     }
@@ -171,17 +220,18 @@ export class Reader {
   }
 
   #readAhead(handle: OpenFile, offset: number, length: number): void {
-    const ahead = handle.readAhead.observe(offset, length);
-    if (!ahead) {
-      handle.prefetchedThrough = -1;
-      return;
-    }
-    for (const { piece } of this.opts.byteMap.spansOfFileRange(handle.file, ahead.offset, ahead.length)) {
-      if (piece <= handle.prefetchedThrough) continue;
-      handle.prefetchedThrough = piece;
+    const ahead = this.#streams.observe(handle, handle.file, offset, length);
+    if (!ahead) return;
+    for (const piece of ahead.pieces) {
       if (this.opts.cache.has(piece)) continue;
       // Read-ahead is a hint: a later real read of the piece fetches it urgently and reports failures.
-      this.opts.fetcher.fetch(piece, 'readahead', handle.signal).catch(() => undefined);
+      this.opts.fetcher.fetch(piece, 'readahead', ahead.signal).catch(() => undefined);
     }
   }
+}
+
+/** What the spans of one read share: one timeout (made on the first miss) and one deadline for the swarm. */
+interface UrgentWait {
+  timeout: () => AbortSignal;
+  deadline: number;
 }

@@ -38,6 +38,24 @@ export type PieceStoreEvents = {
   evicted: [index: PieceIndex];
 };
 
+/**
+ * The store's state as memory another thread may read (SharedArrayBuffers): the native FUSE
+ * backend serves reads of pieces whose state is `verifiedValue` straight from the data file,
+ * checking the slot's generation before and after (see SlotMap). Read-only for its users.
+ */
+export interface SharedCacheView {
+  dataFd: number;
+  slotSize: number;
+  pieceLength: number;
+  /** Per piece; `verifiedValue` means checked in this run and readable from its slot. */
+  pieceState: Uint8Array;
+  /** Per piece: its slot, or -1. */
+  pieceSlot: Int32Array;
+  /** Per slot: changes whenever the slot changes hands. */
+  slotGeneration: Uint32Array;
+  verifiedValue: number;
+}
+
 /** Counters for `btmount status` and for tests. */
 export interface PieceStoreStats {
   /** Pieces found on disk at open and SHA-1-checked on their first read. */
@@ -129,7 +147,7 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     this.#slots = slots;
     this.#lock = lock;
     this.#freeWriteSlots = opts.maxConcurrentWrites;
-    this.#state = new Uint8Array(opts.layout.pieceCount);
+    this.#state = new Uint8Array(new SharedArrayBuffer(opts.layout.pieceCount));
     this.#lru = new LruList(opts.layout.pieceCount);
   }
 
@@ -197,6 +215,19 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
   /** File descriptors the store keeps open, however many pieces: the data file, the slot table, the lock. */
   get openFileCount(): number {
     return this.#closed ? 0 : 3;
+  }
+
+  /** The piece → slot table, slot generations and piece states, for a reader on another thread. */
+  sharedCacheView(): SharedCacheView {
+    return {
+      dataFd: this.#file.dataFd,
+      slotSize: this.#file.slotSize,
+      pieceLength: this.layout.pieceLength,
+      pieceState: this.#state,
+      pieceSlot: this.#slots.pieceSlot,
+      slotGeneration: this.#slots.slotGeneration,
+      verifiedValue: VERIFIED,
+    };
   }
 
   has(index: PieceIndex): boolean {

@@ -4,10 +4,17 @@
  *
  * A slot whose piece is evicted while a read of it is in flight is "draining": it is
  * not reused until the read ends, so a read never returns bytes of the next piece.
+ *
+ * `pieceSlot` and `slotGeneration` live in shared memory that the native FUSE backend reads
+ * from other threads without locks: a slot's generation changes every time the slot changes
+ * hands (before any new bytes can be written to it), so a reader that sees the same generation
+ * before and after its read knows the bytes were the piece's it looked up.
  */
 export class SlotMap {
   /** piece → slot, -1 when the piece has none. */
   readonly pieceSlot: Int32Array;
+  /** slot → how many times it changed hands (wraps at 2^32). */
+  readonly slotGeneration: Uint32Array;
   /** slot → piece, -1 when free or draining. */
   readonly slotPiece: Int32Array;
   readonly #readers: Uint32Array;
@@ -23,7 +30,8 @@ export class SlotMap {
     pieceCount: number,
     readonly capacity: number,
   ) {
-    this.pieceSlot = new Int32Array(pieceCount).fill(-1);
+    this.pieceSlot = new Int32Array(new SharedArrayBuffer(pieceCount * 4)).fill(-1);
+    this.slotGeneration = new Uint32Array(new SharedArrayBuffer(capacity * 4));
     this.slotPiece = new Int32Array(capacity).fill(-1);
     this.#readers = new Uint32Array(capacity);
     this.#draining = new Uint8Array(capacity);
@@ -65,6 +73,7 @@ export class SlotMap {
 
   /** Records `piece` in `slot` (a free slot; used directly only while loading). */
   assign(slot: number, piece: number): void {
+    this.slotGeneration[slot]!++;
     this.slotPiece[slot] = piece;
     this.pieceSlot[piece] = slot;
     this.#inUse++;
@@ -76,6 +85,7 @@ export class SlotMap {
     if (slot < 0) return;
     this.pieceSlot[piece] = -1;
     this.slotPiece[slot] = -1;
+    this.slotGeneration[slot]!++;
     if (this.#readers[slot]! > 0) {
       this.#draining[slot] = 1;
       this.#drainingCount++;

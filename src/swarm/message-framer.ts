@@ -15,6 +15,13 @@ import { BLOCK_SIZE } from '../metainfo/piece-layout.js';
  * - The Wire reads fixed fields past the end of short messages (a 1-byte
  *   "request" becomes request(0,0,0)), and accepts any piece index. Here every
  *   message id has its exact length, and indices are checked against the torrent.
+ * - The Wire keeps some messages after parsing them: a bitfield becomes the
+ *   peer's piece set (a view, which every later "have" writes a bit into), an
+ *   extended handshake its `peerExtendedHandshake` (views of the dictionary's
+ *   strings). Bitfield and extended messages are therefore handed over as
+ *   copies of their own; a view into a reused socket buffer had the Wire flip
+ *   bits in the next chunk's bytes (a length field corrupted this way made it
+ *   wait for 8 MiB that never came: issue 13).
  */
 
 export class FramingError extends Error {
@@ -59,8 +66,9 @@ export class MessageFramer {
   /**
    * Takes a socket chunk and calls `emit` with runs of complete messages, in
    * order. What `emit` gets is only valid during the call (it may view `chunk`
-   * or the framer's own carry buffer): consume it synchronously. Throws
-   * FramingError when the peer breaks the protocol.
+   * or the framer's own carry buffer): consume it synchronously. The exception
+   * are the messages the Wire keeps (see above): each comes alone, in a copy.
+   * Throws FramingError when the peer breaks the protocol.
    */
   push(chunk: Buffer, emit: (messages: Buffer) => void): void {
     let pos = 0;
@@ -68,10 +76,15 @@ export class MessageFramer {
       pos = this.fillCarry(chunk, emit);
       if (pos < 0) return; // chunk used up, unit still incomplete
     }
-    const start = pos;
+    let start = pos;
     for (;;) {
       const size = this.unitSize(chunk, pos);
       if (size < 0 || pos + size > chunk.length) break;
+      if (this.keptByWire(chunk, pos)) {
+        if (pos > start) emit(chunk.subarray(start, pos));
+        emit(Buffer.from(chunk.subarray(pos, pos + size)));
+        start = pos + size;
+      }
       pos += size;
       this.unitDone();
     }
@@ -103,8 +116,10 @@ export class MessageFramer {
       pos += take;
       if (this.carryLength < size) return -1;
       this.carryLength = 0;
+      const unit = this.carry.subarray(0, size);
+      const kept = this.keptByWire(unit, 0);
       this.unitDone();
-      emit(this.carry.subarray(0, size));
+      emit(kept ? Buffer.from(unit) : unit);
       return pos;
     }
   }
@@ -120,6 +135,11 @@ export class MessageFramer {
     }
     chunk.copy(this.carry, this.carryLength, from, to);
     this.carryLength += n;
+  }
+
+  /** The complete message at `pos` is one the Wire holds on to after parsing it. */
+  private keptByWire(data: Buffer, pos: number): boolean {
+    return this.handshakeDone && data.readUInt32BE(pos) > 0 && KEPT_BY_WIRE.has(data[pos + 4]!);
   }
 
   private unitDone(): void {
@@ -187,6 +207,9 @@ const EXACT_LENGTH: Record<number, number> = {
   16: 13, // reject
   17: 5, // allowed fast
 };
+
+/** Bitfield and extended messages: bittorrent-protocol 5 keeps what it parsed from them. */
+const KEPT_BY_WIRE = new Set([5, 20]);
 
 /** Messages whose first field is a piece index. */
 function hasPieceIndex(id: number): boolean {

@@ -83,6 +83,9 @@ interface Candidate {
   source: Source;
   failures: number;
   nextAttemptAt: number;
+  lastAttemptAt: number;
+  /** Connections to it dropped for stalling reads: it is then re-dialled at its backoff only. */
+  stalls: number;
   conn: Conn | undefined;
 }
 
@@ -100,6 +103,14 @@ interface Conn {
   peerId: string | undefined;
   uploadQueue: UploadRequest[];
   uploadsActive: number;
+  /** When its last block came (0: none yet). */
+  lastBlockAt: number;
+  /**
+   * Since when the peer has owed us a block: its last block, or our first
+   * request after it owed none. Requests cancelled because another peer was
+   * faster do not restart the clock of a peer that has sent nothing since.
+   */
+  owingSince: number;
 }
 
 interface Waiter {
@@ -119,6 +130,23 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const RECHOKE_EVERY_MS = 10_000;
 const OPTIMISTIC_EVERY_MS = 30_000;
 const MAX_SUSPECT_PIECES = 256;
+/**
+ * Reads starve when urgent pieces are wanted and no block of one has come for
+ * this long: no connected peer has them, or those that say so send nothing.
+ * Then known addresses are re-dialled every STARVING_REDIAL_MS whatever their
+ * backoff (a seeder that comes up is found within a second or two, not after a
+ * 16-60 s backoff), an incoming peer may take the place of a useless
+ * connection, and 'starving' is emitted each second (discovery re-announces).
+ */
+const STARVING_AFTER_MS = 1000;
+const STARVING_REDIAL_MS = 1000;
+/**
+ * While reads wait, a peer that holds our requests and sends nothing for this
+ * long is dropped when another peer with the pieces can serve them: otherwise the
+ * blocks it sits on wait for the scheduler's 15 s snub (issue 13: a hostile
+ * first peer made a read 5× slower than with the honest seeder alone).
+ */
+const STALLED_MS = 4000;
 /**
  * Verified pieces waiting for the storage beyond this stop new requests (disk
  * slower than the network). Their buffers come back to the pool afterwards, so
@@ -177,6 +205,11 @@ export class Swarm extends EventEmitter {
   private lastRechoke = 0;
   private lastOptimisticRotation = 0;
   private optimistic: string | undefined;
+  /** When the current urgent wait began or last received an urgent block (see STARVING_AFTER_MS). */
+  private urgentProgressAt = 0;
+  /** Waiters of urgent fetches (reads), so that "are reads waiting" costs nothing. */
+  private readonly urgentWaiters = new Set<Waiter>();
+  private redialTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly onAdded = (index: PieceIndex): void => this.pieceAvailable(index);
   /** Verified pieces whose HAVE went out before the storage had them (requests for them wait). */
@@ -249,7 +282,7 @@ export class Swarm extends EventEmitter {
     if (this.bannedHosts.has(host)) return;
     const address = `${host}:${port}`;
     if (this.candidates.has(address)) return;
-    this.candidates.set(address, { host, port, source, failures: 0, nextAttemptAt: 0, conn: undefined });
+    this.candidates.set(address, { host, port, source, failures: 0, nextAttemptAt: 0, lastAttemptAt: 0, stalls: 0, conn: undefined });
     this.connectSome();
   }
 
@@ -268,6 +301,7 @@ export class Swarm extends EventEmitter {
     if (this.closed) return Promise.reject(new Error('swarm is closed'));
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (priority === 'urgent' && deadline === undefined) deadline = Date.now() + (this.opts.urgentDeadlineMs ?? 3000);
+    if (priority === 'urgent' && this.urgentWaiters.size === 0) this.urgentProgressAt = Date.now();
     let waiters = this.fetches.get(index);
     if (!waiters) {
       waiters = new Set();
@@ -277,6 +311,7 @@ export class Swarm extends EventEmitter {
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         set.delete(waiter);
+        this.urgentWaiters.delete(waiter);
         reject(signal!.reason);
         this.rewant(index);
       };
@@ -285,9 +320,13 @@ export class Swarm extends EventEmitter {
         deadline,
         resolve,
         reject,
-        cleanup: () => signal?.removeEventListener('abort', onAbort),
+        cleanup: () => {
+          signal?.removeEventListener('abort', onAbort);
+          this.urgentWaiters.delete(waiter);
+        },
       };
       set.add(waiter);
+      if (priority === 'urgent') this.urgentWaiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.rewant(index);
     });
@@ -322,6 +361,11 @@ export class Swarm extends EventEmitter {
     };
   }
 
+  /** How many connected peers have the piece (choking or not). */
+  sourcesOf(index: PieceIndex): number {
+    return this.scheduler.peersWith(index).total;
+  }
+
   /** Why wanted pieces are not arriving, in a few words (for EIO log lines). */
   waitingReason(): string {
     if (this.closed) return 'swarm closed';
@@ -348,6 +392,7 @@ export class Swarm extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.tickTimer);
+    clearTimeout(this.redialTimer);
     this.storage.off('added', this.onAdded);
     for (const [index, waiters] of this.fetches) {
       for (const w of waiters) {
@@ -366,14 +411,68 @@ export class Swarm extends EventEmitter {
   private connectSome(): void {
     if (this.closed) return;
     const now = Date.now();
+    const starving = this.starving(now);
     for (const cand of this.candidates.values()) {
       if (this.conns.size >= this.maxConnections) return;
-      if (cand.conn || cand.nextAttemptAt > now) continue;
+      const due = starving && cand.stalls === 0 ? Math.min(cand.nextAttemptAt, cand.lastAttemptAt + STARVING_REDIAL_MS) : cand.nextAttemptAt;
+      if (cand.conn || due > now) continue;
       this.dial(cand);
     }
   }
 
+  private starving(now: number): boolean {
+    return this.urgentWaiters.size > 0 && now - this.urgentProgressAt >= STARVING_AFTER_MS;
+  }
+
+  /** One timer for all failed dials while reads starve (the 1 s tick alone would make it up to 2 s). */
+  private redialSoon(): void {
+    if (this.redialTimer || this.closed) return;
+    this.redialTimer = setTimeout(() => {
+      this.redialTimer = undefined;
+      this.connectSome();
+    }, STARVING_REDIAL_MS);
+    this.redialTimer.unref();
+  }
+
+  private urgentPieces(): PieceIndex[] {
+    return [...this.scheduler.wantedPieces()].filter((i) => this.scheduler.priorityOf(i) === 'urgent');
+  }
+
+  /** The connection is a peer that has some of the pieces reads wait for. */
+  private hasAny(c: Conn, pieces: readonly PieceIndex[]): boolean {
+    return c.pc.ready && this.scheduler.hasPeer(c.key) && pieces.some((i) => this.scheduler.peerHas(c.key, i));
+  }
+
+  /** While reads starve, an incoming peer takes the place of a connection that has none of their pieces. */
+  private makeRoom(now: number): boolean {
+    if (!this.starving(now)) return false;
+    const urgent = this.urgentPieces();
+    for (const c of this.conns.values()) {
+      if (this.hasAny(c, urgent)) continue;
+      c.pc.destroy('making room for an incoming peer while reads wait');
+      return true;
+    }
+    return false;
+  }
+
+  /** See STALLED_MS. */
+  private dropStalled(now: number): void {
+    if (this.readingPaused || this.urgentWaiters.size === 0) return; // paused by --download-limit: nobody can deliver
+    const urgent = this.urgentPieces();
+    const withPieces = [...this.conns.values()].filter((c) => this.hasAny(c, urgent));
+    const stalled = (c: Conn): boolean => this.scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
+    // Someone to give the blocks to: unchoking us, or sending (allowed-fast pieces) while it chokes.
+    const better = withPieces.filter((c) => !stalled(c) && (!c.pc.wire.peerChoking || now - c.lastBlockAt < STALLED_MS));
+    if (better.length === 0) return;
+    for (const c of withPieces) {
+      if (!stalled(c)) continue;
+      if (c.candidate) c.candidate.stalls++;
+      c.pc.destroy(`sent nothing for ${STALLED_MS / 1000} s while reads waited on its blocks`);
+    }
+  }
+
   private dial(cand: Candidate): void {
+    cand.lastAttemptAt = Date.now();
     // One read buffer per connection, reused for every read (see PeerConnection.receive).
     let conn: Conn | undefined;
     const socket = net.connect({
@@ -398,7 +497,7 @@ export class Swarm extends EventEmitter {
 
   private accept(socket: net.Socket): void {
     const host = normalizeHost(socket.remoteAddress ?? '');
-    if (this.closed || this.bannedHosts.has(host) || this.conns.size >= this.maxConnections) {
+    if (this.closed || this.bannedHosts.has(host) || (this.conns.size >= this.maxConnections && !this.makeRoom(Date.now()))) {
       socket.destroy();
       return;
     }
@@ -430,7 +529,7 @@ export class Swarm extends EventEmitter {
       ...(this.opts.infoBuffer ? { infoBuffer: this.opts.infoBuffer } : {}),
       ...(this.opts.extensions ? { extensions: this.opts.extensions } : {}),
     });
-    const conn: Conn = { key, pc, candidate, peerId: undefined, uploadQueue: [], uploadsActive: 0 };
+    const conn: Conn = { key, pc, candidate, peerId: undefined, uploadQueue: [], uploadsActive: 0, lastBlockAt: 0, owingSince: 0 };
     this.conns.set(key, conn);
     if (this.readingPaused) pc.pauseReading();
     pc.once('ready', (peerId: string) => this.onReady(conn, peerId));
@@ -520,10 +619,13 @@ export class Swarm extends EventEmitter {
       this.candidates.delete(`${cand.host}:${cand.port}`);
     } else if (cand && cand.conn === conn) {
       cand.conn = undefined;
-      const lived = Date.now() - conn.pc.connectedAt;
+      const now = Date.now();
+      const lived = now - conn.pc.connectedAt;
       if (!conn.pc.ready || lived < 30_000) cand.failures++;
-      if (cand.source !== 'static' && cand.failures >= 3) this.candidates.delete(`${cand.host}:${cand.port}`);
-      else cand.nextAttemptAt = Date.now() + Math.min(60_000, 500 * 2 ** Math.min(cand.failures, 7));
+      const starving = this.starving(now);
+      if (cand.source !== 'static' && cand.failures >= 3 && !starving) this.candidates.delete(`${cand.host}:${cand.port}`);
+      else cand.nextAttemptAt = now + Math.min(60_000, 500 * 2 ** Math.min(cand.failures, 7));
+      if (starving) this.redialSoon();
     }
     if (!this.closed) {
       this.emit('peer-closed', conn.pc.address, reason);
@@ -572,6 +674,7 @@ export class Swarm extends EventEmitter {
 
   private onBlock(conn: Conn, index: PieceIndex, offset: number, block: Uint8Array): void {
     const now = Date.now();
+    conn.lastBlockAt = conn.owingSince = now;
     this.downloaded += block.length;
     this.sourceTotals(conn).downloaded += block.length;
     const wait = this.downloadBucket.take(block.length, now);
@@ -587,6 +690,7 @@ export class Swarm extends EventEmitter {
           this.assembling.set(index, piece);
         }
         piece.set(block, offset);
+        if (this.scheduler.priorityOf(index) === 'urgent') this.urgentProgressAt = now;
         if (out.pieceComplete) this.verify(index);
         break;
       }
@@ -769,6 +873,8 @@ export class Swarm extends EventEmitter {
 
   private sendRequests(conn: Conn | undefined, requests: readonly BlockRequest[]): void {
     if (!conn || conn.pc.closed) return;
+    // The scheduler has counted these already: if they are all it has in flight, the peer owed nothing until now.
+    if (requests.length > 0 && conn.lastBlockAt >= conn.owingSince && this.scheduler.inflightCount(conn.key) === requests.length) conn.owingSince = Date.now();
     for (const r of requests) conn.pc.request(r.index, r.offset, r.length);
   }
 
@@ -823,6 +929,8 @@ export class Swarm extends EventEmitter {
     }
     if (now - this.lastRechoke >= RECHOKE_EVERY_MS) this.rechoke(now);
     if (now - this.lastAllocAt > POOL_IDLE_MS && this.bufferPool.length > IDLE_POOLED_BUFFERS) this.bufferPool.length = IDLE_POOLED_BUFFERS;
+    if (this.starving(now)) this.emit('starving');
+    this.dropStalled(now);
     this.connectSome();
     this.runSchedule();
   }

@@ -273,6 +273,13 @@ export function startAria2Leecher(torrentPath: string, dir: string, trackerUrl: 
   ]);
 }
 
+/** aria2c downloading into `dir` from whoever connects to it (no tracker); resolves once it listens, exits when complete. */
+export async function startListeningAria2Leecher(torrentPath: string, dir: string, port: number): Promise<Proc> {
+  const proc = startProcess('aria2c', [...ARIA2_COMMON, `--dir=${dir}`, `--listen-port=${port}`, '--seed-time=0', '--bt-stop-timeout=120', torrentPath]);
+  await waitForPort('127.0.0.1', port);
+  return proc;
+}
+
 /** A python3-libtorrent peer (see lt_peer.py); resolves once it listens. */
 export async function startLibtorrent(
   mode: 'seed' | 'leech',

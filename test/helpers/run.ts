@@ -8,21 +8,33 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BTMOUNT_BIN = join(REPO_ROOT, 'bin', 'btmount.js');
 
 export interface RunResult {
-  code: number;
+  /** The exit code; null when a signal ended the child (then `signal` says which). */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** run() killed the child: still running at `timeoutMs` (a hang, not an answer), or past maxBuffer. */
+  timedOut: boolean;
   stdout: string;
   stderr: string;
 }
 
-/** Runs a command to completion in a child process; never throws on a non-zero exit. */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+/** Runs a command to completion in a child process; never throws on a non-zero exit or a timeout. */
+export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string; uid?: number } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = execFile(
       cmd,
       args,
-      { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, env: opts.env ?? process.env, encoding: 'utf8' },
+      {
+        timeout: opts.timeoutMs ?? 60_000,
+        maxBuffer: 64 * 1024 * 1024,
+        env: opts.env ?? process.env,
+        encoding: 'utf8',
+        ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
+      },
       (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
+        if (!err) return resolve({ code: 0, signal: null, timedOut: false, stdout, stderr });
+        // A spawn failure (ENOENT, …) has a string code: report it as exit 127, as a shell would.
+        const code = typeof err.code === 'number' ? err.code : err.signal || err.killed ? null : 127;
+        resolve({ code, signal: err.signal ?? null, timedOut: err.killed === true, stdout, stderr });
       },
     );
     if (opts.input !== undefined) child.stdin?.end(opts.input);

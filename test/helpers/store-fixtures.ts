@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, open, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -180,27 +180,6 @@ export class StoreChild {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
     await this.exited;
   }
-}
-
-/**
- * Mounts a fresh tmpfs of `size` (e.g. '2m') on a temp directory, unmounted at teardown.
- * Undefined (after a t.log saying why) when mounting is not possible here.
- */
-export async function mountTmpfs(
-  t: { teardown(fn: () => Promise<void> | void): void; log(...values: unknown[]): void },
-  size: string,
-): Promise<string | undefined> {
-  const dir = await tempDir(t, 'btmount-tmpfs-');
-  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (result.status !== 0) {
-    t.log(`cannot mount a tmpfs here (${(result.stderr || result.error?.message || '').trim()}); skipping this test`);
-    return undefined;
-  }
-  // Registered after tempDir's removal, so it runs first (ava runs teardowns last-in first-out).
-  t.teardown(() => {
-    spawnSync('umount', [dir]);
-  });
-  return dir;
 }
 
 /** Bytes in use on the file system holding `dir` (exact and instantaneous on tmpfs). */
