@@ -64,7 +64,7 @@ test('choked peers get no requests; without the fast extension a choke returns t
 });
 
 test('rarest first among equal priorities', (t) => {
-  const l = layout(4, BLOCK_SIZE); // one block per piece
+  const l = layout(5, BLOCK_SIZE); // one block per piece; nobody has piece 4, so A is not a seed (seeds give way to peers)
   const s = new Scheduler(l, { initialDepth: 4, minDepth: 1 });
   for (const key of ['A', 'B', 'C']) {
     s.addPeer(key, 0);

@@ -18,6 +18,8 @@ declare module 'bittorrent-tracker' {
     userAgent?: string;
     /** `false` turns WebRTC off: ws:// and wss:// trackers are then skipped with a warning. */
     wrtc?: false;
+    /** Dispatchers for HTTP(S) announces, handed to fetch (btmount: to send from the --host address). */
+    proxyOpts?: { httpAgent?: import('undici').Dispatcher; httpsAgent?: import('undici').Dispatcher };
   }
 
   /** Emitted after each successful announce, with the tracker's counts. */

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { Discovery, PUBLIC_DHT_ROUTERS } from '../discovery/index.js';
 import type { Logger } from '../log.js';
+import { isWildcardHost } from '../swarm/swarm.js';
 import { UserError } from '../user-error.js';
 import { collectHostPort, type HostPort } from './options.js';
 
@@ -14,6 +15,8 @@ export interface DiscoveryCliOptions {
   dhtBootstrap?: HostPort[];
   /** false with --no-pex. */
   pex: boolean;
+  /** --host: the one local address we listen, dial and announce on. */
+  host?: string;
 }
 
 export function addDiscoveryOptions(command: Command): Command {
@@ -42,6 +45,7 @@ export function discoveryFromOptions(
     dht: opts.dht && !isPrivate ? { bootstrap: opts.dhtBootstrap ?? PUBLIC_DHT_ROUTERS } : false,
     pex: opts.pex && !isPrivate,
     staticPeers,
+    ...(opts.host && !isWildcardHost(opts.host) ? { localAddress: opts.host } : {}),
     log,
   });
 }

@@ -45,6 +45,7 @@ export function registerMount(program: Command): void {
     .option('--cache-size <size>', `cache budget, e.g. 20G or 512M (${DEFAULT_CACHE_BUDGET_RULE})`, (v) => parseSizeOption(v, '--cache-size'))
     .option('--peer <host:port>', 'a peer to connect to (repeatable)', collectHostPort('--peer'))
     .option('--port <n>', 'listen port for other peers (default: first free of 6881-6889; 0 = any)', (v) => parsePort(v))
+    .option('--host <address>', 'listen address; peers and trackers are also contacted from it (default: all interfaces)')
     .option('--read-timeout <sec>', 'a read waits this long for data, then fails with EIO (seconds)', (v) => parseSeconds(v, '--read-timeout'), 60)
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--download-limit <rate>', 'bytes/s, e.g. 100M (default: none)', (v) => parseRate(v, '--download-limit'))
@@ -104,6 +105,7 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
     cacheBudget: opts.cacheSize,
     peers: opts.peer ?? [],
     port: opts.port,
+    ...(opts.host ? { host: opts.host } : {}),
     readTimeoutMs: opts.readTimeout * 1000,
     uploadLimit: opts.uploadLimit ?? 0,
     downloadLimit: opts.downloadLimit ?? 0,

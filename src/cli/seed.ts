@@ -7,6 +7,7 @@ import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
 import { SeedSession } from '../daemon/seed-session.js';
 import type { VerifyProgress } from '../store/directory-storage.js';
 import type { SwarmStats } from '../swarm/index.js';
+import type { ShareMode } from '../swarm/share-policy.js';
 import { defaultCacheRoot } from '../store/cache-location.js';
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from '../user-error.js';
@@ -24,6 +25,7 @@ interface SeedOptions extends DiscoveryCliOptions {
   uploadLimit?: number;
   maxConnections?: number;
   logFile?: string;
+  share: ShareMode;
   metrics?: HostPort;
 }
 
@@ -40,6 +42,7 @@ export function registerSeed(program: Command): void {
     .option('--peer <host:port>', 'a peer to connect to (repeatable)', collectHostPort('--peer'))
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M or 50MB/s (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--max-connections <n>', 'open connections at most (default 50)', (v) => parsePositive(v, '--max-connections'))
+    .option('--share <mode>', "distinct: reject a request for a piece another peer has or is getting, so peers trade it (each byte leaves the origin about once); all: serve every request", parseShareMode, 'distinct')
     .option('--log-file <file>', 'JSON log (default: <cache>/logs/seed-<infohash>.log)')
     .option('--cache <dir>', `where the DHT routing table and the log are kept between runs (default ${defaultCacheRoot()})`)
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default host 127.0.0.1; off unless given)', (v) => parseMetricsAddress(v))
@@ -78,6 +81,7 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, deb
     host: opts.host,
     uploadLimit: opts.uploadLimit,
     maxConnections: opts.maxConnections,
+    shareMode: opts.share,
     peers: opts.peer ?? [],
     discovery: discoveryFromOptions(metainfo.infoHash, cacheRoot, metainfo.announce, metainfo.private, opts.peer?.length ?? 0, opts, log),
     log,
@@ -151,4 +155,9 @@ function statusLine(s: SwarmStats): string {
   const up = s.peers.reduce((sum, p) => sum + p.uploadRate, 0);
   const interested = s.peers.filter((p) => p.interested).length;
   return `${count(s.peers.length, 'peer')} (${interested} downloading), up ${formatSize(up)}/s, uploaded ${formatSize(s.uploaded)}`;
+}
+
+function parseShareMode(text: string): ShareMode {
+  if (text === 'distinct' || text === 'all') return text;
+  throw new UserError('invalid --share', `expected distinct or all: ${text}`);
 }

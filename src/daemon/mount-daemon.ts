@@ -36,6 +36,8 @@ export interface MountProcessOptions {
   cacheBudget: number | undefined;
   peers: readonly PeerAddress[];
   port: number | undefined;
+  /** --host: listen address, also the source of outgoing connections and announces. */
+  host?: string;
   readTimeoutMs: number;
   uploadLimit: number;
   downloadLimit: number;
@@ -74,6 +76,7 @@ export async function runMountProcess(opts: MountProcessOptions): Promise<void> 
       cacheRoot: opts.cacheRoot,
       peers: opts.peers,
       port: opts.port,
+      ...(opts.host ? { host: opts.host } : {}),
       extraTrackers: opts.extraTrackers,
       metadataTimeoutMs: opts.metadataTimeoutMs,
       discoveryFor: opts.discoveryFor,
@@ -90,6 +93,7 @@ export async function runMountProcess(opts: MountProcessOptions): Promise<void> 
         cacheBudget: opts.cacheBudget ?? (await defaultCacheBudget(opts.cacheRoot)),
         peers,
         port,
+        ...(opts.host ? { host: opts.host } : {}),
         readTimeoutMs: opts.readTimeoutMs,
         uploadLimit: opts.uploadLimit,
         downloadLimit: opts.downloadLimit,

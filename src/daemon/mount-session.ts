@@ -25,6 +25,8 @@ export interface MountConfig {
   peers: Array<{ host: string; port: number }>;
   /** Listen port for other peers (0 = any; undefined = first free of 6881–6889). */
   port: number | undefined;
+  /** Listen address, also the source of outgoing connections (default: all interfaces). */
+  host?: string;
   readTimeoutMs: number;
   uploadLimit: number;
   downloadLimit: number;
@@ -84,6 +86,7 @@ export class MountSession {
         storage: store,
         log,
         ...(config.port === undefined ? {} : { port: config.port }),
+        ...(config.host ? { host: config.host } : {}),
         uploadLimit: config.uploadLimit,
         downloadLimit: config.downloadLimit,
         infoBuffer: metainfo.infoBuffer,

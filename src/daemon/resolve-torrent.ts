@@ -21,6 +21,8 @@ export interface ResolveOptions {
   peers: readonly PeerAddress[];
   /** --port, if given. */
   port: number | undefined;
+  /** --host, if given: the metadata wait listens there too. */
+  host?: string;
   /** --tracker URLs, announced to as well as the torrent's. */
   extraTrackers: readonly string[];
   metadataTimeoutMs: number;
@@ -70,7 +72,7 @@ export async function resolveTorrent(source: TorrentSource, opts: ResolveOptions
   const discovery = opts.discoveryFor({ infoHash: source.infoHash, announce: source.announce, private: false }, peers.length, log);
   let reservation: PortReservation;
   try {
-    reservation = await PortReservation.take(opts.port);
+    reservation = await PortReservation.take(opts.port, opts.host);
   } catch (err) {
     throw new UserError(ACTION, (err as Error).message);
   }

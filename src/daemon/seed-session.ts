@@ -5,6 +5,7 @@ import type { Metainfo } from '../metainfo/index.js';
 import type { PieceIndex } from '../metainfo/piece-layout.js';
 import { DirectoryPieceStorage, type VerifyProgress } from '../store/directory-storage.js';
 import { Swarm, type SwarmStats } from '../swarm/index.js';
+import type { ShareMode } from '../swarm/share-policy.js';
 import { UserError } from '../user-error.js';
 
 export interface SeedConfig {
@@ -15,6 +16,8 @@ export interface SeedConfig {
   host: string | undefined;
   uploadLimit: number | undefined;
   maxConnections: number | undefined;
+  /** How the origin answers requests for pieces other peers have (see SharePolicy). */
+  shareMode: ShareMode;
   /** host:port of peers to connect to. */
   peers: ReadonlyArray<{ host: string; port: number }>;
   /** Trackers, DHT and PEX for this torrent; the session starts and stops it. */
@@ -54,6 +57,7 @@ export class SeedSession {
       ...(this.config.host ? { host: this.config.host } : {}),
       ...(this.config.uploadLimit !== undefined ? { uploadLimit: this.config.uploadLimit } : {}),
       ...(this.config.maxConnections !== undefined ? { maxConnections: this.config.maxConnections } : {}),
+      shareMode: this.config.shareMode,
       infoBuffer: metainfo.infoBuffer,
       extensions: discovery.wireExtensions(),
     });

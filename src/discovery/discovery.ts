@@ -23,6 +23,8 @@ export interface DiscoveryOptions {
   pex: boolean;
   /** Peers given as --peer or x.pe (shown in status only; the caller adds them). */
   staticPeers: number;
+  /** Our own address when bound to one (--host): trackers are announced to from it. */
+  localAddress?: string;
   log: Logger;
 }
 
@@ -173,6 +175,7 @@ export class Discovery extends EventEmitter {
         port,
         urls: this.opts.trackers,
         counters: () => this.counters(),
+        ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
         log,
       });
       trackers.on('peer', (address: PeerAddress) => this.found(address, 'tracker'));

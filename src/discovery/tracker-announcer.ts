@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Client, type AnnounceCounters, type AnnounceUpdate } from 'bittorrent-tracker';
+import { Agent } from 'undici';
 import type { Logger } from '../log.js';
 import { parsePeerAddress, type PeerAddress } from './peer-address.js';
 
@@ -18,6 +19,8 @@ export interface TrackerAnnouncerOptions {
   peerId: Buffer;
   /** The port peers reach us on. */
   port: number;
+  /** Announce from this local address (HTTP trackers record the sender's address as ours). */
+  localAddress?: string;
   urls: readonly string[];
   /** What we tell trackers we have uploaded, downloaded and still lack. */
   counters: () => AnnounceCounters;
@@ -114,10 +117,18 @@ export class TrackerAnnouncer extends EventEmitter {
       }),
     );
     this.clients.clear();
+    await this.dispatcher?.close();
   }
 
   status(): TrackerStatus[] {
     return this.urls.map((url) => ({ ...this.state.get(url)! }));
+  }
+
+  private dispatcher: Agent | undefined;
+
+  private fromLocalAddress(): Agent {
+    this.dispatcher ??= new Agent({ localAddress: this.opts.localAddress! });
+    return this.dispatcher;
   }
 
   private makeClient(url: string): Client | undefined {
@@ -132,6 +143,10 @@ export class TrackerAnnouncer extends EventEmitter {
         port: this.opts.port,
         getAnnounceOpts: this.opts.counters,
         wrtc: false,
+        ...(this.opts.localAddress
+          ? // bittorrent-tracker announces over HTTP with Node's fetch, which takes an undici dispatcher.
+            { proxyOpts: { httpAgent: this.fromLocalAddress(), httpsAgent: this.fromLocalAddress() } }
+          : {}),
       });
     } catch (err) {
       status.lastResult = (err as Error).message;

@@ -23,6 +23,14 @@ import { RateMeter } from './rate-meter.js';
  *    within the peer's reqq; slow start before the rate is known.
  * 6. A peer that delivers nothing for `requestTimeoutMs` is snubbed: its blocks go
  *    back to the pool and it gets one request at a time until it delivers.
+ * 7. Sharing (the origin is spent once): a piece another, non-seed peer has is not
+ *    asked of a seed (a peer with every piece) unless that peer cannot deliver it
+ *    in time (by an urgent piece's deadline, else within 4 × targetQueueMs);
+ *    endgame may still duplicate from a seed. Among equally rare read-ahead pieces the choice is
+ *    random (`random`), so nodes reading the same window fetch different pieces
+ *    and trade; a piece a peer rejected (a seed handing out distinct pieces says
+ *    so: someone else is getting it) is not asked of that peer again for
+ *    `declineMs`, or until its deadline is near, so a blocked read still gets it.
  */
 
 export type PeerKey = string;
@@ -60,9 +68,15 @@ export interface SchedulerOptions {
   maxTotalInflight?: number;
   /** Rate assumed for a peer with no measurement yet, bytes/s (queue-time estimates). Default 1 MiB/s. */
   assumedRate?: number;
+  /** A piece a peer rejected is not asked of it again for this long (or until its deadline is near). Default 1 s. */
+  declineMs?: number;
+  /** Picks among equally rare read-ahead pieces ([0, 1)). Default: none, the lowest index first (deterministic). */
+  random?: () => number;
 }
 
-const DEFAULTS: Required<SchedulerOptions> = {
+type Tunables = Required<Omit<SchedulerOptions, 'random'>>;
+
+const DEFAULTS: Tunables = {
   targetQueueMs: 1000,
   initialDepth: 32,
   minDepth: 4,
@@ -74,7 +88,17 @@ const DEFAULTS: Required<SchedulerOptions> = {
   maxPartialBytes: 256 * 1024 * 1024,
   maxTotalInflight: 8192,
   assumedRate: 1024 * 1024,
+  declineMs: 1000,
 };
+
+/** Equally rare candidates looked at for a random pick (bounds the scan). */
+const TIE_SAMPLE = 32;
+/**
+ * Queued pieces a peer may pass over before a fill gives up on new pieces: a seed
+ * gives way on every piece the others have, and the queue can hold a whole torrent.
+ * Rarest first, so the pieces only the seed has come before these.
+ */
+const PASS_OVER_LIMIT = 1024;
 
 /** What became of a block a peer sent. Only `accepted` data belongs in the piece. */
 export type BlockVerdict =
@@ -133,6 +157,8 @@ class PeerState {
   /** Wanted, unfinished pieces this peer has: > 0 means we are interested. */
   interesting = 0;
   lastEndgameScan = -Infinity;
+  /** Pieces the peer rejected: index → until when we do not ask it again. */
+  readonly declined = new Map<number, number>();
 
   constructor(
     readonly key: PeerKey,
@@ -151,6 +177,11 @@ class PeerState {
 
   has(index: number): boolean {
     return this.haveAll || (this.pieces[index >> 3]! & (0x80 >> (index & 7))) !== 0;
+  }
+
+  /** Has every piece: the origin, or a node that is done (its upload is best kept for what nobody else has). */
+  isSeed(pieceCount: number): boolean {
+    return this.haveAll || this.haveCount === pieceCount;
   }
 }
 
@@ -196,7 +227,8 @@ class WantedPiece {
 }
 
 export class Scheduler {
-  private readonly opts: Required<SchedulerOptions>;
+  private readonly opts: Tunables;
+  private readonly random: (() => number) | undefined;
   private readonly peers = new Map<PeerKey, PeerState>();
   private readonly wanted = new Map<PieceIndex, WantedPiece>();
   /** Wanted pieces not started, rarest first, one set per priority. */
@@ -219,7 +251,9 @@ export class Scheduler {
     private readonly layout: PieceLayout,
     options: SchedulerOptions = {},
   ) {
-    this.opts = { ...DEFAULTS, ...stripUndefined(options) };
+    const { random, ...tunables } = options;
+    this.opts = { ...DEFAULTS, ...stripUndefined(tunables) };
+    this.random = random;
     this.availability = new Uint32Array(layout.pieceCount);
   }
 
@@ -347,6 +381,11 @@ export class Scheduler {
     peer.interesting = this.wanted.size - this.countVerifying();
   }
 
+  /** The peer has every piece (have-all, or a full bitfield). */
+  peerIsSeed(key: PeerKey): boolean {
+    return this.peers.get(key)?.isSeed(this.layout.pieceCount) ?? false;
+  }
+
   peerHas(key: PeerKey, index: PieceIndex): boolean {
     return this.peers.get(key)?.has(index) ?? false;
   }
@@ -438,11 +477,17 @@ export class Scheduler {
     return { verdict: 'accepted', pieceComplete: false, cancels };
   }
 
-  /** The peer rejected a request (fast extension): the block goes back to the pool. */
-  onReject(key: PeerKey, index: PieceIndex, offset: number): void {
+  /**
+   * The peer rejected a request (fast extension): the block goes back to the
+   * pool, and the piece is not asked of this peer again for `declineMs` (a seed
+   * that hands out distinct pieces rejects one another peer is getting).
+   */
+  onReject(key: PeerKey, index: PieceIndex, offset: number, now: number): void {
     const peer = this.peer(key);
     const f = peer.inflight.get(blockKey(index, offset / BLOCK_SIZE));
-    if (f) this.release(peer, f, false);
+    if (!f) return;
+    this.release(peer, f, false);
+    if (peer.declined.size < 4 * this.opts.maxDepth) peer.declined.set(index, now + this.opts.declineMs);
   }
 
   /** Which of the piece's blocks are in, for a caller that assembles it. */
@@ -498,7 +543,7 @@ export class Scheduler {
       for (const index of this.active[priority]) {
         if (budget <= 0) return out;
         const piece = this.wanted.get(index)!;
-        if (piece.owner === key && this.canRequest(peer, index)) budget -= this.take(peer, piece, budget, rank, now, out);
+        if (piece.owner === key && this.mayAsk(peer, piece, now)) budget -= this.take(peer, piece, budget, rank, now, out);
       }
       // Urgent pieces others started: help them.
       if (priority === 'urgent') budget = this.helpActive(peer, priority, budget, rank, now, out);
@@ -596,6 +641,46 @@ export class Scheduler {
 
   private canRequest(peer: PeerState, index: number): boolean {
     return peer.has(index) && (!peer.choked || (peer.fast && peer.allowedFast.has(index)));
+  }
+
+  /**
+   * canRequest, and the sharing rules: not a piece the peer declined lately
+   * (unless its deadline is near), and not, from a seed, a piece another peer
+   * can give (urgent: in time for its deadline).
+   */
+  private mayAsk(peer: PeerState, piece: WantedPiece, now: number): boolean {
+    const index = piece.index;
+    if (!this.canRequest(peer, index)) return false;
+    const until = peer.declined.get(index);
+    if (until !== undefined) {
+      if (now >= until) peer.declined.delete(index);
+      else if (!this.deadlineNear(piece, now)) return false;
+    }
+    return !(peer.isSeed(this.layout.pieceCount) && this.otherSourceInTime(peer, piece, now));
+  }
+
+  private deadlineNear(piece: WantedPiece, now: number): boolean {
+    return piece.priority === 'urgent' && piece.deadline !== undefined && now >= piece.deadline - this.opts.duplicateLeadMs;
+  }
+
+  /**
+   * A peer other than `seed`, not a seed itself, that can be asked for the piece
+   * and deliver it in time: by an urgent piece's deadline, else within
+   * 4 × targetQueueMs (a busy peer does not hold the piece hostage while the seed idles).
+   */
+  private otherSourceInTime(seed: PeerState, piece: WantedPiece, now: number): boolean {
+    const index = piece.index;
+    // Quick no: nobody but (perhaps) the seed itself has announced the piece in a bitfield or HAVE.
+    if (this.availability[index]! - (seed.haveAll ? 0 : 1) <= 0) return false;
+    for (const p of this.peers.values()) {
+      if (p === seed || p.snubbed || p.isSeed(this.layout.pieceCount) || !this.canRequest(p, index)) continue;
+      const until = p.declined.get(index);
+      if (until !== undefined && now < until) continue;
+      const by = piece.priority === 'urgent' && piece.deadline !== undefined ? piece.deadline - this.opts.duplicateLeadMs : now + 4 * this.opts.targetQueueMs;
+      // Requests in flight × a block's size: an estimate is enough, and this runs per candidate piece.
+      if (now + this.etaMs(p, now, p.inflight.size * BLOCK_SIZE + piece.size) <= by) return true;
+    }
+    return false;
   }
 
   private inflightBytes(peer: PeerState): number {
@@ -760,7 +845,7 @@ export class Scheduler {
     for (const index of order) {
       if (budget <= 0) break;
       const piece = this.wanted.get(index)!;
-      if (this.canRequest(peer, index)) budget -= this.take(peer, piece, budget, rank, now, out);
+      if (this.mayAsk(peer, piece, now)) budget -= this.take(peer, piece, budget, rank, now, out);
     }
     return budget;
   }
@@ -769,7 +854,11 @@ export class Scheduler {
     const queued = this.queued[priority];
     while (budget > 0 && queued.size > 0) {
       // Scan whichever is shorter: the queue (rarest first) or the pieces this peer has.
-      const index = peer.haveAll || peer.haveCount >= queued.size ? this.firstQueuedFor(peer, queued) : this.rarestQueuedAmong(peer, priority);
+      // Random among equally rare read-ahead pieces (nodes reading the same window spread over it); urgent and warm keep
+      // the order they were asked in (a warm list is fetched in list order).
+      const random = priority === 'readahead' ? this.random : undefined;
+      const index =
+        peer.haveAll || peer.haveCount >= queued.size ? this.firstQueuedFor(peer, queued, now, random) : this.rarestQueuedAmong(peer, priority, now, random);
       if (index === undefined) break;
       const piece = this.wanted.get(index)!;
       if (priority !== 'urgent' && this.partialBytes + piece.size > this.opts.maxPartialBytes && this.partialBytes > 0) break;
@@ -779,15 +868,32 @@ export class Scheduler {
     return budget;
   }
 
-  private firstQueuedFor(peer: PeerState, queued: AvailabilityBuckets): PieceIndex | undefined {
-    for (const index of queued.inOrder()) if (this.canRequest(peer, index)) return index;
-    return undefined;
+  /** The rarest queued piece the peer may be asked for (ties: the first filed, or a random one of the first few). */
+  private firstQueuedFor(peer: PeerState, queued: AvailabilityBuckets, now: number, random: (() => number) | undefined): PieceIndex | undefined {
+    let ties: PieceIndex[] | undefined;
+    let tieAvailability = 0;
+    let passedOver = 0;
+    for (const index of queued.inOrder()) {
+      if (ties && (this.availability[index] !== tieAvailability || ties.length >= TIE_SAMPLE)) break;
+      if (!this.mayAsk(peer, this.wanted.get(index)!, now)) {
+        if (++passedOver >= PASS_OVER_LIMIT) break;
+        continue;
+      }
+      if (!random) return index;
+      if (!ties) {
+        ties = [];
+        tieAvailability = this.availability[index]!;
+      }
+      ties.push(index);
+    }
+    return ties ? ties[Math.floor(random!() * ties.length)] : undefined;
   }
 
-  /** The rarest queued piece of this priority among the peer's pieces (ties: lowest index). */
-  private rarestQueuedAmong(peer: PeerState, priority: Priority): PieceIndex | undefined {
+  /** The rarest queued piece of this priority among the peer's pieces (ties: lowest index, or a random one). */
+  private rarestQueuedAmong(peer: PeerState, priority: Priority, now: number, random: (() => number) | undefined): PieceIndex | undefined {
     let best: PieceIndex | undefined;
     let bestAvailability = Infinity;
+    let ties = 0;
     const bits = peer.pieces;
     for (let i = 0; i < bits.length; i++) {
       const byte = bits[i]!;
@@ -796,11 +902,14 @@ export class Scheduler {
         if (!(byte & (0x80 >> bit))) continue;
         const index = (i * 8 + bit) as PieceIndex;
         const piece = this.wanted.get(index);
-        if (!piece || piece.started || piece.priority !== priority || !this.canRequest(peer, index)) continue;
+        if (!piece || piece.started || piece.priority !== priority || !this.mayAsk(peer, piece, now)) continue;
         const a = this.availability[index]!;
         if (a < bestAvailability) {
           bestAvailability = a;
           best = index;
+          ties = 1;
+        } else if (a === bestAvailability && random && random() * ++ties < 1) {
+          best = index; // reservoir sampling: each tie kept with probability 1/ties
         }
       }
     }
@@ -849,7 +958,7 @@ export class Scheduler {
     const rank = PRIORITY_RANK.urgent;
     for (const index of this.byDeadline(candidates)) {
       const piece = this.wanted.get(index)!;
-      const peers = [...this.peers.values()].filter((p) => this.canRequest(p, index) && !p.snubbed);
+      const peers = [...this.peers.values()].filter((p) => !p.snubbed && this.mayAsk(p, piece, now));
       if (peers.length === 0) continue;
       if (!piece.started) this.startPiece(piece, undefined);
       for (let b = piece.cursor; b < piece.blockCount && piece.needed > 0; b++) {

@@ -7,6 +7,7 @@ import { BLOCK_SIZE, type InfoHash, type PieceIndex, type PieceLayout } from '..
 import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
 import { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { chooseUnchoked } from './choker.js';
+import { SharePolicy, type ShareMode } from './share-policy.js';
 import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
@@ -19,7 +20,7 @@ export interface SwarmOptions {
   log?: Logger;
   /** Listen port; 0 = any free port; undefined = first free of 6881–6889, else any. */
   port?: number;
-  /** Listen address (default: all interfaces). */
+  /** Listen address (default: all interfaces); a specific one is also where outgoing connections come from. */
   host?: string;
   /** Open connections, both directions (default 50). */
   maxConnections?: number;
@@ -38,6 +39,12 @@ export interface SwarmOptions {
   urgentDeadlineMs?: number;
   /** Hash failures a host may cause before it is banned (default 2). */
   banThreshold?: number;
+  /**
+   * 'distinct' (an origin): while we have every piece, a request for a piece another
+   * peer has or is getting from us is rejected once, so the nodes trade it (see
+   * SharePolicy). 'all' (default): every valid request is served.
+   */
+  shareMode?: ShareMode;
   scheduler?: SchedulerOptions;
 }
 
@@ -205,6 +212,11 @@ export class Swarm extends EventEmitter {
   private redialTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly onAdded = (index: PieceIndex): void => this.pieceAvailable(index);
+  /** Verified pieces whose HAVE went out before the storage had them (requests for them wait). */
+  private readonly announcedEarly = new Set<PieceIndex>();
+  private readonly sharePolicy: SharePolicy | undefined;
+  private storedCount = 0;
+  private storedCountAt = -Infinity;
 
   constructor(opts: SwarmOptions) {
     super();
@@ -213,7 +225,8 @@ export class Swarm extends EventEmitter {
     this.layout = opts.layout;
     this.storage = opts.storage;
     this.log = (opts.log ?? silentLogger).child({ swarm: opts.infoHash.slice(0, 8) });
-    this.scheduler = new Scheduler(opts.layout, opts.scheduler);
+    // Random among equally rare pieces: nodes reading the same window then fetch different pieces and trade.
+    this.scheduler = new Scheduler(opts.layout, { random: Math.random, ...opts.scheduler });
     this.maxConnections = opts.maxConnections ?? 50;
     this.ourReqq = opts.requestQueue ?? 1000;
     this.uploadSlots = opts.uploadSlots ?? 8;
@@ -221,6 +234,7 @@ export class Swarm extends EventEmitter {
     this.downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
     this.peerId = Buffer.concat([Buffer.from(CLIENT_PREFIX, 'latin1'), randomBytes(12)]);
     this.storage.on('added', this.onAdded);
+    this.sharePolicy = opts.shareMode === 'distinct' ? new SharePolicy() : undefined;
     this.tickTimer = setInterval(() => this.tick(), 1000);
     this.tickTimer.unref();
   }
@@ -464,6 +478,7 @@ export class Swarm extends EventEmitter {
     const socket = net.connect({
       host: cand.host,
       port: cand.port,
+      ...(this.opts.host && !isWildcardHost(this.opts.host) ? { localAddress: this.opts.host } : {}),
       onread: {
         buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
         callback: (n: number, buf: Uint8Array) => {
@@ -566,7 +581,7 @@ export class Swarm extends EventEmitter {
     });
     on('piece', (index: number, offset: number, block: Uint8Array) => this.onBlock(conn, index as PieceIndex, offset, block));
     on('reject', (index: number, offset: number) => {
-      this.scheduler.onReject(key, index as PieceIndex, offset);
+      this.scheduler.onReject(key, index as PieceIndex, offset, Date.now());
       this.requestSchedule();
     });
     on('allowed-fast', (index: number) => this.scheduler.allowedFast(key, index as PieceIndex));
@@ -596,6 +611,7 @@ export class Swarm extends EventEmitter {
     this.conns.delete(conn.key);
     if (this.scheduler.hasPeer(conn.key)) this.scheduler.removePeer(conn.key);
     conn.uploadQueue.length = 0;
+    this.sharePolicy?.peerLeft(conn.key);
     if (this.optimistic === conn.key) this.optimistic = undefined;
     this.log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
     const cand = conn.candidate;
@@ -736,20 +752,29 @@ export class Swarm extends EventEmitter {
     this.sendCancels(this.scheduler.pieceVerified(index));
     this.clearSuspects(index, data);
     this.storing.add(index);
+    // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
+    this.announcedEarly.add(index);
+    this.announce(index);
     this.storingBytes += data.length;
     const settled = (): void => {
       this.storing.delete(index);
+      this.announcedEarly.delete(index);
       this.storingBytes -= data.length;
       this.releasePiece(data); // the storage has written or copied it
     };
     this.storage.put(piece).then(
       (stored) => {
+        const available = stored || this.storage.has(index);
+        if (available) this.pieceAvailable(index); // before settled(): its HAVE went out at verify
         settled();
-        if (stored || this.storage.has(index)) this.pieceAvailable(index);
-        else this.failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
+        if (!available) {
+          this.pumpAllUploads(); // requests waiting for it are now rejected
+          this.failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
+        }
       },
       (err: unknown) => {
         settled();
+        this.pumpAllUploads();
         this.log.error({ err, index }, 'storing a verified piece failed');
         this.failFetch(index, err);
       },
@@ -812,9 +837,8 @@ export class Swarm extends EventEmitter {
     if (this.closed) return;
     this.dropAssembly(index);
     if (this.scheduler.isWanted(index)) this.sendCancels(this.scheduler.unwant(index));
-    for (const c of this.conns.values()) {
-      if (c.pc.ready && this.scheduler.hasPeer(c.key) && !this.scheduler.peerHas(c.key, index)) c.pc.wire.have(index);
-    }
+    if (!this.announcedEarly.has(index)) this.announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
+    this.pumpAllUploads();
     const waiters = this.fetches.get(index);
     this.fetches.delete(index);
     for (const w of waiters ?? []) {
@@ -822,6 +846,20 @@ export class Swarm extends EventEmitter {
       w.resolve();
     }
     this.requestSchedule();
+  }
+
+  /**
+   * HAVE to every connected peer, even a btmount seed that has the piece: an
+   * origin learns from it who can serve what (and hands out other pieces). Other
+   * clients' seeds are not told: they gain nothing, and some (aria2c) hang up on
+   * a peer that turns out complete.
+   */
+  private announce(index: PieceIndex): void {
+    for (const c of this.conns.values()) {
+      if (!c.pc.ready || !this.scheduler.hasPeer(c.key)) continue;
+      if (this.scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
+      c.pc.wire.have(index);
+    }
   }
 
   private failFetch(index: PieceIndex, err: unknown): void {
@@ -936,17 +974,53 @@ export class Swarm extends EventEmitter {
       length <= 2 * BLOCK_SIZE &&
       offset >= 0 &&
       offset + length <= this.layout.pieceSize(index) &&
-      this.storage.has(index);
+      (this.storage.has(index) || this.announcedEarly.has(index));
     if (!valid) return respond(new Error('not available'));
     if (conn.uploadQueue.length >= this.ourReqq) return respond(new Error('request queue full'));
+    if (this.sharePolicy && conn.pc.wire.hasFast && this.seedingAll()) {
+      const now = Date.now();
+      if (this.sharePolicy.decide(conn.key, index, now, (piece, peer) => this.anotherPeerHas(piece as PieceIndex, peer)) === 'reject') {
+        return respond(new Error('another peer has it')); // a reject message: the peer asks that one
+      }
+      this.sharePolicy.serving(conn.key, index, now);
+    }
     conn.uploadQueue.push({ index, offset, length, respond });
     this.pumpUploads(conn);
+  }
+
+  /** Whether we hold every piece (the share policy is for an origin, not for a node still downloading). */
+  private seedingAll(): boolean {
+    const now = Date.now();
+    if (this.storedCount < this.layout.pieceCount && now - this.storedCountAt >= 1000) {
+      this.storedCountAt = now;
+      let n = 0;
+      for (const _ of this.storage.haveIndices()) n++;
+      this.storedCount = n;
+    }
+    return this.storedCount === this.layout.pieceCount;
+  }
+
+  private anotherPeerHas(index: PieceIndex, except: string): boolean {
+    for (const c of this.conns.values()) {
+      if (c.key !== except && c.pc.ready && this.scheduler.hasPeer(c.key) && this.scheduler.peerHas(c.key, index)) return true;
+    }
+    return false;
+  }
+
+  private pumpAllUploads(): void {
+    for (const c of this.conns.values()) if (c.uploadQueue.length > 0) this.pumpUploads(c);
   }
 
   private pumpUploads(conn: Conn): void {
     while (conn.uploadQueue.length > 0 && conn.uploadsActive < UPLOADS_PER_PEER && !conn.pc.closed) {
       if (conn.pc.writableLength > UPLOAD_SOCKET_HIGH_WATER) return; // resumed on 'drain'
       const next = conn.uploadQueue[0]!;
+      if (!this.storage.has(next.index)) {
+        if (this.announcedEarly.has(next.index)) return; // verified, being written: pieceAvailable pumps again
+        conn.uploadQueue.shift();
+        next.respond(new Error('not available'));
+        continue;
+      }
       const wait = this.uploadBucket.waitFor(next.length);
       if (wait > 0) {
         setTimeout(() => this.pumpUploads(conn), wait).unref();
@@ -972,6 +1046,11 @@ export class Swarm extends EventEmitter {
       );
     }
   }
+}
+
+/** 0.0.0.0 or :: listens everywhere: outgoing connections then use the kernel's choice. */
+export function isWildcardHost(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
 }
 
 function normalizeHost(host: string): string {

@@ -1,0 +1,402 @@
+/**
+ * Cluster bench (issue 11): does a cluster of mounts cost the origin each byte
+ * about once, and finish near the swarm's bound?
+ *
+ * For N = 1, 2, 4, 8: one origin (`btmount seed --upload-limit R` on 127.0.0.2)
+ * and N real `btmount mount` daemons, node i on its own address 127.0.0.(10+i)
+ * with the same upload cap R. Everyone finds everyone through a
+ * bittorrent-tracker server on 127.0.0.1 (plus PEX); nobody is given a peer list.
+ * Each run starts from empty caches. Two workloads:
+ *
+ * - full:   every node reads every file at the same time, in the same order
+ *           (a checkpoint, or a small dataset every rank reads), `--readers` files
+ *           at a time (a DataLoader with that many samples in flight; default 16);
+ * - shards: DistributedSampler-style: node i reads its shard of epoch 1
+ *           (every N-th file of a seeded permutation), then its shard of epoch 2
+ *           (another permutation); epoch 2 should cost the origin almost nothing.
+ *
+ * Per run: time until every node has read its files; the bound (full:
+ * max(F/u_s, N·F/(u_s+Σu_i)); shards: per epoch, the bytes each node lacks,
+ * spread over every uploader, and for epoch 1 at least F/u_s); the origin factor
+ * (bytes the origin sent / F, from the nodes' own counters: Σ downloaded − Σ
+ * uploaded, the nodes being the only downloaders); the central-server time N·F/u_s.
+ *
+ *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
+ *     [--rate 20M] [--workloads full,shards] [--rounds 1] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
+ *
+ * Prints a markdown table on stdout; progress on stderr. Needs FUSE and (for
+ * --plot) python3-matplotlib. Never uses an address outside 127.0.0.0/8.
+ */
+import { execFile } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { createTorrentFile } from '../src/cli/create.js';
+import { parseRate } from '../src/cli/options.js';
+import { loadMetainfo, type Metainfo } from '../src/metainfo/index.js';
+import type { MountStatus } from '../src/control/status-schema.js';
+import { startTrackerServer } from '../test/helpers/discovery.js';
+import { mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
+import { BTMOUNT_BIN, freePort, startProcess, type Proc } from '../test/helpers/peers.js';
+
+const execFileAsync = promisify(execFile);
+const ORIGIN_HOST = '127.0.0.2';
+const nodeHost = (i: number): string => `127.0.0.${10 + i}`;
+const MiB = 1024 * 1024;
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+// ── reader mode: one child process per node reads a list of files through its mount ──
+
+/**
+ * `--read <list> <concurrency>`: reads every file named in the list (one path a line),
+ * `concurrency` at a time, as a DataLoader's workers do; prints the bytes.
+ */
+async function readerMain(listFile: string, concurrency: number): Promise<void> {
+  const files = (await readFile(listFile, 'utf8')).split('\n').filter(Boolean);
+  let next = 0;
+  let bytes = 0;
+  const worker = async (): Promise<void> => {
+    while (next < files.length) {
+      const file = files[next++]!;
+      bytes += (await readFile(file)).length;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1); // the other reads would each wait out the read timeout
+  }
+  process.stdout.write(`read ${bytes}\n`);
+}
+
+// ── the dataset ──────────────────────────────────────────────────────────────
+
+interface Data {
+  root: string;
+  torrent: string;
+  metainfo: Metainfo;
+  /** Files in torrent order (no pad files). */
+  files: Array<{ path: string; offset: number; length: number }>;
+}
+
+/** Image-like files: 40–200 KB each, random bytes (incompressible, like JPEGs), 256 KiB pieces. */
+async function makeData(dir: string, mib: number): Promise<Data> {
+  const root = path.join(dir, `dataset-${mib}`);
+  const torrent = path.join(dir, `dataset-${mib}.torrent`);
+  const marker = `${torrent}.ok`;
+  if (!existsSync(marker)) {
+    await rm(root, { recursive: true, force: true });
+    let left = mib * MiB;
+    for (let i = 0; left > 0; i++) {
+      const cls = path.join(root, `class${i % 16}`);
+      if (i < 16) await mkdir(cls, { recursive: true });
+      const size = Math.min(left, 40_000 + ((i * 7919) % 160_000));
+      await writeFile(path.join(cls, `${String(i).padStart(6, '0')}.jpg`), randomFillSync(Buffer.allocUnsafe(size)));
+      left -= size;
+    }
+    await createTorrentFile(root, { output: torrent, pieceSize: 256 * 1024, tracker: [], webSeed: [] });
+    await writeFile(marker, '');
+  }
+  const metainfo = await loadMetainfo(torrent);
+  const files = metainfo.files.filter((f) => !f.pad).map((f) => ({ path: f.path, offset: f.offset, length: f.length }));
+  return { root, torrent, metainfo, files };
+}
+
+/** The pieces holding a set of files. */
+function piecesOf(data: Data, files: ReadonlyArray<{ offset: number; length: number }>): Set<number> {
+  const pieceLength = data.metainfo.layout.pieceLength;
+  const pieces = new Set<number>();
+  for (const f of files) {
+    if (f.length === 0) continue;
+    for (let p = Math.floor(f.offset / pieceLength); p <= Math.floor((f.offset + f.length - 1) / pieceLength); p++) pieces.add(p);
+  }
+  return pieces;
+}
+
+function bytesOfPieces(data: Data, pieces: Iterable<number>): number {
+  let bytes = 0;
+  for (const p of pieces) bytes += data.metainfo.layout.pieceSize(p as never);
+  return bytes;
+}
+
+/** A seeded permutation (mulberry32 + Fisher–Yates), the same on every node, as DistributedSampler's. */
+function permutation(n: number, seed: number): number[] {
+  let a = seed >>> 0;
+  const random = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+// ── one cluster ──────────────────────────────────────────────────────────────
+
+interface Cluster {
+  origin: Proc;
+  nodes: MountedTorrent[];
+  /** Stops everything; resolves with what the origin says it uploaded (`stopped: uploaded 256.3 MiB`), to 0.1 MiB. */
+  stop(): Promise<number | undefined>;
+}
+
+const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB };
+
+async function startCluster(data: Data, n: number, rate: number, base: string): Promise<Cluster> {
+  const tracker = await startTrackerServer();
+  const originPort = await freePort(ORIGIN_HOST);
+  const common = ['--no-dht', '--tracker', tracker.httpUrl, '--upload-limit', String(rate)];
+  const origin = startProcess(process.execPath, [
+    BTMOUNT_BIN, 'seed', data.torrent, data.root, '--host', ORIGIN_HOST, '--port', String(originPort), '--share', arg('share', 'distinct'), ...common,
+  ]);
+  const nodes: MountedTorrent[] = [];
+  const stop = async (): Promise<number | undefined> => {
+    await Promise.all(nodes.map((m) => m.unmount()));
+    await origin.stop();
+    await tracker.close();
+    const said = /stopped: uploaded ([\d.]+) (B|KiB|MiB|GiB)/.exec(origin.output());
+    return said ? Number(said[1]) * UNITS[said[2]!]! : undefined;
+  };
+  try {
+    await origin.waitFor(/seeding .* on port/, 120_000);
+    await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const mnt = path.join(base, `mnt${i}`);
+        await mkdir(mnt, { recursive: true });
+        const port = await freePort(nodeHost(i));
+        const args = ['mount', data.torrent, mnt, '--cache', path.join(base, `cache${i}`), '--cache-size', `${2 * data.metainfo.layout.totalLength}`];
+        args.push('--host', nodeHost(i), '--port', String(port), '--read-timeout', '60', ...common);
+        nodes[i] = await mountWithCli(mnt, args, { timeoutMs: 120_000 });
+      }),
+    );
+    // The cluster is formed when every node is connected to the origin and to every other node.
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const counts = await Promise.all(nodes.map(async (m) => (await status(m)).peers.length));
+      if (counts.every((c) => c >= n)) break;
+      if (Date.now() > until) {
+        process.stderr.write(`  cluster not fully connected after 30 s (peers per node: ${counts.join(' ')}); measuring anyway\n`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { origin, nodes, stop };
+}
+
+async function status(m: MountedTorrent): Promise<MountStatus> {
+  const { stdout } = await execFileAsync(process.execPath, [BTMOUNT_BIN, 'status', m.mountpoint, '--json'], { maxBuffer: 16 * MiB });
+  return JSON.parse(stdout) as MountStatus;
+}
+
+/** Bytes the origin has sent so far: the nodes are the only downloaders, so Σ downloaded − Σ uploaded. */
+async function originBytes(nodes: readonly MountedTorrent[]): Promise<number> {
+  const all = await Promise.all(nodes.map(status));
+  return all.reduce((sum, s) => sum + s.transfer.downloadedBytes - s.transfer.uploadedBytes, 0);
+}
+
+/** Every node reads its list at the same moment; resolves with the seconds until the last one is done. */
+async function readAll(base: string, nodes: readonly MountedTorrent[], lists: ReadonlyArray<readonly string[]>, tag: string): Promise<number> {
+  const started = performance.now();
+  await Promise.all(
+    nodes.map(async (m, i) => {
+      const listFile = path.join(base, `${tag}-${i}.list`);
+      await writeFile(listFile, lists[i]!.map((p) => path.join(m.mountpoint, p)).join('\n') + '\n');
+      const reader = startProcess(process.execPath, [process.argv[1]!, '--read', listFile, arg('readers', '16')]);
+      const code = await reader.exited;
+      if (code !== 0) throw new Error(`node ${i} (${tag}) failed to read its files: ${reader.output().slice(-500)}`);
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+// ── the runs ─────────────────────────────────────────────────────────────────
+
+/** CPU seconds (user + system) the processes have used: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
+async function cpuSeconds(pids: readonly number[]): Promise<number> {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks / 100;
+}
+
+const clusterPids = (c: Cluster): number[] => [c.origin.pid, ...c.nodes.map((m) => m.pid)];
+
+interface Result {
+  workload: 'full' | 'shards';
+  n: number;
+  seconds: number;
+  /** The origin's own upload count / F (its exit line, 0.1 MiB resolution), beside the nodes' Σ downloaded − Σ uploaded. */
+  originOwnFactor?: number | undefined;
+  /** CPU seconds the origin and the mount daemons used while the nodes read (the machine has `nproc` cores). */
+  cpuSeconds: number;
+  bound: number;
+  originFactor: number;
+  centralSeconds: number;
+  /** shards only: the epochs apart. */
+  epochs?: Array<{ seconds: number; bound: number; originFactor: number }>;
+  load: string;
+}
+
+const loadAverage = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+
+async function runFull(data: Data, n: number, rate: number, base: string): Promise<Result> {
+  const F = data.metainfo.layout.totalLength;
+  const cluster = await startCluster(data, n, rate, base);
+  try {
+    const order = data.files.map((f) => f.path);
+    const cpuBefore = await cpuSeconds(clusterPids(cluster));
+    const seconds = await readAll(base, cluster.nodes, cluster.nodes.map(() => order), 'full');
+    const cpu = (await cpuSeconds(clusterPids(cluster))) - cpuBefore;
+    const origin = await originBytes(cluster.nodes);
+    const bound = Math.max(F / rate, (n * F) / (rate + n * rate));
+    const load = await loadAverage();
+    const own = await cluster.stop();
+    return { workload: 'full', n, seconds, cpuSeconds: cpu, bound, originFactor: origin / F, originOwnFactor: own === undefined ? undefined : own / F, centralSeconds: (n * F) / rate, load };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}
+
+async function runShards(data: Data, n: number, rate: number, base: string): Promise<Result> {
+  const F = data.metainfo.layout.totalLength;
+  const shard = (epoch: number, i: number): Data['files'] => permutation(data.files.length, 1000 + epoch).filter((_, k) => k % n === i).map((k) => data.files[k]!);
+  const epoch1 = Array.from({ length: n }, (_, i) => shard(1, i));
+  const epoch2 = Array.from({ length: n }, (_, i) => shard(2, i));
+  // What each node must download per epoch (whole pieces; epoch 2: what its epoch-1 pieces do not already hold).
+  const had = epoch1.map((files) => piecesOf(data, files));
+  const need1 = had.map((pieces) => bytesOfPieces(data, pieces));
+  const need2 = epoch2.map((files, i) => bytesOfPieces(data, [...piecesOf(data, files)].filter((p) => !had[i]!.has(p))));
+  const capacity = rate + n * rate;
+  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+  // Epoch 1: every byte leaves the origin at least once. Epoch 2: everything is in the cluster; a node receives from the others.
+  const bound1 = Math.max(F / rate, sum(need1) / capacity);
+  const bound2 = Math.max(sum(need2) / capacity, Math.max(...need2) / (capacity - rate));
+
+  const cluster = await startCluster(data, n, rate, base);
+  try {
+    const cpuBefore = await cpuSeconds(clusterPids(cluster));
+    const s1 = await readAll(base, cluster.nodes, epoch1.map((fs) => fs.map((f) => f.path)), 'epoch1');
+    const o1 = await originBytes(cluster.nodes);
+    const s2 = await readAll(base, cluster.nodes, epoch2.map((fs) => fs.map((f) => f.path)), 'epoch2');
+    const o2 = await originBytes(cluster.nodes);
+    const cpu = (await cpuSeconds(clusterPids(cluster))) - cpuBefore;
+    const load = await loadAverage();
+    const own = await cluster.stop();
+    return {
+      workload: 'shards',
+      n,
+      seconds: s1 + s2,
+      cpuSeconds: cpu,
+      bound: bound1 + bound2,
+      originFactor: o2 / F,
+      centralSeconds: (sum(need1) + sum(need2)) / rate,
+      epochs: [
+        { seconds: s1, bound: bound1, originFactor: o1 / F },
+        { seconds: s2, bound: bound2, originFactor: (o2 - o1) / F },
+      ],
+      originOwnFactor: own === undefined ? undefined : own / F,
+      load,
+    };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}
+
+function printTable(results: readonly Result[], mib: number, rate: number): void {
+  const out: string[] = [];
+  out.push(`F = ${mib} MiB, u_s = u_i = ${(rate / MiB).toFixed(1)} MiB/s; bound = swarm lower bound; central = N·F/u_s (full) or Σ bytes needed / u_s (shards)`);
+  out.push('');
+  out.push('| workload | N | time (s) | bound (s) | time / bound | origin factor | central server (s) | epochs: time / bound, origin factor | btmount CPU s | load average |');
+  out.push('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    const epochs = r.epochs
+      ? r.epochs.map((e, k) => `e${k + 1} ${e.seconds.toFixed(1)} s / ${e.bound.toFixed(1)} s, ${e.originFactor.toFixed(2)}`).join('; ')
+      : '';
+    out.push(
+      `| ${r.workload} | ${r.n} | ${r.seconds.toFixed(1)} | ${r.bound.toFixed(1)} | ${(r.seconds / r.bound).toFixed(2)} | ${r.originFactor.toFixed(2)} (own count ${r.originOwnFactor?.toFixed(2) ?? '?'}) | ${r.centralSeconds.toFixed(1)} | ${epochs} | ${r.cpuSeconds.toFixed(1)} | ${r.load} |`,
+    );
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+async function plot(results: readonly Result[], file: string): Promise<void> {
+  const script = `
+import json, sys
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+rows = json.loads(sys.argv[1])
+fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+for workload, marker in (('full', 'o'), ('shards', 's')):
+    rs = sorted([r for r in rows if r['workload'] == workload], key=lambda r: r['n'])
+    if not rs: continue
+    ns = [r['n'] for r in rs]
+    a.plot(ns, [r['seconds'] for r in rs], marker=marker, label=workload + ': btmount')
+    a.plot(ns, [r['bound'] for r in rs], marker=marker, linestyle=':', label=workload + ': swarm bound')
+    a.plot(ns, [r['centralSeconds'] for r in rs], marker=marker, linestyle='--', label=workload + ': central server')
+    b.plot(ns, [r['originFactor'] for r in rs], marker=marker, label=workload)
+a.set_xlabel('nodes'); a.set_ylabel('seconds until every node has read its data'); a.set_xscale('log', base=2); a.legend(fontsize=7)
+b.axhline(1.0, color='grey', linestyle=':'); b.axhline(1.2, color='red', linestyle=':', label='goal 1.2')
+b.set_xlabel('nodes'); b.set_ylabel('origin bytes sent / dataset size'); b.set_xscale('log', base=2); b.legend(fontsize=7)
+fig.tight_layout(); fig.savefig(sys.argv[2], dpi=100)
+`;
+  await execFileAsync('/usr/bin/python3', ['-c', script, JSON.stringify(results), file]);
+  process.stderr.write(`plot: ${file}\n`);
+}
+
+async function main(): Promise<void> {
+  const nodes = arg('nodes', '1,2,4,8').split(',').map(Number);
+  const mib = Number(arg('mib', '256'));
+  const rate = parseRate(arg('rate', '20M'), '--rate');
+  const workloads = arg('workloads', 'full,shards').split(',');
+  const rounds = Number(arg('rounds', '1'));
+  const dir = arg('dir', '/tmp/btmount-bench-cluster');
+  const plotFile = arg('plot', '');
+  await mkdir(dir, { recursive: true });
+  const data = await makeData(dir, mib);
+  const results: Result[] = [];
+  for (const workload of workloads) {
+    for (const n of nodes) {
+      for (let round = 0; round < rounds; round++) {
+        const base = path.join(dir, `run-${workload}-${n}-${round}`);
+        await rm(base, { recursive: true, force: true });
+        await mkdir(base, { recursive: true });
+        const r = workload === 'full' ? await runFull(data, n, rate, base) : await runShards(data, n, rate, base);
+        results.push(r);
+        process.stderr.write(
+          `${workload} N=${n}: ${r.seconds.toFixed(1)} s (bound ${r.bound.toFixed(1)} s, ×${(r.seconds / r.bound).toFixed(2)}), origin factor ${r.originFactor.toFixed(2)}${
+            r.epochs ? ` (epoch 1 ${r.epochs[0]!.originFactor.toFixed(2)}, epoch 2 ${r.epochs[1]!.originFactor.toFixed(2)})` : ''
+          }, btmount CPU ${r.cpuSeconds.toFixed(1)} s, load ${r.load}\n`,
+        );
+        await rm(base, { recursive: true, force: true });
+      }
+    }
+  }
+  printTable(results, mib, rate);
+  if (plotFile) await plot(results, path.resolve(plotFile));
+}
+
+if (process.argv[2] === '--read') await readerMain(process.argv[3]!, Number(process.argv[4]));
+else await main();

@@ -1,0 +1,88 @@
+/**
+ * Which upload requests an origin serves, so that it sends each piece about
+ * once and the nodes trade the rest (the aim of BEP 16 super-seeding and
+ * libtorrent's share mode). A seed cannot refuse a request in plain BitTorrent;
+ * with the fast extension it can reject one, and that is the lever used here,
+ * rather than hiding pieces from HAVE messages: a node whose read is blocked must
+ * always be able to see who has its piece.
+ *
+ * - A request for a piece another connected peer has, or that we are sending
+ *   another peer right now, is rejected: the requester gets it from that peer
+ *   (btmount's scheduler does not ask us again for a while).
+ * - A request for a piece only we can give is served.
+ * - A request repeated after a reject (`repeatAfterMs` later, so not the rest of
+ *   the same burst) is served: the requester's deadline is near, or the other
+ *   peer did not deliver. Nobody is starved.
+ *
+ * Pure: the Swarm tells it what it sends and who left; `othersHave` answers
+ * from the peers' bitfields and HAVEs.
+ */
+export type ShareMode = 'distinct' | 'all';
+
+export type ShareVerdict = 'serve' | 'reject';
+
+export interface SharePolicyOptions {
+  /** A peer we sent a block of a piece within this long is taken to be getting that piece. Default 3 s. */
+  holdMs?: number;
+  /** A request repeated this long after we rejected it is served. Default 250 ms. */
+  repeatAfterMs?: number;
+}
+
+/** Reject records kept at most (each is a few bytes; old ones are dropped first). */
+const MAX_REJECTED = 65_536;
+
+export class SharePolicy {
+  private readonly holdMs: number;
+  private readonly repeatAfterMs: number;
+  /** piece → peer → when we last accepted or sent it a block of the piece. */
+  private readonly sending = new Map<number, Map<string, number>>();
+  /** `piece peer` → when we first rejected that peer's request for the piece. */
+  private readonly rejected = new Map<string, number>();
+
+  constructor(opts: SharePolicyOptions = {}) {
+    this.holdMs = opts.holdMs ?? 3000;
+    this.repeatAfterMs = opts.repeatAfterMs ?? 250;
+  }
+
+  /** `othersHave(piece, peer)`: some connected peer other than `peer` has the piece. */
+  decide(peer: string, piece: number, now: number, othersHave: (piece: number, peer: string) => boolean): ShareVerdict {
+    const key = `${piece} ${peer}`;
+    const rejectedAt = this.rejected.get(key);
+    if (rejectedAt !== undefined) {
+      if (now - rejectedAt < this.repeatAfterMs) return 'reject';
+      this.rejected.delete(key);
+      return 'serve';
+    }
+    if (!othersHave(piece, peer) && !this.sendingToAnother(piece, peer, now)) return 'serve';
+    if (this.rejected.size >= MAX_REJECTED) this.rejected.delete(this.rejected.keys().next().value as string);
+    this.rejected.set(key, now);
+    return 'reject';
+  }
+
+  /** We accepted (or sent) a request of `peer` for a block of `piece`. */
+  serving(peer: string, piece: number, now: number): void {
+    let peers = this.sending.get(piece);
+    if (!peers) this.sending.set(piece, (peers = new Map()));
+    peers.set(peer, now);
+  }
+
+  peerLeft(peer: string): void {
+    for (const [piece, peers] of this.sending) {
+      peers.delete(peer);
+      if (peers.size === 0) this.sending.delete(piece);
+    }
+    const suffix = ` ${peer}`;
+    for (const key of this.rejected.keys()) if (key.endsWith(suffix)) this.rejected.delete(key);
+  }
+
+  private sendingToAnother(piece: number, peer: string, now: number): boolean {
+    const peers = this.sending.get(piece);
+    if (!peers) return false;
+    for (const [other, at] of peers) {
+      if (now - at >= this.holdMs) peers.delete(other);
+      else if (other !== peer) return true;
+    }
+    if (peers.size === 0) this.sending.delete(piece);
+    return false;
+  }
+}
