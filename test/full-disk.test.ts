@@ -2,13 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlive } from '../src/process-alive.js';
-import { Metainfo, type PieceIndex } from '../src/metainfo/index.js';
-import { MemoryPieceStorage, Swarm } from '../src/swarm/index.js';
-import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { mountWithCli, python } from './helpers/mount.js';
 import { btmount, tempDir } from './helpers/run.js';
 import { usedBytes } from './helpers/store-fixtures.js';
 import { mountTmpfs, tmpfsTest } from './helpers/tmpfs.js';
+import { startSeederFromBytes } from './helpers/peers.js';
 import { buildTorrent } from './helpers/torrent-builder.js';
 
 const MiB = 1024 * 1024;
@@ -31,14 +29,7 @@ tmpfsTest('full disk: a cache on an 8 MiB tmpfs, 40 MiB read twice through the m
   const raw = buildTorrent({ name: 'big', pieceLength: 256 * 1024, data, files: Array.from({ length: FILES }, (_, i) => ({ path: [`part${i}.bin`], length: SIZE })) });
   const torrent = path.join(dir.path, 'big.torrent');
   await writeFile(torrent, raw);
-  const metainfo = Metainfo.fromTorrentFile(raw);
-  const storage = new MemoryPieceStorage(metainfo.layout);
-  for (let i = 0; i < metainfo.layout.pieceCount; i++) {
-    const at = metainfo.layout.pieceOffset(i as PieceIndex);
-    await storage.put(VerifiedPiece.check(metainfo.layout, i as PieceIndex, data.subarray(at, at + metainfo.layout.pieceSize(i as PieceIndex)))!);
-  }
-  const seeder = new Swarm({ infoHash: metainfo.infoHash, layout: metainfo.layout, storage, port: 0, host: '127.0.0.1' });
-  const port = await seeder.listen();
+  const { swarm: seeder, port } = await startSeederFromBytes(raw, data);
   t.teardown(() => seeder.close());
 
   // Budget 1 GiB: only the disk says no.

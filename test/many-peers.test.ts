@@ -4,12 +4,9 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { isAlive } from '../src/process-alive.js';
-import { Metainfo, type PieceIndex } from '../src/metainfo/index.js';
-import { MemoryPieceStorage, Swarm } from '../src/swarm/index.js';
-import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { waitUntil } from './helpers/discovery.js';
 import { mountWithCli, sha256Via } from './helpers/mount.js';
-import { freePort, handshakeBytes } from './helpers/peers.js';
+import { freePort, handshakeBytes, startSeederFromBytes } from './helpers/peers.js';
 import { btmount, tempDir } from './helpers/run.js';
 import { buildTorrent } from './helpers/torrent-builder.js';
 
@@ -34,14 +31,7 @@ test('500 peers at once (idle, keep-alive only, trickling): memory, fds and the 
   const raw = buildTorrent({ name: 'data.bin', length: data.length, pieceLength: 256 * 1024, data });
   const torrent = path.join(dir.path, 'data.torrent');
   await writeFile(torrent, raw);
-  const metainfo = Metainfo.fromTorrentFile(raw);
-  const storage = new MemoryPieceStorage(metainfo.layout);
-  for (let i = 0; i < metainfo.layout.pieceCount; i++) {
-    const at = metainfo.layout.pieceOffset(i as PieceIndex);
-    await storage.put(VerifiedPiece.check(metainfo.layout, i as PieceIndex, data.subarray(at, at + metainfo.layout.pieceSize(i as PieceIndex)))!);
-  }
-  const honest = new Swarm({ infoHash: metainfo.infoHash, layout: metainfo.layout, storage, port: 0, host: '127.0.0.1' });
-  const honestPort = await honest.listen();
+  const { metainfo, swarm: honest, port: honestPort } = await startSeederFromBytes(raw, data);
   t.teardown(() => honest.close());
 
   const port = await freePort('::'); // the mount listens on every interface

@@ -2,13 +2,11 @@ import test from 'ava';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlive } from '../src/process-alive.js';
-import { Metainfo, type PieceIndex } from '../src/metainfo/index.js';
-import { MemoryPieceStorage, Swarm } from '../src/swarm/index.js';
-import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { waitUntil } from './helpers/discovery.js';
 import { mountWithCli } from './helpers/mount.js';
 import { python } from './helpers/mount.js';
 import { run, tempDir } from './helpers/run.js';
+import { startSeederFromBytes } from './helpers/peers.js';
 import { buildTorrent } from './helpers/torrent-builder.js';
 
 const KiB = 1024;
@@ -64,14 +62,7 @@ test.serial('a 100,000-file torrent under the default fd limit (1024): the daemo
   await writeFile(torrent, raw);
 
   // An honest seeder in this process (the mount is another process: no deadlock).
-  const metainfo = Metainfo.fromTorrentFile(raw);
-  const storage = new MemoryPieceStorage(metainfo.layout);
-  for (let i = 0; i < metainfo.layout.pieceCount; i++) {
-    const at = metainfo.layout.pieceOffset(i as PieceIndex);
-    await storage.put(VerifiedPiece.check(metainfo.layout, i as PieceIndex, data.subarray(at, at + metainfo.layout.pieceSize(i as PieceIndex)))!);
-  }
-  const seeder = new Swarm({ infoHash: metainfo.infoHash, layout: metainfo.layout, storage, port: 0, host: '127.0.0.1' });
-  const port = await seeder.listen();
+  const { swarm: seeder, port } = await startSeederFromBytes(raw, data);
   t.teardown(() => seeder.close());
 
   const m = await mountWithCli(mountpoint, ['mount', torrent, mountpoint, '--cache', path.join(base, 'cache'), '--port', '0', '--no-dht', '--peer', `127.0.0.1:${port}`], { timeoutMs: 120_000 });

@@ -15,7 +15,7 @@ import path from 'node:path';
 import bencode from 'bencode';
 import Wire from 'bittorrent-protocol';
 import { createTorrentFile } from '../../src/cli/create.js';
-import { loadMetainfo, type Metainfo } from '../../src/metainfo/index.js';
+import { loadMetainfo, Metainfo } from '../../src/metainfo/index.js';
 import type { PieceIndex } from '../../src/metainfo/piece-layout.js';
 import { MemoryPieceStorage, Swarm } from '../../src/swarm/index.js';
 import { VerifiedPiece } from '../../src/metainfo/verified-piece.js';
@@ -397,4 +397,21 @@ export async function startHonestSeeder(ds: Dataset, host: string): Promise<{ sw
 /** The 68-byte BitTorrent handshake for a torrent. */
 export function handshakeBytes(infoHash: string, peerId = randomBytes(20)): Buffer {
   return Buffer.concat([Buffer.from('\x13BitTorrent protocol', 'latin1'), Buffer.alloc(8), Buffer.from(infoHash, 'hex'), peerId]);
+}
+
+/**
+ * A seeder in this process holding every piece of a torrent built from `data` (for tests that make
+ * their own torrent with buildTorrent). Safe beside a mount: the mount is another process.
+ */
+export async function startSeederFromBytes(raw: Buffer, data: Buffer, host = '127.0.0.1'): Promise<{ metainfo: Metainfo; swarm: Swarm; port: number }> {
+  const metainfo = Metainfo.fromTorrentFile(raw);
+  const { layout } = metainfo;
+  const storage = new MemoryPieceStorage(layout);
+  for (let i = 0; i < layout.pieceCount; i++) {
+    const index = i as PieceIndex;
+    const at = layout.pieceOffset(index);
+    await storage.put(VerifiedPiece.check(layout, index, data.subarray(at, at + layout.pieceSize(index)))!);
+  }
+  const swarm = new Swarm({ infoHash: metainfo.infoHash, layout, storage, port: 0, host });
+  return { metainfo, swarm, port: await swarm.listen() };
 }
