@@ -4,7 +4,7 @@ import path from 'node:path';
 import { REPO_ROOT } from './helpers/run.js';
 
 // Every import arrow points down the layers (issue 17): cli on top; then daemon;
-// then control, fs, discovery and metrics; then reader and swarm; then scheduler and store;
+// then control, fs, discovery, metrics and webseed; then reader and swarm; then scheduler and store;
 // metainfo; and at the ground the one-file helpers in src/ (log, sizes, errors, …).
 // A folder may import itself and anything in a lower layer; from beside it only
 // types (status reports the discovery's own report type), from above nothing.
@@ -16,6 +16,9 @@ const LAYER: Record<string, number> = {
   fs: 4,
   discovery: 4,
   metrics: 4,
+  // A web seed is a source built on the swarm's pieces (rate limiter, verification); the
+  // daemon will hand it to the swarm, so it sits above swarm/ as discovery does.
+  webseed: 4,
   reader: 3,
   swarm: 3,
   scheduler: 2,

@@ -76,7 +76,7 @@ const DOCKER_HINT = 'in Docker: --device /dev/fuse --cap-add SYS_ADMIN';
 const CAP_SYS_ADMIN = 21;
 const SETUID_BIT = 0o4000;
 
-/** Where to look: the device, who mounts, and where libfuse 2 finds fusermount (its own directory first, then PATH). */
+/** Where to look: the device, who mounts, and where libfuse finds fusermount(3) (its own directory first, then PATH). */
 export interface FuseEnvironment {
   device: string;
   uid: number;
@@ -93,7 +93,10 @@ function defaultEnvironment(): FuseEnvironment {
  * when no cause is found. Root opens the device and mounts itself (so it needs
  * the device and CAP_SYS_ADMIN); anyone else goes through the setuid fusermount.
  */
-export async function fuseProblem(env: FuseEnvironment = defaultEnvironment()): Promise<string | undefined> {
+export async function fuseProblem(
+  env: FuseEnvironment = defaultEnvironment(),
+  userHelper: 'fusermount' | 'fusermount3' = 'fusermount',
+): Promise<string | undefined> {
   try {
     await stat(env.device);
   } catch {
@@ -108,6 +111,13 @@ export async function fuseProblem(env: FuseEnvironment = defaultEnvironment()): 
       return `cannot open ${env.device}: ${why} (${DOCKER_HINT})`;
     }
     if (!(await hasCapability(CAP_SYS_ADMIN))) return `no permission to mount: CAP_SYS_ADMIN is missing (${DOCKER_HINT})`;
+    return undefined;
+  }
+  if (userHelper === 'fusermount3') {
+    // libfuse3 (the native backend) mounts for users other than root through fuse3's fusermount3.
+    const fusermount3 = await findExecutable('fusermount3', env.fusermountDirs);
+    if (!fusermount3) return 'fusermount3 is not installed, and the native backend (libfuse3) needs it to mount as a user other than root (apt-get install fuse3, or mount as root)';
+    if (((await stat(fusermount3)).mode & SETUID_BIT) === 0) return `${fusermount3} is not setuid root, so only root can mount (chmod u+s ${fusermount3}, or mount as root)`;
     return undefined;
   }
   const fusermount = await findExecutable('fusermount', env.fusermountDirs);

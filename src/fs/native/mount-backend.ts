@@ -3,7 +3,7 @@ import type { FileTree } from '../../metainfo/file-tree.js';
 import type { Reader } from '../../reader/reader.js';
 import type { SharedCacheView } from '../../store/piece-store.js';
 import { buildFuseOps } from '../fuse-ops.js';
-import { FuseMount } from '../fuse-mount.js';
+import { FuseMount, fuseProblem } from '../fuse-mount.js';
 import type { FuseMountOptions } from '../fuse-options.js';
 import { loadNativeAddon } from './addon.js';
 import { NativeMount } from './native-mount.js';
@@ -50,7 +50,14 @@ export async function mountFilesystem(mountpoint: string, opts: MountFilesystemO
   const wanted = opts.backend ?? requestedBackend();
   if (wanted !== 'fuse-native') {
     const addon = loadNativeAddon();
-    if (!(addon instanceof Error)) return NativeMount.mount(addon, mountpoint, opts);
+    if (!(addon instanceof Error)) {
+      try {
+        return NativeMount.mount(addon, mountpoint, opts);
+      } catch (err) {
+        // libfuse3 says why only on the daemon's stderr: name the cause where one is found.
+        throw new Error((await fuseProblem(undefined, 'fusermount3')) ?? (err as Error).message);
+      }
+    }
     if (wanted === 'native') throw addon;
     opts.log.warn(`${addon.message}; serving the mount with fuse-native (libfuse 2), which is slower on cached reads`);
   }
