@@ -148,13 +148,17 @@ async function mountedForLifecycle(t: ExecutionContext): Promise<{ ds: Dataset; 
   return { ds, mountpoint: m.mountpoint, pid: m.pid, unmount: m.unmount };
 }
 
-nativeTest('lifecycle: btmount umount while a file is held open ends the daemon and its FUSE threads', async (t) => {
+nativeTest('lifecycle: btmount umount --lazy while a file is held open ends the daemon and its FUSE threads (plain umount refuses, busy)', async (t) => {
   t.timeout(90_000);
   const m = await mountedForLifecycle(t);
   const holder = startProcess('/usr/bin/python3', ['-c', 'import sys,time; f=open(sys.argv[1],"rb"); print("open", flush=True); time.sleep(120)', path.join(m.mountpoint, 'x.bin')]);
   t.teardown(() => holder.stop('SIGKILL'));
   await holder.waitFor(/open/);
-  const res = await btmount(['umount', m.mountpoint], { timeoutMs: 60_000 });
+  const refused = await btmount(['umount', m.mountpoint], { timeoutMs: 60_000 });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /busy/);
+  t.true(await isMounted(m.mountpoint), 'a busy mount stays mounted without --lazy');
+  const res = await btmount(['umount', '--lazy', m.mountpoint], { timeoutMs: 60_000 });
   t.is(res.code, 0, res.stderr);
   await waitUntil('the daemon to exit', async () => gone(m.pid), 30_000);
   t.false(await isMounted(m.mountpoint));
