@@ -70,7 +70,11 @@ export class LineDecoder {
   #parts: Buffer[] = [];
   #partBytes = 0;
 
-  constructor(private readonly maxBytes = MAX_LINE_BYTES) {}
+  readonly #maxBytes: number;
+
+  constructor(maxBytes = MAX_LINE_BYTES) {
+    this.#maxBytes = maxBytes;
+  }
 
   /** The complete lines in `chunk` (with what came before it), without their '\n'. */
   push(chunk: Buffer): string[] {
@@ -85,7 +89,7 @@ export class LineDecoder {
     }
     if (start < chunk.length) {
       this.#partBytes += chunk.length - start;
-      if (this.#partBytes > this.maxBytes) throw new Error(`a control message is longer than ${this.maxBytes} bytes`);
+      if (this.#partBytes > this.#maxBytes) throw new Error(`a control message is longer than ${this.#maxBytes} bytes`);
       this.#parts.push(chunk.subarray(start));
     }
     return lines;

@@ -47,11 +47,16 @@ export class ControlServer {
   #nextJobId = 1;
   #closing: Promise<void> | undefined;
 
+  readonly #view: MountView;
+  readonly #server: net.Server;
+
   private constructor(
-    private readonly view: MountView,
-    private readonly server: net.Server,
+    view: MountView,
+    server: net.Server,
     readonly socketPath: string,
   ) {
+    this.#view = view;
+    this.#server = server;
     server.on('connection', (socket) => this.#accept(socket));
   }
 
@@ -79,7 +84,7 @@ export class ControlServer {
       const running = [...this.#jobs.values()].filter((j) => j.state === 'running');
       for (const job of running) job.stop('failed', 'the mount is stopping');
       await Promise.race([Promise.all(running.map((j) => j.finished)), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
-      const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       for (const socket of this.#sockets) socket.destroy();
       await closed;
       await rm(this.socketPath, { force: true });
@@ -129,7 +134,7 @@ export class ControlServer {
         if (!handled) {
           handled = true;
           this.#handle(request, reply).catch((err: unknown) => {
-            if (!(err instanceof RequestError)) this.view.log.error({ err }, 'control request failed');
+            if (!(err instanceof RequestError)) this.#view.log.error({ err }, 'control request failed');
             fail(err instanceof RequestError ? err.code : 'internal', (err as Error).message);
           });
         } else if (request.op === 'cancel' && job) {
@@ -147,11 +152,11 @@ export class ControlServer {
   /** Answers one request; ends the connection after the final reply. */
   async #handle(request: ControlRequest, reply: Responder): Promise<void> {
     if (this.#closing) throw new RequestError('stopping', 'the mount is stopping');
-    const { metainfo, cache } = this.view;
+    const { metainfo, cache } = this.#view;
     const { send } = reply;
     switch (request.op) {
       case 'status':
-        send({ type: 'result', status: buildStatus(this.view, this.jobStatuses()) });
+        send({ type: 'result', status: buildStatus(this.#view, this.jobStatuses()) });
         return reply.end();
       case 'check':
         this.#requireKnown(request.paths);
@@ -178,7 +183,7 @@ export class ControlServer {
 
   /** Starts a job; a foreground one streams progress on this connection until it ends. */
   #warm(request: Extract<ControlRequest, { op: 'warm' }>, reply: Responder): void {
-    const { metainfo, cache, swarm, reader, log } = this.view;
+    const { metainfo, cache, swarm, reader, log } = this.#view;
     this.#requireKnown(request.paths);
     const { layout, byteMap } = metainfo;
     const files = orderedFiles(metainfo.tree, request.paths);
@@ -187,7 +192,7 @@ export class ControlServer {
       pieceLength: layout.pieceLength,
       effectiveBudgetBytes: cache.effectiveBudgetBytes,
       pinnedBytes: cache.pinnedBytes,
-      reserveBytes: this.view.warmReserveBytes,
+      reserveBytes: this.#view.warmReserveBytes,
     });
     const plan = planWarm(byteMap, files, capacity);
     const job = new WarmJob(
@@ -215,7 +220,7 @@ export class ControlServer {
   }
 
   #requireKnown(paths: readonly string[]): void {
-    const missing = missingPaths(this.view.metainfo.tree, paths);
+    const missing = missingPaths(this.#view.metainfo.tree, paths);
     if (missing.length === 0) return;
     const named = missing.slice(0, NAMED_PATHS).map((p) => (p === '' ? '/' : p)).join(', ');
     const more = missing.length > NAMED_PATHS ? ` and ${missing.length - NAMED_PATHS} more` : '';

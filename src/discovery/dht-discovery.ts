@@ -36,54 +36,56 @@ const SAVED_NODES = 256;
  * restart does not depend on the bootstrap routers. Emits 'peer'(PeerAddress).
  */
 export class DhtDiscovery extends EventEmitter {
-  private dht: DHT | undefined;
-  private lookupTimer: NodeJS.Timeout | undefined;
-  private announceTimer: NodeJS.Timeout | undefined;
-  private pace: LookupPace = 'waiting';
-  private announcing = false;
-  private stopped = false;
+  #dht: DHT | undefined;
+  #lookupTimer: NodeJS.Timeout | undefined;
+  #announceTimer: NodeJS.Timeout | undefined;
+  #pace: LookupPace = 'waiting';
+  #announcing = false;
+  #stopped = false;
   /** Nodes we started from (bootstrap + saved), for the log. */
-  private savedNodes = 0;
+  #savedNodes = 0;
 
-  constructor(private readonly opts: DhtDiscoveryOptions) {
+  readonly #opts: DhtDiscoveryOptions;
+  constructor(opts: DhtDiscoveryOptions) {
     super();
+    this.#opts = opts;
   }
 
   async start(): Promise<void> {
-    const { log } = this.opts;
-    const saved = await this.loadState();
-    if (this.stopped) return;
-    this.savedNodes = saved?.nodes.length ?? 0;
-    const bootstrap = [...this.opts.bootstrap, ...(saved?.nodes ?? [])].map(({ host, port }) => ({ host, port }));
+    const { log } = this.#opts;
+    const saved = await this.#loadState();
+    if (this.#stopped) return;
+    this.#savedNodes = saved?.nodes.length ?? 0;
+    const bootstrap = [...this.#opts.bootstrap, ...(saved?.nodes ?? [])].map(({ host, port }) => ({ host, port }));
     const dht = new DHT({ bootstrap, host: false, ...(saved ? { nodeId: saved.nodeId } : {}) });
-    this.dht = dht;
+    this.#dht = dht;
     dht.on('peer', (peer, infoHash) => {
-      if (Buffer.from(infoHash).toString('hex') !== this.opts.infoHash) return;
+      if (Buffer.from(infoHash).toString('hex') !== this.#opts.infoHash) return;
       const address = usableAddress(peer.host, peer.port);
       if (address) this.emit('peer', address);
     });
     dht.on('warning', (err: Error) => log.debug({ reason: err.message }, 'dht warning'));
     dht.on('error', (err: Error) => log.warn({ reason: err.message }, 'dht error'));
-    await this.listen(dht);
-    log.info({ udpPort: dht.listening ? dht.address().port : null, bootstrap: this.opts.bootstrap.length, savedNodes: this.savedNodes }, 'dht started');
-    this.lookup();
-    if (this.announcing) this.announce();
+    await this.#listen(dht);
+    log.info({ udpPort: dht.listening ? dht.address().port : null, bootstrap: this.#opts.bootstrap.length, savedNodes: this.#savedNodes }, 'dht started');
+    this.#lookup();
+    if (this.#announcing) this.#announce();
   }
 
   /** How many nodes the routing table holds. */
   get nodeCount(): number {
-    return this.dht && !this.dht.destroyed ? this.dht.nodes.count() : 0;
+    return this.#dht && !this.#dht.destroyed ? this.#dht.nodes.count() : 0;
   }
 
   get running(): boolean {
-    return this.dht !== undefined && !this.stopped;
+    return this.#dht !== undefined && !this.#stopped;
   }
 
   /** How often to look the infohash up from now on. */
   setPace(pace: LookupPace): void {
-    if (this.pace === pace) return;
-    this.pace = pace;
-    if (this.dht && !this.stopped) this.scheduleLookup();
+    if (this.#pace === pace) return;
+    this.#pace = pace;
+    if (this.#dht && !this.#stopped) this.#scheduleLookup();
   }
 
   /**
@@ -91,29 +93,29 @@ export class DhtDiscovery extends EventEmitter {
    * we only look up (a magnet may turn out to be a private torrent, BEP 27).
    */
   startAnnouncing(): void {
-    if (this.announcing) return;
-    this.announcing = true;
-    this.announce();
+    if (this.#announcing) return;
+    this.#announcing = true;
+    this.#announce();
   }
 
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearTimeout(this.lookupTimer);
-    clearTimeout(this.announceTimer);
-    const dht = this.dht;
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#lookupTimer);
+    clearTimeout(this.#announceTimer);
+    const dht = this.#dht;
     if (!dht) return;
-    await this.saveState(dht).catch((err: unknown) => this.opts.log.warn({ err }, 'saving the dht routing table failed'));
+    await this.#saveState(dht).catch((err: unknown) => this.#opts.log.warn({ err }, 'saving the dht routing table failed'));
     await new Promise<void>((resolve) => dht.destroy(() => resolve()));
   }
 
-  private listen(dht: DHT): Promise<void> {
+  #listen(dht: DHT): Promise<void> {
     // The same number as the peer port is conventional; any port if it is taken.
     return new Promise<void>((resolve) => {
       const tryPort = (port: number): void => {
         const onError = (err: NodeJS.ErrnoException): void => {
           if (port !== 0 && (err.code === 'EADDRINUSE' || err.code === 'EACCES')) return tryPort(0);
-          this.opts.log.warn({ reason: err.message }, 'dht cannot listen; lookups only');
+          this.#opts.log.warn({ reason: err.message }, 'dht cannot listen; lookups only');
           resolve();
         };
         dht.once('error', onError);
@@ -122,42 +124,42 @@ export class DhtDiscovery extends EventEmitter {
           resolve();
         });
       };
-      tryPort(this.opts.port);
+      tryPort(this.#opts.port);
     });
   }
 
-  private lookup(): void {
-    const dht = this.dht;
-    if (!dht || this.stopped) return;
-    dht.lookup(this.opts.infoHash, (err) => {
-      if (err && !this.stopped) this.opts.log.debug({ reason: err.message }, 'dht lookup failed');
+  #lookup(): void {
+    const dht = this.#dht;
+    if (!dht || this.#stopped) return;
+    dht.lookup(this.#opts.infoHash, (err) => {
+      if (err && !this.#stopped) this.#opts.log.debug({ reason: err.message }, 'dht lookup failed');
     });
-    this.scheduleLookup();
+    this.#scheduleLookup();
   }
 
-  private scheduleLookup(): void {
-    clearTimeout(this.lookupTimer);
-    this.lookupTimer = setTimeout(() => this.lookup(), LOOKUP_PACE[this.pace]);
-    this.lookupTimer.unref();
+  #scheduleLookup(): void {
+    clearTimeout(this.#lookupTimer);
+    this.#lookupTimer = setTimeout(() => this.#lookup(), LOOKUP_PACE[this.#pace]);
+    this.#lookupTimer.unref();
   }
 
-  private announce(): void {
-    const dht = this.dht;
-    if (!dht || this.stopped || !this.announcing) return;
-    dht.announce(this.opts.infoHash, this.opts.port, (err) => {
-      if (this.stopped) return;
-      if (err) this.opts.log.debug({ reason: err.message }, 'dht announce failed');
-      else this.opts.log.info({ nodes: dht.nodes.count() }, 'announced on the dht');
+  #announce(): void {
+    const dht = this.#dht;
+    if (!dht || this.#stopped || !this.#announcing) return;
+    dht.announce(this.#opts.infoHash, this.#opts.port, (err) => {
+      if (this.#stopped) return;
+      if (err) this.#opts.log.debug({ reason: err.message }, 'dht announce failed');
+      else this.#opts.log.info({ nodes: dht.nodes.count() }, 'announced on the dht');
     });
-    clearTimeout(this.announceTimer);
-    this.announceTimer = setTimeout(() => this.announce(), ANNOUNCE_EVERY_MS);
-    this.announceTimer.unref();
+    clearTimeout(this.#announceTimer);
+    this.#announceTimer = setTimeout(() => this.#announce(), ANNOUNCE_EVERY_MS);
+    this.#announceTimer.unref();
   }
 
-  private async loadState(): Promise<SavedState | undefined> {
+  async #loadState(): Promise<SavedState | undefined> {
     let raw: string;
     try {
-      raw = await readFile(this.opts.stateFile, 'utf8');
+      raw = await readFile(this.#opts.stateFile, 'utf8');
     } catch {
       return undefined;
     }
@@ -170,12 +172,12 @@ export class DhtDiscovery extends EventEmitter {
         .slice(0, SAVED_NODES);
       return { version: 1, nodeId: data.nodeId, nodes };
     } catch (err) {
-      this.opts.log.warn({ file: this.opts.stateFile, reason: (err as Error).message }, 'ignoring a damaged dht state file');
+      this.#opts.log.warn({ file: this.#opts.stateFile, reason: (err as Error).message }, 'ignoring a damaged dht state file');
       return undefined;
     }
   }
 
-  private async saveState(dht: DHT): Promise<void> {
+  async #saveState(dht: DHT): Promise<void> {
     const nodes = dht
       .toJSON()
       .nodes.map((n: DhtContact) => usableAddress(n.host, n.port))
@@ -183,7 +185,7 @@ export class DhtDiscovery extends EventEmitter {
       .slice(0, SAVED_NODES);
     if (nodes.length === 0) return; // keep what we had rather than forget everything after an offline run
     const state: SavedState = { version: 1, nodeId: Buffer.from(dht.nodeId).toString('hex'), nodes };
-    const file = this.opts.stateFile;
+    const file = this.#opts.stateFile;
     await mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.tmp`;
     await writeFile(tmp, JSON.stringify(state));

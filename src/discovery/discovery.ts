@@ -61,31 +61,33 @@ const STARVING_REANNOUNCE_MS = 5_000;
  */
 export class Discovery extends EventEmitter {
   readonly peerId = makePeerId();
-  private trackers: TrackerAnnouncer | undefined;
-  private dht: DhtDiscovery | undefined;
-  private pexEnabled: boolean;
-  private pex: PeerExchange | undefined;
-  private swarm: Swarm | undefined;
-  private readonly pending = new Map<string, { address: PeerAddress; source: DiscoverySource }>();
-  private readonly ignored = new Set<string>();
-  private counters: () => AnnounceCounters = () => ({ uploaded: 0, downloaded: 0 });
-  private healthTimer: NodeJS.Timeout | undefined;
-  private waitingTimer: NodeJS.Timeout | undefined;
-  private started: Promise<void> | undefined;
-  private stopped: Promise<void> | undefined;
-  private lastStarvingAnnounceAt = 0;
-  private readonly onStarving = (): void => {
+  #trackers: TrackerAnnouncer | undefined;
+  #dht: DhtDiscovery | undefined;
+  #pexEnabled: boolean;
+  #pex: PeerExchange | undefined;
+  #swarm: Swarm | undefined;
+  readonly #pending = new Map<string, { address: PeerAddress; source: DiscoverySource }>();
+  readonly #ignored = new Set<string>();
+  #counters: () => AnnounceCounters = () => ({ uploaded: 0, downloaded: 0 });
+  #healthTimer: NodeJS.Timeout | undefined;
+  #waitingTimer: NodeJS.Timeout | undefined;
+  #started: Promise<void> | undefined;
+  #stopped: Promise<void> | undefined;
+  #lastStarvingAnnounceAt = 0;
+  readonly #onStarving = (): void => {
     const now = Date.now();
-    if ((!this.trackers && !this.dht) || now - this.lastStarvingAnnounceAt < STARVING_REANNOUNCE_MS) return;
-    this.lastStarvingAnnounceAt = now;
-    this.opts.log.debug('reads are waiting and no peer serves them: asking trackers and the DHT again');
-    this.trackers?.update();
-    this.dht?.setPace('fewPeers');
+    if ((!this.#trackers && !this.#dht) || now - this.#lastStarvingAnnounceAt < STARVING_REANNOUNCE_MS) return;
+    this.#lastStarvingAnnounceAt = now;
+    this.#opts.log.debug('reads are waiting and no peer serves them: asking trackers and the DHT again');
+    this.#trackers?.update();
+    this.#dht?.setPace('fewPeers');
   };
 
-  constructor(private readonly opts: DiscoveryOptions) {
+  readonly #opts: DiscoveryOptions;
+  constructor(opts: DiscoveryOptions) {
     super();
-    this.pexEnabled = opts.pex;
+    this.#opts = opts;
+    this.#pexEnabled = opts.pex;
   }
 
   /**
@@ -94,29 +96,29 @@ export class Discovery extends EventEmitter {
    * into the first announce; otherwise trackers hear none until attach().
    */
   start(port: number, counters?: () => AnnounceCounters): Promise<void> {
-    if (counters) this.counters = counters;
-    this.started ??= this.doStart(port);
-    return this.started;
+    if (counters) this.#counters = counters;
+    this.#started ??= this.#doStart(port);
+    return this.#started;
   }
 
   /** BEP 27: a private torrent's peers come from its trackers only. */
   async restrictToTrackers(): Promise<void> {
-    if (this.pexEnabled || this.dht) this.opts.log.info('private torrent: trackers only (no DHT, no peer exchange)');
-    this.pexEnabled = false;
-    const dht = this.dht;
-    this.dht = undefined;
+    if (this.#pexEnabled || this.#dht) this.#opts.log.info('private torrent: trackers only (no DHT, no peer exchange)');
+    this.#pexEnabled = false;
+    const dht = this.#dht;
+    this.#dht = undefined;
     await dht?.stop();
   }
 
   /** Never hand out this host again (it lied about the metadata). */
   ignoreHost(host: string): void {
-    this.ignored.add(host);
-    for (const [key, { address }] of this.pending) if (address.host === host) this.pending.delete(key);
+    this.#ignored.add(host);
+    for (const [key, { address }] of this.#pending) if (address.host === host) this.#pending.delete(key);
   }
 
   /** Wire extensions the swarm should offer on each connection (ut_pex when PEX is on). */
   wireExtensions(): WireExtension[] {
-    return this.pexEnabled ? [PEX_EXTENSION] : [];
+    return this.#pexEnabled ? [PEX_EXTENSION] : [];
   }
 
   /**
@@ -124,94 +126,94 @@ export class Discovery extends EventEmitter {
    * DHT starts announcing us. `counters` feeds tracker announces.
    */
   attach(swarm: Swarm, counters: () => AnnounceCounters): void {
-    this.swarm = swarm;
-    this.counters = counters;
-    clearInterval(this.waitingTimer);
-    for (const { address, source } of this.pending.values()) swarm.addPeer(address.host, address.port, source);
-    this.pending.clear();
-    if (this.pexEnabled) this.pex = new PeerExchange(swarm, this.opts.log);
-    swarm.on('starving', this.onStarving);
-    this.dht?.startAnnouncing();
-    const pace = (): void => this.dht?.setPace(swarm.stats().peers.length < FEW_PEERS ? 'fewPeers' : 'relaxed');
+    this.#swarm = swarm;
+    this.#counters = counters;
+    clearInterval(this.#waitingTimer);
+    for (const { address, source } of this.#pending.values()) swarm.addPeer(address.host, address.port, source);
+    this.#pending.clear();
+    if (this.#pexEnabled) this.#pex = new PeerExchange(swarm, this.#opts.log);
+    swarm.on('starving', this.#onStarving);
+    this.#dht?.startAnnouncing();
+    const pace = (): void => this.#dht?.setPace(swarm.stats().peers.length < FEW_PEERS ? 'fewPeers' : 'relaxed');
     pace();
-    this.healthTimer = setInterval(pace, 30_000);
-    this.healthTimer.unref();
+    this.#healthTimer = setInterval(pace, 30_000);
+    this.#healthTimer.unref();
   }
 
   status(): DiscoveryReport {
     return {
-      staticPeers: this.opts.staticPeers,
-      dht: { enabled: this.dht !== undefined, nodes: this.dht?.nodeCount ?? 0 },
-      trackers: this.trackers?.status() ?? this.opts.trackers.map((url) => ({ url, lastAnnounceAt: null, lastResult: null, peers: 0 })),
-      pex: { enabled: this.pexEnabled },
+      staticPeers: this.#opts.staticPeers,
+      dht: { enabled: this.#dht !== undefined, nodes: this.#dht?.nodeCount ?? 0 },
+      trackers: this.#trackers?.status() ?? this.#opts.trackers.map((url) => ({ url, lastAnnounceAt: null, lastResult: null, peers: 0 })),
+      pex: { enabled: this.#pexEnabled },
     };
   }
 
   /** Tells the trackers we leave (`stopped`), saves the DHT routing table. */
   stop(): Promise<void> {
-    this.stopped ??= (async () => {
-      clearInterval(this.healthTimer);
-      clearInterval(this.waitingTimer);
-      this.swarm?.off('starving', this.onStarving);
-      this.pex?.close();
-      await this.started?.catch(() => undefined);
+    this.#stopped ??= (async () => {
+      clearInterval(this.#healthTimer);
+      clearInterval(this.#waitingTimer);
+      this.#swarm?.off('starving', this.#onStarving);
+      this.#pex?.close();
+      await this.#started?.catch(() => undefined);
       await Promise.all([
-        this.trackers?.stop().catch((err: unknown) => this.opts.log.warn({ err }, 'stopping the tracker announces failed')),
-        this.dht?.stop().catch((err: unknown) => this.opts.log.warn({ err }, 'stopping the dht failed')),
+        this.#trackers?.stop().catch((err: unknown) => this.#opts.log.warn({ err }, 'stopping the tracker announces failed')),
+        this.#dht?.stop().catch((err: unknown) => this.#opts.log.warn({ err }, 'stopping the dht failed')),
       ]);
-      this.swarm = undefined;
+      this.#swarm = undefined;
     })();
-    return this.stopped;
+    return this.#stopped;
   }
 
-  private async doStart(port: number): Promise<void> {
-    const { log } = this.opts;
+  async #doStart(port: number): Promise<void> {
+    const { log } = this.#opts;
     // bittorrent-tracker and bittorrent-dht take a good half second to load: only when used.
-    if (this.opts.trackers.length > 0) {
+    if (this.#opts.trackers.length > 0) {
       const { TrackerAnnouncer } = await import('./tracker-announcer.js');
       const trackers = new TrackerAnnouncer({
-        infoHash: this.opts.infoHash,
+        infoHash: this.#opts.infoHash,
         peerId: this.peerId,
         port,
-        urls: this.opts.trackers,
-        counters: () => this.counters(),
-        ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
+        urls: this.#opts.trackers,
+        counters: () => this.#counters(),
+        ...(this.#opts.localAddress ? { localAddress: this.#opts.localAddress } : {}),
         log,
       });
-      trackers.on('peer', (address: PeerAddress) => this.found(address, 'tracker'));
-      this.trackers = trackers;
+      trackers.on('peer', (address: PeerAddress) => this.#found(address, 'tracker'));
+      this.#trackers = trackers;
       trackers.start();
-      if (!this.swarm) {
-        this.waitingTimer = setInterval(() => trackers.update(), WAITING_REANNOUNCE_MS);
-        this.waitingTimer.unref();
+      if (!this.#swarm) {
+        this.#waitingTimer = setInterval(() => trackers.update(), WAITING_REANNOUNCE_MS);
+        this.#waitingTimer.unref();
       }
     }
-    if (this.opts.dht) {
+    if (this.#opts.dht) {
       const { DhtDiscovery } = await import('./dht-discovery.js');
       const dht = new DhtDiscovery({
-        infoHash: this.opts.infoHash,
+        infoHash: this.#opts.infoHash,
         port,
-        bootstrap: this.opts.dht.bootstrap,
-        stateFile: path.join(path.resolve(this.opts.cacheRoot), 'dht', 'state.json'),
+        bootstrap: this.#opts.dht.bootstrap,
+        stateFile: path.join(path.resolve(this.#opts.cacheRoot), 'dht', 'state.json'),
         log,
       });
-      dht.on('peer', (address: PeerAddress) => this.found(address, 'dht'));
-      this.dht = dht;
+      dht.on('peer', (address: PeerAddress) => this.#found(address, 'dht'));
+      this.#dht = dht;
       await dht.start();
     }
     log.info(
-      { port, trackers: this.trackers?.urls.length ?? 0, dht: this.dht !== undefined, pex: this.pexEnabled },
+      { port, trackers: this.#trackers?.urls.length ?? 0, dht: this.#dht !== undefined, pex: this.#pexEnabled },
       'peer discovery started',
     );
   }
 
-  private found(address: PeerAddress, source: DiscoverySource): void {
-    if (this.stopped || this.ignored.has(address.host)) return;
-    if (this.swarm) {
-      this.swarm.addPeer(address.host, address.port, source);
+  #found(address: PeerAddress, source: DiscoverySource): void {
+    if (this.#stopped || this.#ignored.has(address.host)) return;
+    if (this.#swarm) {
+      this.#swarm.addPeer(address.host, address.port, source);
     } else {
       const key = formatPeerAddress(address);
-      if (!this.pending.has(key) && this.pending.size < MAX_PENDING) this.pending.set(key, { address, source });
+      if (!this.#pending.has(key) && this.#pending.size < MAX_PENDING) this.#pending.set(key, { address, source });
     }
     this.emit('peer', address, source);
   }

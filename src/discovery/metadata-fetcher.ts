@@ -59,61 +59,63 @@ const RETRIES = 3;
  * 'rejected'(address, reason) for each liar.
  */
 export class MetadataFetcher extends EventEmitter {
-  private readonly candidates = new Map<string, Candidate>();
-  private readonly wires = new Set<MetadataWire>();
-  private readonly banned = new Set<string>();
-  private readonly maxConnections: number;
-  private readonly stallTimeoutMs: number;
-  private readonly timer: NodeJS.Timeout;
-  private rejected = 0;
-  private sawMetadataPeer = false;
-  private lastProgress = '';
-  private result: Buffer | undefined;
-  private closed = false;
-  private readonly waiters: Array<{ resolve: (b: Buffer) => void; reject: (e: unknown) => void }> = [];
+  readonly #candidates = new Map<string, Candidate>();
+  readonly #wires = new Set<MetadataWire>();
+  readonly #banned = new Set<string>();
+  readonly #maxConnections: number;
+  readonly #stallTimeoutMs: number;
+  readonly #timer: NodeJS.Timeout;
+  #rejected = 0;
+  #sawMetadataPeer = false;
+  #lastProgress = '';
+  #result: Buffer | undefined;
+  #closed = false;
+  readonly #waiters: Array<{ resolve: (b: Buffer) => void; reject: (e: unknown) => void }> = [];
 
-  constructor(private readonly opts: MetadataFetcherOptions) {
+  readonly #opts: MetadataFetcherOptions;
+  constructor(opts: MetadataFetcherOptions) {
     super();
-    this.maxConnections = opts.maxConnections ?? 25;
-    this.stallTimeoutMs = opts.stallTimeoutMs ?? 20_000;
-    this.timer = setInterval(() => this.tick(), 500);
-    this.timer.unref();
+    this.#opts = opts;
+    this.#maxConnections = opts.maxConnections ?? 25;
+    this.#stallTimeoutMs = opts.stallTimeoutMs ?? 20_000;
+    this.#timer = setInterval(() => this.#tick(), 500);
+    this.#timer.unref();
   }
 
   /** Hosts banned for lying about the metadata. */
   get bannedHosts(): ReadonlySet<string> {
-    return this.banned;
+    return this.#banned;
   }
 
   progress(): MetadataProgress {
     let connected = 0;
-    for (const w of this.wires) if (w.ready) connected++;
-    return { connected, known: this.candidates.size, rejected: this.rejected };
+    for (const w of this.#wires) if (w.ready) connected++;
+    return { connected, known: this.#candidates.size, rejected: this.#rejected };
   }
 
   /** `persistent` (--peer, x.pe) peers may be host names; discovered ones must be IP addresses. */
   addPeer(host: string, port: number, persistent = false): void {
     const address = persistent && net.isIP(host) === 0 && Number.isInteger(port) && port > 0 && port < 65536 ? { host, port } : usableAddress(host, port);
-    if (!address || this.closed || this.banned.has(address.host)) return;
+    if (!address || this.#closed || this.#banned.has(address.host)) return;
     const key = formatPeerAddress(address);
-    const known = this.candidates.get(key);
+    const known = this.#candidates.get(key);
     if (known) {
       known.persistent ||= persistent;
       return;
     }
-    this.candidates.set(key, { address, key, persistent, failures: 0, nextAttemptAt: 0, wire: undefined });
-    this.reportProgress();
-    this.connectSome();
+    this.#candidates.set(key, { address, key, persistent, failures: 0, nextAttemptAt: 0, wire: undefined });
+    this.#reportProgress();
+    this.#connectSome();
   }
 
   /** A peer that connected to us while we wait for the metadata. */
   accept(socket: net.Socket): void {
     const host = usableAddress(socket.remoteAddress ?? '', 1)?.host;
-    if (this.closed || !host || this.banned.has(host) || this.wires.size >= this.maxConnections) {
+    if (this.#closed || !host || this.#banned.has(host) || this.#wires.size >= this.#maxConnections) {
       socket.destroy();
       return;
     }
-    this.attach(socket, 'in', host, undefined);
+    this.#attach(socket, 'in', host, undefined);
   }
 
   /**
@@ -122,18 +124,18 @@ export class MetadataFetcher extends EventEmitter {
    * with the signal's reason when it aborts.
    */
   fetch(timeoutMs: number, signal?: AbortSignal): Promise<Buffer> {
-    if (this.result) return Promise.resolve(this.result);
+    if (this.#result) return Promise.resolve(this.#result);
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<Buffer>((resolve, reject) => {
       const done = (): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        const i = this.waiters.indexOf(waiter);
-        if (i >= 0) this.waiters.splice(i, 1);
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
       };
       const timer = setTimeout(() => {
         done();
-        reject(new MetadataTimeoutError(this.explainTimeout(timeoutMs)));
+        reject(new MetadataTimeoutError(this.#explainTimeout(timeoutMs)));
       }, timeoutMs);
       const onAbort = (): void => {
         done();
@@ -150,86 +152,86 @@ export class MetadataFetcher extends EventEmitter {
           reject(e);
         },
       };
-      this.waiters.push(waiter);
+      this.#waiters.push(waiter);
     });
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearInterval(this.timer);
-    for (const w of [...this.wires]) w.destroy('metadata fetch over');
-    for (const w of this.waiters.splice(0)) w.reject(new Error('metadata fetch stopped'));
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const w of [...this.#wires]) w.destroy('metadata fetch over');
+    for (const w of this.#waiters.splice(0)) w.reject(new Error('metadata fetch stopped'));
   }
 
   // ── connections ────────────────────────────────────────────────────────────
 
-  private connectSome(): void {
-    if (this.closed || this.result) return;
+  #connectSome(): void {
+    if (this.#closed || this.#result) return;
     const now = Date.now();
-    for (const cand of this.candidates.values()) {
-      if (this.wires.size >= this.maxConnections) return;
+    for (const cand of this.#candidates.values()) {
+      if (this.#wires.size >= this.#maxConnections) return;
       if (cand.wire || cand.nextAttemptAt > now) continue;
       const socket = net.connect({ host: cand.address.host, port: cand.address.port });
       const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), CONNECT_TIMEOUT_MS);
       timer.unref();
       socket.once('connect', () => clearTimeout(timer));
       socket.once('close', () => clearTimeout(timer));
-      cand.wire = this.attach(socket, 'out', cand.address.host, cand);
+      cand.wire = this.#attach(socket, 'out', cand.address.host, cand);
     }
   }
 
-  private attach(socket: net.Socket, direction: 'in' | 'out', host: string, cand: Candidate | undefined): MetadataWire {
-    const { log } = this.opts;
-    const wire = new MetadataWire({ socket, direction, host, infoHash: this.opts.infoHash, peerId: this.opts.peerId, listenPort: this.opts.listenPort });
+  #attach(socket: net.Socket, direction: 'in' | 'out', host: string, cand: Candidate | undefined): MetadataWire {
+    const { log } = this.#opts;
+    const wire = new MetadataWire({ socket, direction, host, infoHash: this.#opts.infoHash, peerId: this.#opts.peerId, listenPort: this.#opts.listenPort });
     const label = cand?.key ?? `${host} (incoming)`;
-    this.wires.add(wire);
+    this.#wires.add(wire);
     wire.on('ready', () => {
       if (cand) cand.failures = 0;
-      this.reportProgress();
+      this.#reportProgress();
     });
     wire.on('size', (size: number) => {
-      this.sawMetadataPeer = true;
+      this.#sawMetadataPeer = true;
       log.debug({ peer: label, size }, 'peer has the metadata');
-      this.startDownloads();
+      this.#startDownloads();
     });
     wire.on('unavailable', (why: string) => {
       log.debug({ peer: label, why }, 'peer cannot give the metadata');
       wire.destroy(why);
     });
-    wire.on('metadata', (buf: Buffer) => this.onMetadata(wire, host, label, buf));
+    wire.on('metadata', (buf: Buffer) => this.#onMetadata(wire, host, label, buf));
     wire.once('close', (reason: string) => {
-      this.wires.delete(wire);
+      this.#wires.delete(wire);
       log.debug({ peer: label, reason }, 'metadata connection closed');
       if (cand && cand.wire === wire && reason === 'connected to ourselves') {
-        this.candidates.delete(cand.key); // our own address, handed back by a tracker or the DHT
+        this.#candidates.delete(cand.key); // our own address, handed back by a tracker or the DHT
       } else if (cand && cand.wire === wire) {
         cand.wire = undefined;
         cand.failures++;
-        if (!cand.persistent && cand.failures >= RETRIES) this.candidates.delete(cand.key);
+        if (!cand.persistent && cand.failures >= RETRIES) this.#candidates.delete(cand.key);
         else cand.nextAttemptAt = Date.now() + Math.min(cand.persistent ? 5_000 : 60_000, 500 * 2 ** Math.min(cand.failures, 7));
       }
-      this.reportProgress();
-      if (!this.closed) {
-        this.startDownloads();
-        this.connectSome();
+      this.#reportProgress();
+      if (!this.#closed) {
+        this.#startDownloads();
+        this.#connectSome();
       }
     });
     return wire;
   }
 
   /** Starts downloads from peers that have the metadata, within the memory bound. */
-  private startDownloads(): void {
-    if (this.closed || this.result) return;
+  #startDownloads(): void {
+    if (this.#closed || this.#result) return;
     let activeBytes = 0;
     let active = 0;
-    for (const w of this.wires) {
+    for (const w of this.#wires) {
       if (w.fetching) {
         active++;
         activeBytes += w.size!;
       }
     }
-    for (const w of this.wires) {
+    for (const w of this.#wires) {
       if (active >= MAX_ACTIVE_DOWNLOADS) return;
       if (w.fetching || w.closed || w.size === undefined) continue;
       if (active > 0 && activeBytes + w.size > MAX_ACTIVE_BYTES) continue;
@@ -239,57 +241,57 @@ export class MetadataFetcher extends EventEmitter {
     }
   }
 
-  private onMetadata(wire: MetadataWire, host: string, label: string, buf: Buffer): void {
-    if (this.closed || this.result) return;
+  #onMetadata(wire: MetadataWire, host: string, label: string, buf: Buffer): void {
+    if (this.#closed || this.#result) return;
     const digest = createHash('sha1').update(buf).digest('hex');
-    if (digest !== this.opts.infoHash) {
+    if (digest !== this.#opts.infoHash) {
       const reason = `sent metadata whose SHA-1 is ${digest}, not the infohash`;
-      this.opts.log.warn({ peer: label, reason }, 'rejected metadata from a peer; banning it');
-      this.rejected++;
-      this.ban(host);
+      this.#opts.log.warn({ peer: label, reason }, 'rejected metadata from a peer; banning it');
+      this.#rejected++;
+      this.#ban(host);
       this.emit('rejected', label, reason);
-      this.reportProgress();
+      this.#reportProgress();
       return;
     }
-    this.opts.log.info({ peer: label, bytes: buf.length }, 'fetched the metadata');
-    this.result = buf;
+    this.#opts.log.info({ peer: label, bytes: buf.length }, 'fetched the metadata');
+    this.#result = buf;
     wire.destroy('metadata received');
-    clearInterval(this.timer);
-    for (const w of [...this.wires]) w.destroy('metadata received elsewhere');
-    for (const w of this.waiters.splice(0)) w.resolve(buf);
+    clearInterval(this.#timer);
+    for (const w of [...this.#wires]) w.destroy('metadata received elsewhere');
+    for (const w of this.#waiters.splice(0)) w.resolve(buf);
   }
 
-  private ban(host: string): void {
-    this.banned.add(host);
-    for (const [key, cand] of this.candidates) if (cand.address.host === host) this.candidates.delete(key);
-    for (const w of [...this.wires]) if (w.host === host) w.destroy('banned: sent metadata that does not match the infohash');
+  #ban(host: string): void {
+    this.#banned.add(host);
+    for (const [key, cand] of this.#candidates) if (cand.address.host === host) this.#candidates.delete(key);
+    for (const w of [...this.#wires]) if (w.host === host) w.destroy('banned: sent metadata that does not match the infohash');
   }
 
-  private tick(): void {
-    if (this.closed || this.result) return;
+  #tick(): void {
+    if (this.#closed || this.#result) return;
     const now = Date.now();
-    for (const w of [...this.wires]) {
-      if (w.fetching && now - w.lastProgressAt > this.stallTimeoutMs) w.destroy('metadata transfer stalled');
+    for (const w of [...this.#wires]) {
+      if (w.fetching && now - w.lastProgressAt > this.#stallTimeoutMs) w.destroy('metadata transfer stalled');
     }
-    this.connectSome();
+    this.#connectSome();
   }
 
-  private reportProgress(): void {
-    if (this.closed) return;
+  #reportProgress(): void {
+    if (this.#closed) return;
     const p = this.progress();
     const key = `${p.connected}/${p.known}/${p.rejected}`;
-    if (key === this.lastProgress) return;
-    this.lastProgress = key;
+    if (key === this.#lastProgress) return;
+    this.#lastProgress = key;
     this.emit('progress', p);
   }
 
-  private explainTimeout(timeoutMs: number): string {
+  #explainTimeout(timeoutMs: number): string {
     const secs = Math.round(timeoutMs / 1000);
     const p = this.progress();
-    if (this.candidates.size === 0 && this.wires.size === 0) return `no peers found in ${secs} s (check --tracker, --dht-bootstrap or --peer)`;
+    if (this.#candidates.size === 0 && this.#wires.size === 0) return `no peers found in ${secs} s (check --tracker, --dht-bootstrap or --peer)`;
     const parts = [`no peer gave the metadata in ${secs} s`, `${p.known} peers known`];
-    if (!this.sawMetadataPeer) parts.push('none of those reached had it');
-    if (this.rejected > 0) parts.push(`${this.rejected} sent metadata that does not match the infohash`);
+    if (!this.#sawMetadataPeer) parts.push('none of those reached had it');
+    if (this.#rejected > 0) parts.push(`${this.#rejected} sent metadata that does not match the infohash`);
     return parts.join('; ');
   }
 }

@@ -58,70 +58,70 @@ export class MetadataWire extends EventEmitter {
   /** Listen port from the peer's extended handshake, if it sent one. */
   peerListenPort: number | undefined;
 
-  private readonly socket: Socket;
-  private readonly opts: MetadataWireOptions;
-  private readonly timer: NodeJS.Timeout;
+  readonly #socket: Socket;
+  readonly #opts: MetadataWireOptions;
+  readonly #timer: NodeJS.Timeout;
   // framing
-  private handshakeSeen = false;
-  private carry: Buffer = Buffer.alloc(0);
-  private skipping = 0;
+  #handshakeSeen = false;
+  #carry: Buffer = Buffer.alloc(0);
+  #skipping = 0;
   // fetching
-  private buffer: Buffer | undefined;
-  private pieceCount = 0;
-  private nextRequest = 0;
-  private readonly outstanding = new Set<number>();
-  private received = 0;
+  #buffer: Buffer | undefined;
+  #pieceCount = 0;
+  #nextRequest = 0;
+  readonly #outstanding = new Set<number>();
+  #received = 0;
 
   constructor(opts: MetadataWireOptions) {
     super();
-    this.opts = opts;
-    this.socket = opts.socket;
+    this.#opts = opts;
+    this.#socket = opts.socket;
     this.host = opts.host;
     this.wire = new Wire(opts.direction === 'in' ? 'tcpIncoming' : 'tcpOutgoing');
     this.wire.extendedHandshake = { v: 'btmount', ...(opts.listenPort ? { p: opts.listenPort } : {}) };
     this.wire.use(metadataExtension(this));
 
-    const socket = this.socket;
+    const socket = this.#socket;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (err) => this.destroy(`socket error: ${err.message}`));
     socket.on('end', () => this.destroy('peer closed the connection'));
     socket.on('close', () => this.destroy('connection closed'));
     this.wire.on('data', (buf: Uint8Array) => {
       if (!this.closed) socket.write(buf);
     });
-    this.wire.on('handshake', (infoHash: string, peerId: string) => this.onHandshake(infoHash, peerId));
+    this.wire.on('handshake', (infoHash: string, peerId: string) => this.#onHandshake(infoHash, peerId));
     this.wire.on('extended', (ext: string, info: Record<string, unknown>) => {
-      if (ext === 'handshake') this.onPeerExtendedHandshake(info);
+      if (ext === 'handshake') this.#onPeerExtendedHandshake(info);
     });
     this.wire.on('error', (err: Error) => this.destroy(`wire error: ${err.message}`));
     this.wire.on('close', () => this.destroy('wire closed'));
 
-    this.timer = setTimeout(() => this.destroy('handshake timed out'), opts.handshakeTimeoutMs ?? 10_000);
-    this.timer.unref();
+    this.#timer = setTimeout(() => this.destroy('handshake timed out'), opts.handshakeTimeoutMs ?? 10_000);
+    this.#timer.unref();
     if (opts.direction === 'out') this.wire.handshake(opts.infoHash, opts.peerId, { fast: false, dht: false });
   }
 
   /** Asks the peer for every piece of the dictionary (a few at a time). */
   startFetch(): void {
-    if (this.closed || this.size === undefined || this.buffer) return;
-    this.buffer = Buffer.alloc(this.size);
-    this.pieceCount = Math.ceil(this.size / METADATA_PIECE);
+    if (this.closed || this.size === undefined || this.#buffer) return;
+    this.#buffer = Buffer.alloc(this.size);
+    this.#pieceCount = Math.ceil(this.size / METADATA_PIECE);
     this.lastProgressAt = Date.now();
-    this.requestMore();
+    this.#requestMore();
   }
 
   get fetching(): boolean {
-    return this.buffer !== undefined;
+    return this.#buffer !== undefined;
   }
 
   destroy(reason: string): void {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
-    clearTimeout(this.timer);
-    this.buffer = undefined;
-    this.socket.destroy();
+    clearTimeout(this.#timer);
+    this.#buffer = undefined;
+    this.#socket.destroy();
     try {
       this.wire.destroy();
     } catch {
@@ -132,7 +132,7 @@ export class MetadataWire extends EventEmitter {
 
   // ── protocol events ───────────────────────────────────────────────────────
 
-  private onPeerExtendedHandshake(handshake: Record<string, unknown>): void {
+  #onPeerExtendedHandshake(handshake: Record<string, unknown>): void {
     if (this.closed) return;
     const p = handshake['p'];
     if (typeof p === 'number' && Number.isInteger(p) && p > 0 && p < 65536) this.peerListenPort = p;
@@ -166,46 +166,46 @@ export class MetadataWire extends EventEmitter {
     const piece = dict['piece'];
     if (type === 0) {
       // A request: we have nothing to give yet.
-      if (typeof piece === 'number') this.send({ msg_type: 2, piece });
+      if (typeof piece === 'number') this.#send({ msg_type: 2, piece });
       return;
     }
     if (type === 2) {
-      if (this.buffer && typeof piece === 'number' && this.outstanding.has(piece)) this.emit('unavailable', `rejected our request for metadata piece ${piece}`);
+      if (this.#buffer && typeof piece === 'number' && this.#outstanding.has(piece)) this.emit('unavailable', `rejected our request for metadata piece ${piece}`);
       return;
     }
     if (type !== 1) return; // unknown types are ignored (BEP 9)
-    if (!this.buffer) return this.destroy('sent metadata we did not ask for');
-    if (typeof piece !== 'number' || !this.outstanding.has(piece)) return this.destroy(`sent metadata piece ${String(piece)} we did not ask for`);
+    if (!this.#buffer) return this.destroy('sent metadata we did not ask for');
+    if (typeof piece !== 'number' || !this.#outstanding.has(piece)) return this.destroy(`sent metadata piece ${String(piece)} we did not ask for`);
     const total = dict['total_size'];
     if (total !== undefined && total !== this.size) return this.destroy(`sent a total_size of ${String(total)} after announcing ${this.size}`);
     const start = piece * METADATA_PIECE;
     const expected = Math.min(METADATA_PIECE, this.size! - start);
     if (trailer.length !== expected) return this.destroy(`sent metadata piece ${piece} of ${trailer.length} bytes (expected ${expected})`);
-    trailer.copy(this.buffer, start);
-    this.outstanding.delete(piece);
-    this.received++;
+    trailer.copy(this.#buffer, start);
+    this.#outstanding.delete(piece);
+    this.#received++;
     this.lastProgressAt = Date.now();
-    this.emit('progress', this.received, this.pieceCount);
-    if (this.received === this.pieceCount) {
-      const complete = this.buffer;
-      this.buffer = undefined;
+    this.emit('progress', this.#received, this.#pieceCount);
+    if (this.#received === this.#pieceCount) {
+      const complete = this.#buffer;
+      this.#buffer = undefined;
       this.emit('metadata', complete);
       return;
     }
-    this.requestMore();
+    this.#requestMore();
   }
 
   // ── internals ─────────────────────────────────────────────────────────────
 
-  private requestMore(): void {
-    while (this.buffer && this.outstanding.size < REQUEST_WINDOW && this.nextRequest < this.pieceCount) {
-      const piece = this.nextRequest++;
-      this.outstanding.add(piece);
-      this.send({ msg_type: 0, piece });
+  #requestMore(): void {
+    while (this.#buffer && this.#outstanding.size < REQUEST_WINDOW && this.#nextRequest < this.#pieceCount) {
+      const piece = this.#nextRequest++;
+      this.#outstanding.add(piece);
+      this.#send({ msg_type: 0, piece });
     }
   }
 
-  private send(dict: Record<string, number>): void {
+  #send(dict: Record<string, number>): void {
     if (this.closed) return;
     try {
       this.wire.extended('ut_metadata', bencode.encode(dict));
@@ -214,32 +214,32 @@ export class MetadataWire extends EventEmitter {
     }
   }
 
-  private onHandshake(infoHash: string, peerId: string): void {
-    if (infoHash !== this.opts.infoHash) return this.destroy(`handshake for another torrent (${infoHash})`);
-    if (peerId === this.opts.peerId.toString('hex')) return this.destroy('connected to ourselves');
-    if (this.opts.direction === 'in') this.wire.handshake(this.opts.infoHash, this.opts.peerId, { fast: false, dht: false });
+  #onHandshake(infoHash: string, peerId: string): void {
+    if (infoHash !== this.#opts.infoHash) return this.destroy(`handshake for another torrent (${infoHash})`);
+    if (peerId === this.#opts.peerId.toString('hex')) return this.destroy('connected to ourselves');
+    if (this.#opts.direction === 'in') this.wire.handshake(this.#opts.infoHash, this.#opts.peerId, { fast: false, dht: false });
     if (!this.wire.peerExtensions['extended']) return this.destroy('does not support extension messages (BEP 10)');
-    clearTimeout(this.timer);
+    clearTimeout(this.#timer);
     this.ready = true;
     this.emit('ready', peerId);
   }
 
-  private onData(chunk: Buffer): void {
+  #onData(chunk: Buffer): void {
     if (this.closed) return;
-    let data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
-    this.carry = Buffer.alloc(0);
+    let data = this.#carry.length > 0 ? Buffer.concat([this.#carry, chunk]) : chunk;
+    this.#carry = Buffer.alloc(0);
     while (data.length > 0 && !this.closed) {
-      if (this.skipping > 0) {
-        const n = Math.min(this.skipping, data.length);
-        this.skipping -= n;
+      if (this.#skipping > 0) {
+        const n = Math.min(this.#skipping, data.length);
+        this.#skipping -= n;
         data = data.subarray(n);
         continue;
       }
-      if (!this.handshakeSeen) {
+      if (!this.#handshakeSeen) {
         const n = Math.min(data.length, PROTOCOL.length);
         if (data.compare(PROTOCOL, 0, n, 0, n) !== 0) return this.destroy('not the BitTorrent protocol');
         if (data.length < 68) break;
-        this.handshakeSeen = true;
+        this.#handshakeSeen = true;
         this.wire.write(data.subarray(0, 68));
         data = data.subarray(68);
         continue;
@@ -253,7 +253,7 @@ export class MetadataWire extends EventEmitter {
       if (data.length < 5) break;
       if (data[4] !== 20) {
         // Not for us before the metadata is known: skip it as it streams by.
-        this.skipping = 4 + length;
+        this.#skipping = 4 + length;
         continue;
       }
       if (length < 2 || length > MAX_EXTENDED_MESSAGE) return this.destroy(`extended message of ${length} bytes`);
@@ -261,7 +261,7 @@ export class MetadataWire extends EventEmitter {
       this.wire.write(data.subarray(0, 4 + length));
       data = data.subarray(4 + length);
     }
-    if (data.length > 0 && !this.closed) this.carry = Buffer.from(data);
+    if (data.length > 0 && !this.closed) this.#carry = Buffer.from(data);
   }
 }
 

@@ -36,46 +36,51 @@ interface Exchange {
  * they tell us of to the swarm (source 'pex').
  */
 export class PeerExchange {
-  private readonly exchanges = new Map<PeerConnection, Exchange>();
-  private readonly onReady = (pc: PeerConnection): void => this.add(pc);
-  private closed = false;
+  readonly #exchanges = new Map<PeerConnection, Exchange>();
+  readonly #onReady = (pc: PeerConnection): void => this.#add(pc);
+  #closed = false;
+
+  readonly #swarm: PexSwarm;
+  readonly #log: Logger;
 
   constructor(
-    private readonly swarm: PexSwarm,
-    private readonly log: Logger,
+    swarm: PexSwarm,
+    log: Logger,
   ) {
-    swarm.on('peer-ready', this.onReady);
+    this.#swarm = swarm;
+    this.#log = log;
+    swarm.on('peer-ready', this.#onReady);
   }
 
   /** Connections exchanging peers now. */
   get activeCount(): number {
     let n = 0;
-    for (const x of this.exchanges.values()) if (x.active) n++;
+    for (const x of this.#exchanges.values()) if (x.active) n++;
     return n;
   }
 
   close(): void {
-    this.closed = true;
-    this.swarm.off('peer-ready', this.onReady);
-    for (const x of this.exchanges.values()) clearTimeout(x.timer);
-    this.exchanges.clear();
+    this.#closed = true;
+    this.#swarm.off('peer-ready', this.#onReady);
+    for (const x of this.#exchanges.values()) clearTimeout(x.timer);
+    this.#exchanges.clear();
   }
 
-  private add(pc: PeerConnection): void {
+  #add(pc: PeerConnection): void {
     const ext = (pc.wire as unknown as { ut_pex?: PexExtension }).ut_pex;
-    if (this.closed || !ext || pc.closed) return;
+    if (this.#closed || !ext || pc.closed) return;
     const x: Exchange = { pc, ext, listen: undefined, ipv6: false, active: false, learned: 0, timer: undefined };
-    this.exchanges.set(pc, x);
-    pc.once('close', () => this.remove(x));
-    ext.on('peer', (text: string) => this.learn(x, text));
-    ext.on('warning', (err: Error) => this.log.debug({ peer: pc.address, reason: err.message }, 'pex warning'));
+    this.#exchanges.set(pc, x);
+    pc.once('close', () => this.#remove(x));
+    ext.on('peer', (text: string) => this.#learn(x, text));
+    ext.on('warning', (err: Error) => this.#log.debug({ peer: pc.address, reason: err.message }, 'pex warning'));
     const handshake = pc.wire.peerExtendedHandshake as Record<string, unknown> | undefined;
-    if (handshake && Object.keys(handshake).length > 0) this.begin(x);
-    else pc.once('extended-handshake', () => this.begin(x));
+    if (handshake && Object.keys(handshake).length > 0) this.#begin(x);
+    else pc.once('extended-handshake', () => this.#begin(x));
   }
 
-  private begin(x: Exchange): void {
-    if (this.closed || x.pc.closed || !this.exchanges.has(x.pc)) return;
+  #begin(x: Exchange): void {
+    if (this.#closed || x.pc.closed || !this.#exchanges.has(x.pc)) return;
     const { pc } = x;
     const p = pc.wire.peerExtendedHandshake['p'];
     const port = pc.direction === 'out' ? pc.port : typeof p === 'number' ? p : 0;
@@ -86,18 +91,18 @@ export class PeerExchange {
     }
     const mapping = (pc.wire as unknown as { peerExtendedMapping?: Record<string, number> }).peerExtendedMapping;
     x.active = Boolean(mapping?.['ut_pex']);
-    for (const other of this.exchanges.values()) {
+    for (const other of this.#exchanges.values()) {
       if (other === x) continue;
       if (x.active && other.listen) advertise(x.ext, other);
       if (other.active && x.listen) advertise(other.ext, x);
     }
     if (!x.active) return;
     const send = (): void => {
-      if (this.closed || x.pc.closed) return;
+      if (this.#closed || x.pc.closed) return;
       try {
         x.ext._sendMessage();
       } catch (err) {
-        this.log.debug({ peer: pc.address, err }, 'pex message not sent');
+        this.#log.debug({ peer: pc.address, err }, 'pex message not sent');
       }
       x.timer = setTimeout(send, MESSAGE_EVERY_MS);
       x.timer.unref();
@@ -106,18 +111,18 @@ export class PeerExchange {
     x.timer.unref();
   }
 
-  private learn(x: Exchange, text: string): void {
-    if (this.closed || x.learned >= MAX_LEARNED_PER_PEER) return;
+  #learn(x: Exchange, text: string): void {
+    if (this.#closed || x.learned >= MAX_LEARNED_PER_PEER) return;
     const peer = parsePeerAddress(text);
     if (!peer) return;
     x.learned++;
-    this.swarm.addPeer(peer.host, peer.port, 'pex');
+    this.#swarm.addPeer(peer.host, peer.port, 'pex');
   }
 
-  private remove(x: Exchange): void {
+  #remove(x: Exchange): void {
     clearTimeout(x.timer);
-    if (!this.exchanges.delete(x.pc) || !x.listen) return;
-    for (const other of this.exchanges.values()) {
+    if (!this.#exchanges.delete(x.pc) || !x.listen) return;
+    for (const other of this.#exchanges.values()) {
       if (!other.active) continue;
       try {
         if (x.ipv6) other.ext.dropPeer6(x.listen);

@@ -7,13 +7,16 @@ import net from 'node:net';
  * `onConnection` (the metadata fetcher takes them).
  */
 export class PortReservation {
-  private onConnection: (socket: net.Socket) => void = (s) => s.destroy();
+  #onConnection: (socket: net.Socket) => void = (s) => s.destroy();
+
+  readonly #server: net.Server;
 
   private constructor(
-    private readonly server: net.Server,
+    server: net.Server,
     readonly port: number,
   ) {
-    server.on('connection', (socket) => this.onConnection(socket));
+    this.#server = server;
+    server.on('connection', (socket) => this.#onConnection(socket));
   }
 
   /** `port` 0 = any; undefined = the first free of 6881–6889, else any (as the swarm picks). */
@@ -42,11 +45,11 @@ export class PortReservation {
   }
 
   accept(handler: (socket: net.Socket) => void): void {
-    this.onConnection = handler;
+    this.#onConnection = handler;
   }
 
   release(): Promise<void> {
-    this.onConnection = (s) => s.destroy();
-    return new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.#onConnection = (s) => s.destroy();
+    return new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 }

@@ -52,13 +52,15 @@ const SUPPORTED = /^(https?|udp):\/\//i;
  */
 export class TrackerAnnouncer extends EventEmitter {
   readonly urls: readonly string[];
-  private readonly clients = new Map<string, Client>();
-  private readonly state = new Map<string, TrackerStatus>();
-  private started = false;
-  private stopped = false;
+  readonly #clients = new Map<string, Client>();
+  readonly #state = new Map<string, TrackerStatus>();
+  #started = false;
+  #stopped = false;
 
-  constructor(private readonly opts: TrackerAnnouncerOptions) {
+  readonly #opts: TrackerAnnouncerOptions;
+  constructor(opts: TrackerAnnouncerOptions) {
     super();
+    this.#opts = opts;
     const urls: string[] = [];
     for (const raw of opts.urls) {
       const url = raw.trim().replace(/\/$/, '');
@@ -70,31 +72,31 @@ export class TrackerAnnouncer extends EventEmitter {
       urls.push(url);
     }
     this.urls = urls;
-    for (const url of urls) this.state.set(url, { url, lastAnnounceAt: null, lastResult: null, peers: 0 });
+    for (const url of urls) this.#state.set(url, { url, lastAnnounceAt: null, lastResult: null, peers: 0 });
   }
 
   /** Sends `started` to every tracker; later announces follow each tracker's interval. */
   start(): void {
-    if (this.started || this.stopped) return;
-    this.started = true;
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
     for (const url of this.urls) {
-      const client = this.makeClient(url);
+      const client = this.#makeClient(url);
       if (client) client.start();
     }
   }
 
   /** Announces now (outside the interval), e.g. while we still look for peers. */
   update(): void {
-    if (this.stopped) return;
-    for (const client of this.clients.values()) client.update();
+    if (this.#stopped) return;
+    for (const client of this.#clients.values()) client.update();
   }
 
   /** Sends `stopped` and waits (a few seconds at most) for each tracker to answer it. */
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
+    if (this.#stopped) return;
+    this.#stopped = true;
     await Promise.all(
-      [...this.clients.values()].map(async (client) => {
+      [...this.#clients.values()].map(async (client) => {
         // Any answer (or failure) after this point is the answer to `stopped`.
         const answered = new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, STOP_WAIT_MS);
@@ -111,41 +113,41 @@ export class TrackerAnnouncer extends EventEmitter {
           client.stop();
           await answered;
         } catch (err) {
-          this.opts.log.debug({ err }, 'tracker stop failed');
+          this.#opts.log.debug({ err }, 'tracker stop failed');
         }
         await new Promise<void>((resolve) => client.destroy(() => resolve()));
       }),
     );
-    this.clients.clear();
-    await this.dispatcher?.close();
+    this.#clients.clear();
+    await this.#dispatcher?.close();
   }
 
   status(): TrackerStatus[] {
-    return this.urls.map((url) => ({ ...this.state.get(url)! }));
+    return this.urls.map((url) => ({ ...this.#state.get(url)! }));
   }
 
-  private dispatcher: Agent | undefined;
+  #dispatcher: Agent | undefined;
 
-  private fromLocalAddress(): Agent {
-    this.dispatcher ??= new Agent({ localAddress: this.opts.localAddress! });
-    return this.dispatcher;
+  #fromLocalAddress(): Agent {
+    this.#dispatcher ??= new Agent({ localAddress: this.#opts.localAddress! });
+    return this.#dispatcher;
   }
 
-  private makeClient(url: string): Client | undefined {
-    const { log } = this.opts;
-    const status = this.state.get(url)!;
+  #makeClient(url: string): Client | undefined {
+    const { log } = this.#opts;
+    const status = this.#state.get(url)!;
     let client: Client;
     try {
       client = new Client({
-        infoHash: this.opts.infoHash,
-        peerId: this.opts.peerId,
+        infoHash: this.#opts.infoHash,
+        peerId: this.#opts.peerId,
         announce: [url],
-        port: this.opts.port,
-        getAnnounceOpts: this.opts.counters,
+        port: this.#opts.port,
+        getAnnounceOpts: this.#opts.counters,
         wrtc: false,
-        ...(this.opts.localAddress
+        ...(this.#opts.localAddress
           ? // bittorrent-tracker announces over HTTP with Node's fetch, which takes an undici dispatcher.
-            { proxyOpts: { httpAgent: this.fromLocalAddress(), httpsAgent: this.fromLocalAddress() } }
+            { proxyOpts: { httpAgent: this.#fromLocalAddress(), httpsAgent: this.#fromLocalAddress() } }
           : {}),
       });
     } catch (err) {
@@ -177,7 +179,7 @@ export class TrackerAnnouncer extends EventEmitter {
     };
     client.on('warning', fail);
     client.on('error', fail);
-    this.clients.set(url, client);
+    this.#clients.set(url, client);
     return client;
   }
 }

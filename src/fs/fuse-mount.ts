@@ -19,23 +19,25 @@ const DAY_SECONDS = 86_400;
  * without entering Node.
  */
 class ReadOnlyFuse extends Fuse {
-  constructor(mountpoint: string, ops: Operations, private readonly mountOptions: FuseMountOptions) {
+  readonly #mountOptions: FuseMountOptions;
+  constructor(mountpoint: string, ops: Operations, mountOptions: FuseMountOptions) {
     // Reads end by the Reader's own deadline (--read-timeout) with EIO; fuse-native's
     // 15 s default would cut them short. Metadata answers at once from memory.
     super(mountpoint, ops, { timeout: { default: 30_000, read: false } });
+    this.#mountOptions = mountOptions;
   }
 
   /** Overrides fuse-native's option builder (called once, by mount). */
   _fuseOptions(): string {
     const list = [
-      ...kernelMountOptions(this.mountOptions),
+      ...kernelMountOptions(this.#mountOptions),
       'kernel_cache',
       `entry_timeout=${DAY_SECONDS}`,
       `attr_timeout=${DAY_SECONDS}`,
       // libfuse 2 caps requests at 128 KiB; ask for all of it.
       `max_read=${128 * 1024}`,
     ];
-    if (this.mountOptions.debug) list.push('debug');
+    if (this.#mountOptions.debug) list.push('debug');
     return `-o${list.join(',')}`;
   }
 }
@@ -44,10 +46,14 @@ class ReadOnlyFuse extends Fuse {
 export class FuseMount {
   readonly backend = 'fuse-native' as const;
 
+  readonly #fuse: Fuse;
+
   private constructor(
     readonly mountpoint: string,
-    private readonly fuse: Fuse,
-  ) {}
+    fuse: Fuse,
+  ) {
+    this.#fuse = fuse;
+  }
 
   static async mount(mountpoint: string, ops: Operations, opts: FuseMountOptions): Promise<FuseMount> {
     const fuse = new ReadOnlyFuse(mountpoint, ops, opts);
@@ -65,7 +71,7 @@ export class FuseMount {
   async unmount(): Promise<void> {
     if (!(await isMounted(this.mountpoint))) return;
     try {
-      await new Promise<void>((resolve, reject) => this.fuse.unmount((err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => this.#fuse.unmount((err) => (err ? reject(err) : resolve())));
     } catch {
       if (await isMounted(this.mountpoint)) await fusermountUnmount(this.mountpoint, true);
     }

@@ -66,7 +66,7 @@ export class ByteMap {
     const start = this.layout.pieceOffset(piece);
     const end = start + this.layout.pieceSize(piece);
     const spans: FileSpan[] = [];
-    for (let i = this.firstFileEndingAfter(start); i < this.files.length; i++) {
+    for (let i = this.#firstFileEndingAfter(start); i < this.files.length; i++) {
       const file = this.files[i]!;
       if (file.offset >= end) break;
       if (file.length === 0) continue;
@@ -78,7 +78,7 @@ export class ByteMap {
   }
 
   /** Binary search: index of the first file whose last byte is at or after `offset`. */
-  private firstFileEndingAfter(offset: number): number {
+  #firstFileEndingAfter(offset: number): number {
     let lo = 0;
     let hi = this.files.length;
     while (lo < hi) {

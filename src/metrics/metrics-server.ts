@@ -22,10 +22,14 @@ export const DEFAULT_METRICS_HOST = '127.0.0.1';
  * Off unless asked; a scrape reads counters the process keeps anyway.
  */
 export class MetricsServer {
+  readonly #server: http.Server;
+
   private constructor(
-    private readonly server: http.Server,
+    server: http.Server,
     readonly address: MetricsAddress,
-  ) {}
+  ) {
+    this.#server = server;
+  }
 
   /** Listens, or rejects with a message naming the address (port taken, address not local). */
   static async start(target: ScrapeTarget, at: MetricsAddress, log: Logger): Promise<MetricsServer> {
@@ -60,8 +64,8 @@ export class MetricsServer {
 
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
     });
   }
 }

@@ -25,7 +25,9 @@ export class MountMetrics implements ScrapeTarget {
   #status: MountStatus | undefined;
   #swarm: SwarmStats | undefined;
 
-  constructor(private readonly source: MountMetricsSource) {
+  readonly #source: MountMetricsSource;
+  constructor(source: MountMetricsSource) {
+    this.#source = source;
     const r = this.registry;
     const status = (): MountStatus => (this.#status ??= source.status());
     registerSwarmMetrics(r, () => (this.#swarm ??= source.swarm()));

@@ -18,14 +18,17 @@ export interface ReadOrder {
 
 /** The torrent's own order: its byte stream (pad files keep their place; they are part of pieces anyway). */
 export class TorrentOrder implements ReadOrder {
-  constructor(private readonly byteMap: ByteMap) {}
+  readonly #byteMap: ByteMap;
+  constructor(byteMap: ByteMap) {
+    this.#byteMap = byteMap;
+  }
 
   positionOf(file: TorrentFile, offset: number): number {
     if (offset > 0) return file.offset + offset;
     // A file's start is where the data before it ended: pad and empty files between do not break a walk.
     let at = file.index;
-    while (at > 0 && this.#isGap(this.byteMap.files[at - 1]!)) at--;
-    return this.byteMap.files[at]!.offset;
+    while (at > 0 && this.#isGap(this.#byteMap.files[at - 1]!)) at--;
+    return this.#byteMap.files[at]!.offset;
   }
 
   /** Whether `files`, walked in this order, read the torrent's data in order (only pad and empty files between). */
@@ -34,7 +37,7 @@ export class TorrentOrder implements ReadOrder {
       const prev = files[i - 1]!;
       const next = files[i]!;
       if (next.index <= prev.index) return false;
-      for (let j = prev.index + 1; j < next.index; j++) if (!this.#isGap(this.byteMap.files[j]!)) return false;
+      for (let j = prev.index + 1; j < next.index; j++) if (!this.#isGap(this.#byteMap.files[j]!)) return false;
     }
     return true;
   }
@@ -44,7 +47,7 @@ export class TorrentOrder implements ReadOrder {
   }
 
   piecesOf(from: number, to: number): PieceIndex[] {
-    return this.byteMap.spansOfStreamRange(from, to - from).map((s) => s.piece);
+    return this.#byteMap.spansOfStreamRange(from, to - from).map((s) => s.piece);
   }
 }
 
@@ -59,10 +62,15 @@ export class ListingOrder implements ReadOrder {
   /** starts[i]: position of files[i]'s first byte; one more entry for the end. */
   readonly #starts: number[];
 
+  readonly #byteMap: ByteMap;
+  readonly #files: readonly TorrentFile[];
+
   constructor(
-    private readonly byteMap: ByteMap,
-    private readonly files: readonly TorrentFile[],
+    byteMap: ByteMap,
+    files: readonly TorrentFile[],
   ) {
+    this.#byteMap = byteMap;
+    this.#files = files;
     this.#starts = new Array<number>(files.length + 1);
     let at = 0;
     files.forEach((f, i) => {
@@ -80,11 +88,11 @@ export class ListingOrder implements ReadOrder {
 
   piecesOf(from: number, to: number): PieceIndex[] {
     const pieces: PieceIndex[] = [];
-    for (let i = this.#fileAt(from); i < this.files.length && this.#starts[i]! < to; i++) {
-      const file = this.files[i]!;
+    for (let i = this.#fileAt(from); i < this.#files.length && this.#starts[i]! < to; i++) {
+      const file = this.#files[i]!;
       const start = this.#starts[i]!;
       const offset = Math.max(0, from - start);
-      for (const { piece } of this.byteMap.spansOfFileRange(file, offset, Math.min(file.length, to - start) - offset)) {
+      for (const { piece } of this.#byteMap.spansOfFileRange(file, offset, Math.min(file.length, to - start) - offset)) {
         if (pieces[pieces.length - 1] !== piece) pieces.push(piece);
       }
     }
@@ -94,7 +102,7 @@ export class ListingOrder implements ReadOrder {
   /** Index of the file holding position `at` (binary search over the prefix sums). */
   #fileAt(at: number): number {
     let lo = 0;
-    let hi = this.files.length;
+    let hi = this.#files.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (this.#starts[mid + 1]! <= at) lo = mid + 1;

@@ -94,11 +94,18 @@ export class ReadStreams {
   readonly #maxStreams: number;
   readonly #totalBytes: number;
 
+  readonly #byteMap: ByteMap;
+  readonly #opts: ReadAheadOptions;
+  readonly #now: () => number;
+
   constructor(
-    private readonly byteMap: ByteMap,
-    private readonly opts: ReadAheadOptions,
-    private readonly now: () => number = Date.now,
+    byteMap: ByteMap,
+    opts: ReadAheadOptions,
+    now: () => number = Date.now,
   ) {
+    this.#byteMap = byteMap;
+    this.#opts = opts;
+    this.#now = now;
     this.#torrentOrder = new TorrentOrder(byteMap);
     this.#idleMs = opts.streamIdleMs ?? DEFAULT_STREAM_IDLE_MS;
     this.#maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
@@ -107,13 +114,13 @@ export class ReadStreams {
 
   /** Streams being read now (for status and tests). */
   get activeStreams(): number {
-    this.#expire(this.now());
+    this.#expire(this.#now());
     return this.#streams.size;
   }
 
   /** Sum of the active streams' windows: at most max(totalBytes, maxStreams × initialBytes). */
   get windowBytesTotal(): number {
-    this.#expire(this.now());
+    this.#expire(this.#now());
     let sum = 0;
     for (const s of this.#streams) sum += s.windowBytes;
     return sum;
@@ -130,7 +137,7 @@ export class ReadStreams {
     this.#listings.delete(dir);
     if (known) return void this.#listings.set(dir, known);
     if (files.length > MAX_LISTING_FILES || this.#torrentOrder.follows(files)) return;
-    this.#listings.set(dir, new ListingOrder(this.byteMap, files));
+    this.#listings.set(dir, new ListingOrder(this.#byteMap, files));
     if (this.#listings.size > MAX_LISTINGS) this.#listings.delete(this.#listings.keys().next().value!);
   }
 
@@ -139,12 +146,12 @@ export class ReadStreams {
    * `file` and returns what to fetch ahead of it, if anything.
    */
   observe(reader: object, file: TorrentFile, offset: number, length: number): ReadAheadRequest | undefined {
-    const now = this.now();
+    const now = this.#now();
     this.#expire(now);
     const end = Math.min(file.length, offset + length);
     let stream = this.#continued(file, offset);
     if (stream) {
-      stream.windowBytes = Math.min(this.#shareCap(stream), stream.windowBytes === 0 ? this.opts.initialBytes : stream.windowBytes * 2);
+      stream.windowBytes = Math.min(this.#shareCap(stream), stream.windowBytes === 0 ? this.#opts.initialBytes : stream.windowBytes * 2);
     } else {
       this.#endSeekedFrom(reader);
       stream = this.#start(file, offset);
@@ -173,7 +180,7 @@ export class ReadStreams {
     for (const s of this.#streams) {
       const at = s.order.positionOf(file, offset);
       if (at === undefined) continue;
-      const tolerance = this.opts.backwardToleranceBytes;
+      const tolerance = this.#opts.backwardToleranceBytes;
       if (at >= s.expected - tolerance && at <= s.expected + Math.min(tolerance, 2 * s.largestReadBytes)) found = s;
     }
     return found;
@@ -190,7 +197,7 @@ export class ReadStreams {
     for (const listing of this.#listings.values()) if (listing.positionOf(file, 0) !== undefined) order = listing;
     const stream = new ReadStream(order);
     stream.expected = stream.requestedThrough = order.positionOf(file, offset)!;
-    if (offset === 0) stream.windowBytes = Math.min(this.#shareCap(stream), this.opts.initialBytes);
+    if (offset === 0) stream.windowBytes = Math.min(this.#shareCap(stream), this.#opts.initialBytes);
     this.#streams.add(stream);
     if (this.#streams.size > this.#maxStreams) {
       const oldest = this.#streams.values().next().value!;
@@ -213,7 +220,7 @@ export class ReadStreams {
   #shareCap(stream: ReadStream): number {
     let active = this.#streams.has(stream) ? 0 : 1;
     for (const s of this.#streams) if (s.windowBytes > 0 || s === stream) active++;
-    return Math.min(this.opts.maxBytes, Math.max(this.opts.initialBytes, Math.floor(this.#totalBytes / active)));
+    return Math.min(this.#opts.maxBytes, Math.max(this.#opts.initialBytes, Math.floor(this.#totalBytes / active)));
   }
 
   #expire(now: number): void {

@@ -88,7 +88,9 @@ export class Reader {
   readonly #timeouts: RecentTimeouts;
   readonly #now: () => number;
 
-  constructor(private readonly opts: ReaderOptions) {
+  readonly #opts: ReaderOptions;
+  constructor(opts: ReaderOptions) {
+    this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#streams = new ReadStreams(opts.byteMap, opts.readAhead, this.#now);
     this.#timeouts = new RecentTimeouts(opts.timeoutHoldMs ?? Math.min(opts.readTimeoutMs, MAX_TIMEOUT_HOLD_MS), this.#now);
@@ -117,18 +119,18 @@ export class Reader {
    * buffer: no allocation per read). Resolves with the count, short only at the end of the file.
    */
   async readInto(handle: OpenFile, offset: number, length: number, target: Buffer): Promise<number> {
-    const spans = this.opts.byteMap.spansOfFileRange(handle.file, offset, Math.min(length, target.length));
+    const spans = this.#opts.byteMap.spansOfFileRange(handle.file, offset, Math.min(length, target.length));
     if (spans.length === 0) return 0;
     // Counted per read, as `status` shows them: a hit when every piece it needs is cached.
     this.stats.reads++;
-    if (spans.every((span) => this.opts.cache.has(span.piece))) this.stats.cacheHits++;
+    if (spans.every((span) => this.#opts.cache.has(span.piece))) this.stats.cacheHits++;
     else this.stats.cacheMisses++;
     this.#readAhead(handle, offset, length);
     // One timeout for the whole read, made only if some piece has to be waited for:
     // a read served from the cache costs no timer.
     let signal: AbortSignal | undefined;
-    const timeout = (): AbortSignal => (signal ??= AbortSignal.timeout(this.opts.readTimeoutMs));
-    const wait: UrgentWait = { timeout, deadline: this.#now() + (this.opts.urgentTargetMs ?? DEFAULT_URGENT_TARGET_MS) };
+    const timeout = (): AbortSignal => (signal ??= AbortSignal.timeout(this.#opts.readTimeoutMs));
+    const wait: UrgentWait = { timeout, deadline: this.#now() + (this.#opts.urgentTargetMs ?? DEFAULT_URGENT_TARGET_MS) };
     let at = 0;
     const reads = spans.map((span) => {
       const into = at;
@@ -151,13 +153,13 @@ export class Reader {
    * sequential detection, the hit rate and the read counters stay true.
    */
   recordCachedRead(handle: OpenFile, offset: number, length: number): void {
-    const spans = this.opts.byteMap.spansOfFileRange(handle.file, offset, length);
+    const spans = this.#opts.byteMap.spansOfFileRange(handle.file, offset, length);
     if (spans.length === 0) return;
     this.stats.reads++;
     this.stats.cacheHits += spans.length;
     for (const span of spans) {
       this.stats.bytesRead += span.length;
-      this.opts.cache.refresh(span.piece).catch(() => undefined);
+      this.#opts.cache.refresh(span.piece).catch(() => undefined);
     }
     this.#readAhead(handle, offset, length);
   }
@@ -169,18 +171,18 @@ export class Reader {
    * when all are cached; rejects on abort.
    */
   async prefetch(file: TorrentFile, offset: number, length: number, priority: Priority, signal?: AbortSignal): Promise<void> {
-    const pieces = this.opts.byteMap.spansOfFileRange(file, offset, length).map((s) => s.piece);
+    const pieces = this.#opts.byteMap.spansOfFileRange(file, offset, length).map((s) => s.piece);
     await Promise.all(pieces.map((p) => this.#prefetchPiece(p, priority, signal)));
   }
 
   async #prefetchPiece(piece: PieceIndex, priority: Priority, signal: AbortSignal | undefined): Promise<void> {
-    const { cache, fetcher } = this.opts;
+    const { cache, fetcher } = this.#opts;
     if (cache.has(piece) && (await cache.refresh(piece))) return;
     await fetcher.fetch(piece, priority, signal);
   }
 
   async #readSpan(path: string, span: PieceSpan, wait: UrgentWait, target: Buffer, targetOffset: number): Promise<void> {
-    const { cache, fetcher } = this.opts;
+    const { cache, fetcher } = this.#opts;
     // A piece can vanish between "have" and "read" (evicted, or found corrupt on disk): fetch again.
     for (let attempt = 0; ; attempt++) {
       if (!cache.has(span.piece)) await this.#fetchUrgent(path, span.piece, wait);
@@ -190,7 +192,7 @@ export class Reader {
         return await cache.readInto(span.piece, span.offsetInPiece, span.length, target, targetOffset);
       } catch (err) {
         if (attempt >= 2 || wait.timeout().aborted) throw this.#failed(path, span.piece, `cache: ${(err as Error).message}`);
-        this.opts.log.warn({ path, piece: span.piece, err }, 'cached piece unreadable; fetching it again');
+        this.#opts.log.warn({ path, piece: span.piece, err }, 'cached piece unreadable; fetching it again');
       } finally {
         unpin?.();
       }
@@ -198,7 +200,7 @@ export class Reader {
   }
 
   async #fetchUrgent(path: string, piece: PieceIndex, wait: UrgentWait): Promise<void> {
-    const { fetcher } = this.opts;
+    const { fetcher } = this.#opts;
     const failFast = this.#timeouts.failFastReason(piece, () => fetcher.sourcesOf(piece));
     if (failFast) throw this.#failed(path, piece, failFast);
     const signal = wait.timeout();
@@ -210,7 +212,7 @@ export class Reader {
     } catch (err) {
       if (!signal.aborted) throw this.#failed(path, piece, (err as Error).message);
       this.#timeouts.record(piece, fetcher.sourcesOf(piece));
-      throw this.#failed(path, piece, `no data within ${this.opts.readTimeoutMs / 1000} s (${fetcher.waitingReason()})`);
+      throw this.#failed(path, piece, `no data within ${this.#opts.readTimeoutMs / 1000} s (${fetcher.waitingReason()})`);
     } finally {
       this.waiting.delete(id);
     }
@@ -218,7 +220,7 @@ export class Reader {
 
   #failed(path: string, piece: PieceIndex, reason: string): ReadFailedError {
     const err = new ReadFailedError(path, `piece ${piece}: ${reason}`);
-    this.opts.log.warn({ path, piece, reason }, err.message);
+    this.#opts.log.warn({ path, piece, reason }, err.message);
     return err;
   }
 
@@ -226,9 +228,9 @@ export class Reader {
     const ahead = this.#streams.observe(handle, handle.file, offset, length);
     if (!ahead) return;
     for (const piece of ahead.pieces) {
-      if (this.opts.cache.has(piece)) continue;
+      if (this.#opts.cache.has(piece)) continue;
       // Read-ahead is a hint: a later real read of the piece fetches it urgently and reports failures.
-      this.opts.fetcher.fetch(piece, 'readahead', ahead.signal).catch(() => undefined);
+      this.#opts.fetcher.fetch(piece, 'readahead', ahead.signal).catch(() => undefined);
     }
   }
 }

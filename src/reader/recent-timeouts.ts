@@ -12,14 +12,20 @@ export class RecentTimeouts {
   /** Piece → when it timed out and how many sources had it then. Oldest first (Map order). */
   readonly #failed = new Map<PieceIndex, { at: number; sources: number }>();
 
+  readonly #holdMs: number;
+  readonly #now: () => number;
+
   constructor(
-    private readonly holdMs: number,
-    private readonly now: () => number = Date.now,
-  ) {}
+    holdMs: number,
+    now: () => number = Date.now,
+  ) {
+    this.#holdMs = holdMs;
+    this.#now = now;
+  }
 
   record(piece: PieceIndex, sources: number): void {
     this.#failed.delete(piece);
-    this.#failed.set(piece, { at: this.now(), sources });
+    this.#failed.set(piece, { at: this.#now(), sources });
     this.#expire();
   }
 
@@ -35,7 +41,7 @@ export class RecentTimeouts {
       this.#failed.delete(piece);
       return undefined;
     }
-    const ago = ((this.now() - failed.at) / 1000).toFixed(1);
+    const ago = ((this.#now() - failed.at) / 1000).toFixed(1);
     return `timed out ${ago} s ago and no new source for it has appeared since`;
   }
 
@@ -45,7 +51,7 @@ export class RecentTimeouts {
   }
 
   #expire(): void {
-    const cutoff = this.now() - this.holdMs;
+    const cutoff = this.#now() - this.#holdMs;
     for (const [piece, { at }] of this.#failed) {
       if (at > cutoff) break;
       this.#failed.delete(piece);

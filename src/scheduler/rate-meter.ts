@@ -3,43 +3,46 @@
  * it is deterministic in tests. The window is made of fixed-width slots.
  */
 export class RateMeter {
-  private readonly slots: Float64Array;
-  private headSlot = -1; // absolute slot number of the newest slot
-  private readonly startedAt: number;
+  readonly #slots: Float64Array;
+  #headSlot = -1; // absolute slot number of the newest slot
+  readonly #startedAt: number;
+
+  readonly #slotMs: number;
 
   constructor(
     now: number,
-    private readonly slotMs = 250,
+    slotMs: number = 250,
     slotCount = 8,
   ) {
-    this.slots = new Float64Array(slotCount);
-    this.startedAt = now;
+    this.#slotMs = slotMs;
+    this.#slots = new Float64Array(slotCount);
+    this.#startedAt = now;
   }
 
   add(now: number, bytes: number): void {
-    this.advance(now);
-    this.slots[this.headSlot % this.slots.length]! += bytes;
+    this.#advance(now);
+    this.#slots[this.#headSlot % this.#slots.length]! += bytes;
   }
 
   /** Bytes per second over the window (or since the meter started, if younger). */
   rate(now: number): number {
-    this.advance(now);
+    this.#advance(now);
     let sum = 0;
-    for (const v of this.slots) sum += v;
-    const windowMs = this.slots.length * this.slotMs;
-    const age = Math.max(now - this.startedAt, this.slotMs);
+    for (const v of this.#slots) sum += v;
+    const windowMs = this.#slots.length * this.#slotMs;
+    const age = Math.max(now - this.#startedAt, this.#slotMs);
     return (sum * 1000) / Math.min(windowMs, age);
   }
 
-  private advance(now: number): void {
-    const slot = Math.floor(now / this.slotMs);
-    if (this.headSlot < 0) {
-      this.headSlot = slot;
+  #advance(now: number): void {
+    const slot = Math.floor(now / this.#slotMs);
+    if (this.#headSlot < 0) {
+      this.#headSlot = slot;
       return;
     }
-    if (slot <= this.headSlot) return;
-    const steps = Math.min(slot - this.headSlot, this.slots.length);
-    for (let i = 1; i <= steps; i++) this.slots[(this.headSlot + i) % this.slots.length] = 0;
-    this.headSlot = slot;
+    if (slot <= this.#headSlot) return;
+    const steps = Math.min(slot - this.#headSlot, this.#slots.length);
+    for (let i = 1; i <= steps; i++) this.#slots[(this.#headSlot + i) % this.#slots.length] = 0;
+    this.#headSlot = slot;
   }
 }

@@ -227,80 +227,83 @@ class WantedPiece {
 }
 
 export class Scheduler {
-  private readonly opts: Tunables;
-  private readonly random: (() => number) | undefined;
-  private readonly peers = new Map<PeerKey, PeerState>();
-  private readonly wanted = new Map<PieceIndex, WantedPiece>();
+  readonly #opts: Tunables;
+  readonly #random: (() => number) | undefined;
+  readonly #peers = new Map<PeerKey, PeerState>();
+  readonly #wanted = new Map<PieceIndex, WantedPiece>();
   /** Wanted pieces not started, rarest first, one set per priority. */
-  private readonly queued: Record<Priority, AvailabilityBuckets> = {
+  readonly #queued: Record<Priority, AvailabilityBuckets> = {
     urgent: new AvailabilityBuckets(),
     readahead: new AvailabilityBuckets(),
     warm: new AvailabilityBuckets(),
   };
   /** Started pieces with blocks nobody has been asked for yet. */
-  private readonly active: Record<Priority, Set<PieceIndex>> = { urgent: new Set(), readahead: new Set(), warm: new Set() };
+  readonly #active: Record<Priority, Set<PieceIndex>> = { urgent: new Set(), readahead: new Set(), warm: new Set() };
   /** Started pieces not yet verified (for endgame and the memory bound). */
-  private readonly started = new Map<PieceIndex, WantedPiece>();
+  readonly #started = new Map<PieceIndex, WantedPiece>();
   /** Per piece: peers with a bitfield bit set (have-all peers are counted apart). */
-  private readonly availability: Uint32Array;
-  private haveAllPeers = 0;
-  private totalInflight = 0;
-  private partialBytes = 0;
+  readonly #availability: Uint32Array;
+  #haveAllPeers = 0;
+  #totalInflight = 0;
+  #partialBytes = 0;
+
+  readonly #layout: PieceLayout;
 
   constructor(
-    private readonly layout: PieceLayout,
+    layout: PieceLayout,
     options: SchedulerOptions = {},
   ) {
+    this.#layout = layout;
     const { random, ...tunables } = options;
-    this.opts = { ...DEFAULTS, ...stripUndefined(tunables) };
-    this.random = random;
-    this.availability = new Uint32Array(layout.pieceCount);
+    this.#opts = { ...DEFAULTS, ...stripUndefined(tunables) };
+    this.#random = random;
+    this.#availability = new Uint32Array(layout.pieceCount);
   }
 
   // ── wanted pieces ──────────────────────────────────────────────────────────
 
   /** Wants a piece at this priority (replacing an earlier priority) with an optional deadline (ms). */
   want(index: PieceIndex, priority: Priority, deadline?: number): void {
-    if (!this.layout.isValidPiece(index)) throw new RangeError(`no piece ${index}`);
-    const existing = this.wanted.get(index);
+    if (!this.#layout.isValidPiece(index)) throw new RangeError(`no piece ${index}`);
+    const existing = this.#wanted.get(index);
     if (existing) {
       existing.deadline = deadline;
       if (existing.priority === priority) return;
       const old = existing.priority;
       existing.priority = priority;
-      if (this.queued[old].delete(index)) this.queued[priority].add(index, this.availability[index]!);
-      if (this.active[old].delete(index)) this.active[priority].add(index);
+      if (this.#queued[old].delete(index)) this.#queued[priority].add(index, this.#availability[index]!);
+      if (this.#active[old].delete(index)) this.#active[priority].add(index);
       return;
     }
-    const piece = new WantedPiece(index, priority, deadline, this.layout.pieceSize(index), this.layout.blockCount(index));
-    this.wanted.set(index, piece);
-    this.queued[priority].add(index, this.availability[index]!);
-    for (const peer of this.peers.values()) if (peer.has(index)) peer.interesting++;
+    const piece = new WantedPiece(index, priority, deadline, this.#layout.pieceSize(index), this.#layout.blockCount(index));
+    this.#wanted.set(index, piece);
+    this.#queued[priority].add(index, this.#availability[index]!);
+    for (const peer of this.#peers.values()) if (peer.has(index)) peer.interesting++;
   }
 
   /** Stops wanting a piece; returns the requests to cancel. Partial data is dropped. */
   unwant(index: PieceIndex): PeerRequest[] {
-    const piece = this.wanted.get(index);
+    const piece = this.#wanted.get(index);
     if (!piece) return [];
-    const cancels = this.dropInflightOf(piece);
-    this.forget(piece);
+    const cancels = this.#dropInflightOf(piece);
+    this.#forget(piece);
     return cancels;
   }
 
   isWanted(index: PieceIndex): boolean {
-    return this.wanted.has(index);
+    return this.#wanted.has(index);
   }
 
   priorityOf(index: PieceIndex): Priority | undefined {
-    return this.wanted.get(index)?.priority;
+    return this.#wanted.get(index)?.priority;
   }
 
   wantedCount(): number {
-    return this.wanted.size;
+    return this.#wanted.size;
   }
 
   *wantedPieces(): Iterable<PieceIndex> {
-    yield* this.wanted.keys();
+    yield* this.#wanted.keys();
   }
 
   /** The piece passed its hash and is stored: it is no longer wanted. Returns leftover duplicates to cancel. */
@@ -313,7 +316,7 @@ export class Scheduler {
    * again). Returns which peer sent which blocks, for charging.
    */
   pieceFailed(index: PieceIndex): Map<PeerKey, number[]> {
-    const piece = this.wanted.get(index);
+    const piece = this.#wanted.get(index);
     const byPeer = new Map<PeerKey, number[]>();
     if (!piece || !piece.started) return byPeer;
     piece.sources.forEach((peer, block) => {
@@ -322,82 +325,82 @@ export class Scheduler {
       list.push(block);
       byPeer.set(peer, list);
     });
-    this.dropInflightOf(piece);
-    this.unstart(piece);
-    this.queued[piece.priority].add(index, this.availability[index]!);
+    this.#dropInflightOf(piece);
+    this.#unstart(piece);
+    this.#queued[piece.priority].add(index, this.#availability[index]!);
     return byPeer;
   }
 
   // ── peers ──────────────────────────────────────────────────────────────────
 
   addPeer(key: PeerKey, now: number, opts: { reqq?: number; fast?: boolean } = {}): void {
-    if (this.peers.has(key)) throw new Error(`peer ${key} already added`);
-    const peer = new PeerState(key, this.layout.pieceCount, this.clampReqq(opts.reqq), this.opts.initialDepth, now);
+    if (this.#peers.has(key)) throw new Error(`peer ${key} already added`);
+    const peer = new PeerState(key, this.#layout.pieceCount, this.#clampReqq(opts.reqq), this.#opts.initialDepth, now);
     peer.fast = opts.fast ?? false;
-    this.peers.set(key, peer);
+    this.#peers.set(key, peer);
   }
 
   hasPeer(key: PeerKey): boolean {
-    return this.peers.has(key);
+    return this.#peers.has(key);
   }
 
   /** The peer's advertised request queue length (extended handshake `reqq`). */
   setReqq(key: PeerKey, reqq: number | undefined): void {
-    this.peer(key).reqq = this.clampReqq(reqq);
+    this.#peer(key).reqq = this.#clampReqq(reqq);
   }
 
   setFast(key: PeerKey, fast: boolean): void {
-    this.peer(key).fast = fast;
+    this.#peer(key).fast = fast;
   }
 
   /** Replaces the peer's piece set with a BitTorrent bitfield (MSB = piece 0). */
   peerBitfield(key: PeerKey, bitfield: Uint8Array): void {
-    const peer = this.peer(key);
-    this.forgetPieces(peer);
-    const count = this.layout.pieceCount;
+    const peer = this.#peer(key);
+    this.#forgetPieces(peer);
+    const count = this.#layout.pieceCount;
     const bytes = Math.min(bitfield.length, peer.pieces.length);
     for (let i = 0; i < bytes; i++) {
       const byte = bitfield[i]!;
       if (byte === 0) continue;
       for (let bit = 0; bit < 8; bit++) {
         const index = i * 8 + bit;
-        if (index < count && byte & (0x80 >> bit)) this.addHave(peer, index as PieceIndex);
+        if (index < count && byte & (0x80 >> bit)) this.#addHave(peer, index as PieceIndex);
       }
     }
   }
 
   peerHave(key: PeerKey, index: PieceIndex): void {
-    const peer = this.peer(key);
-    if (!this.layout.isValidPiece(index) || peer.has(index)) return;
-    this.addHave(peer, index);
+    const peer = this.#peer(key);
+    if (!this.#layout.isValidPiece(index) || peer.has(index)) return;
+    this.#addHave(peer, index);
   }
 
   peerHaveAll(key: PeerKey): void {
-    const peer = this.peer(key);
+    const peer = this.#peer(key);
     if (peer.haveAll) return;
-    this.forgetPieces(peer);
+    this.#forgetPieces(peer);
     peer.haveAll = true;
-    this.haveAllPeers++;
-    peer.interesting = this.wanted.size - this.countVerifying();
+    this.#haveAllPeers++;
+    peer.interesting = this.#wanted.size - this.#countVerifying();
   }
 
   /** The peer has every piece (have-all, or a full bitfield). */
   peerIsSeed(key: PeerKey): boolean {
-    return this.peers.get(key)?.isSeed(this.layout.pieceCount) ?? false;
+    return this.#peers.get(key)?.isSeed(this.#layout.pieceCount) ?? false;
   }
 
   peerHas(key: PeerKey, index: PieceIndex): boolean {
-    return this.peers.get(key)?.has(index) ?? false;
+    return this.#peers.get(key)?.has(index) ?? false;
   }
 
   /** True when the peer has a wanted piece: send `interested`. */
   isInteresting(key: PeerKey): boolean {
-    const peer = this.peers.get(key);
+    const peer = this.#peers.get(key);
     return peer !== undefined && peer.interesting > 0;
   }
 
   allowedFast(key: PeerKey, index: PieceIndex): void {
-    const peer = this.peer(key);
+    const peer = this.#peer(key);
     if (peer.allowedFast.size < 64) peer.allowedFast.add(index);
   }
 
@@ -407,48 +410,48 @@ export class Scheduler {
    * rejects each one explicitly.
    */
   setChoked(key: PeerKey, choked: boolean): void {
-    const peer = this.peer(key);
+    const peer = this.#peer(key);
     peer.choked = choked;
-    if (choked && !peer.fast) for (const f of [...peer.inflight.values()]) this.release(peer, f, false);
+    if (choked && !peer.fast) for (const f of [...peer.inflight.values()]) this.#release(peer, f, false);
   }
 
   isChoked(key: PeerKey): boolean {
-    return this.peer(key).choked;
+    return this.#peer(key).choked;
   }
 
   removePeer(key: PeerKey): void {
-    const peer = this.peers.get(key);
+    const peer = this.#peers.get(key);
     if (!peer) return;
-    for (const f of [...peer.inflight.values()]) this.release(peer, f, false);
-    this.forgetPieces(peer);
-    this.peers.delete(key);
+    for (const f of [...peer.inflight.values()]) this.#release(peer, f, false);
+    this.#forgetPieces(peer);
+    this.#peers.delete(key);
   }
 
   // ── blocks ─────────────────────────────────────────────────────────────────
 
   onBlock(key: PeerKey, index: PieceIndex, offset: number, length: number, now: number): BlockOutcome {
-    const peer = this.peer(key);
+    const peer = this.#peer(key);
     const none: BlockOutcome = { verdict: 'invalid', pieceComplete: false, cancels: [] };
-    if (!this.layout.isValidPiece(index) || offset % BLOCK_SIZE !== 0) return none;
+    if (!this.#layout.isValidPiece(index) || offset % BLOCK_SIZE !== 0) return none;
     const block = offset / BLOCK_SIZE;
-    if (block >= this.layout.blockCount(index)) return none;
-    const expectedLength = Math.min(BLOCK_SIZE, this.layout.pieceSize(index) - offset);
+    if (block >= this.#layout.blockCount(index)) return none;
+    const expectedLength = Math.min(BLOCK_SIZE, this.#layout.pieceSize(index) - offset);
     if (length !== expectedLength) return none;
 
     const k = blockKey(index, block);
     const flight = peer.inflight.get(k);
-    const piece = this.wanted.get(index);
+    const piece = this.#wanted.get(index);
     if (!flight) {
       const verdict: BlockVerdict = peer.cancelled.delete(k) ? 'late' : 'unrequested';
       return { verdict, pieceComplete: false, cancels: [] };
     }
 
     peer.inflight.delete(k);
-    this.totalInflight--;
+    this.#totalInflight--;
     peer.meter.add(now, length);
     peer.lastBlockAt = now;
     peer.snubbed = false;
-    if (peer.slowStart && peer.slowStartDepth < this.hardCap(peer)) peer.slowStartDepth++;
+    if (peer.slowStart && peer.slowStartDepth < this.#hardCap(peer)) peer.slowStartDepth++;
 
     if (!piece || !piece.started || piece.verifying || piece.received![block]) {
       return { verdict: 'duplicate', pieceComplete: false, cancels: [] };
@@ -457,10 +460,10 @@ export class Scheduler {
     const cancels: PeerRequest[] = [];
     for (const other of requesters) {
       if (other === key) continue;
-      const otherPeer = this.peers.get(other);
+      const otherPeer = this.#peers.get(other);
       const f = otherPeer?.inflight.get(k);
       if (otherPeer && f) {
-        this.unsend(otherPeer, f, now);
+        this.#unsend(otherPeer, f, now);
         cancels.push({ peer: other, index, offset, length });
       }
     }
@@ -470,8 +473,8 @@ export class Scheduler {
     piece.receivedCount++;
     if (piece.receivedCount === piece.blockCount) {
       piece.verifying = true;
-      this.active[piece.priority].delete(index);
-      for (const p of this.peers.values()) if (p.has(index)) p.interesting--;
+      this.#active[piece.priority].delete(index);
+      for (const p of this.#peers.values()) if (p.has(index)) p.interesting--;
       return { verdict: 'accepted', pieceComplete: true, cancels };
     }
     return { verdict: 'accepted', pieceComplete: false, cancels };
@@ -483,16 +486,16 @@ export class Scheduler {
    * that hands out distinct pieces rejects one another peer is getting).
    */
   onReject(key: PeerKey, index: PieceIndex, offset: number, now: number): void {
-    const peer = this.peer(key);
+    const peer = this.#peer(key);
     const f = peer.inflight.get(blockKey(index, offset / BLOCK_SIZE));
     if (!f) return;
-    this.release(peer, f, false);
-    if (peer.declined.size < 4 * this.opts.maxDepth) peer.declined.set(index, now + this.opts.declineMs);
+    this.#release(peer, f, false);
+    if (peer.declined.size < 4 * this.#opts.maxDepth) peer.declined.set(index, now + this.#opts.declineMs);
   }
 
   /** Which of the piece's blocks are in, for a caller that assembles it. */
   isBlockReceived(index: PieceIndex, offset: number): boolean {
-    const piece = this.wanted.get(index);
+    const piece = this.#wanted.get(index);
     return piece?.received?.[offset / BLOCK_SIZE] === 1;
   }
 
@@ -500,60 +503,60 @@ export class Scheduler {
 
   /** Requests in flight the peer should have now. */
   depth(key: PeerKey, now: number): number {
-    const peer = this.peer(key);
+    const peer = this.#peer(key);
     if (peer.snubbed) return 1;
-    const byRate = Math.ceil((peer.meter.rate(now) * this.opts.targetQueueMs) / 1000 / BLOCK_SIZE);
-    const depth = Math.max(byRate, peer.slowStart ? peer.slowStartDepth : 0, this.opts.minDepth);
-    return Math.min(depth, this.hardCap(peer));
+    const byRate = Math.ceil((peer.meter.rate(now) * this.#opts.targetQueueMs) / 1000 / BLOCK_SIZE);
+    const depth = Math.max(byRate, peer.slowStart ? peer.slowStartDepth : 0, this.#opts.minDepth);
+    return Math.min(depth, this.#hardCap(peer));
   }
 
   rate(key: PeerKey, now: number): number {
-    return this.peers.get(key)?.meter.rate(now) ?? 0;
+    return this.#peers.get(key)?.meter.rate(now) ?? 0;
   }
 
   inflightCount(key?: PeerKey): number {
-    if (key === undefined) return this.totalInflight;
-    return this.peers.get(key)?.inflight.size ?? 0;
+    if (key === undefined) return this.#totalInflight;
+    return this.#peers.get(key)?.inflight.size ?? 0;
   }
 
   /** The peer's outstanding requests, oldest first. */
   outstanding(key: PeerKey): BlockRequest[] {
-    const peer = this.peers.get(key);
+    const peer = this.#peers.get(key);
     if (!peer) return [];
     return [...peer.inflight.values()].map((f) => ({ index: f.index, offset: f.offset, length: f.length }));
   }
 
   /** Milliseconds until the peer would deliver a block requested now. */
   expectedQueueMs(key: PeerKey, now: number): number {
-    const peer = this.peer(key);
-    return this.etaMs(peer, now, this.inflightBytes(peer) + BLOCK_SIZE);
+    const peer = this.#peer(key);
+    return this.#etaMs(peer, now, this.#inflightBytes(peer) + BLOCK_SIZE);
   }
 
   /** Tops up one peer's pipeline. Called after each block it delivers. */
   fill(key: PeerKey, now: number): BlockRequest[] {
-    const peer = this.peers.get(key);
+    const peer = this.#peers.get(key);
     if (!peer) return [];
     const out: BlockRequest[] = [];
-    let budget = Math.min(this.depth(key, now) - peer.inflight.size, this.opts.maxTotalInflight - this.totalInflight);
+    let budget = Math.min(this.depth(key, now) - peer.inflight.size, this.#opts.maxTotalInflight - this.#totalInflight);
     if (budget <= 0 || peer.interesting <= 0) return out;
 
     for (const priority of PRIORITIES_HIGH_FIRST) {
       const rank = PRIORITY_RANK[priority];
       // Pieces this peer started: finish them.
-      for (const index of this.active[priority]) {
+      for (const index of this.#active[priority]) {
         if (budget <= 0) return out;
-        const piece = this.wanted.get(index)!;
-        if (piece.owner === key && this.mayAsk(peer, piece, now)) budget -= this.take(peer, piece, budget, rank, now, out);
+        const piece = this.#wanted.get(index)!;
+        if (piece.owner === key && this.#mayAsk(peer, piece, now)) budget -= this.#take(peer, piece, budget, rank, now, out);
       }
       // Urgent pieces others started: help them.
-      if (priority === 'urgent') budget = this.helpActive(peer, priority, budget, rank, now, out);
+      if (priority === 'urgent') budget = this.#helpActive(peer, priority, budget, rank, now, out);
       // New pieces, rarest first.
-      budget = this.startNew(peer, priority, budget, rank, now, out);
+      budget = this.#startNew(peer, priority, budget, rank, now, out);
       // Others' pieces, so that no piece waits on one slow peer.
-      if (priority !== 'urgent') budget = this.helpActive(peer, priority, budget, rank, now, out);
+      if (priority !== 'urgent') budget = this.#helpActive(peer, priority, budget, rank, now, out);
       if (budget <= 0) return out;
     }
-    this.endgame(peer, budget, now, out);
+    this.#endgame(peer, budget, now, out);
     return out;
   }
 
@@ -570,9 +573,9 @@ export class Scheduler {
       if (list) list.push(r);
       else requests.set(key, [r]);
     };
-    this.assignUrgent(now, add, cancels);
-    this.duplicateNearDeadline(now, add);
-    for (const key of this.peers.keys()) for (const r of this.fill(key, now)) add(key, r);
+    this.#assignUrgent(now, add, cancels);
+    this.#duplicateNearDeadline(now, add);
+    for (const key of this.#peers.keys()) for (const r of this.fill(key, now)) add(key, r);
     return { requests, cancels };
   }
 
@@ -582,7 +585,7 @@ export class Scheduler {
    */
   tick(now: number): PeerRequest[] {
     const cancels: PeerRequest[] = [];
-    for (const peer of this.peers.values()) {
+    for (const peer of this.#peers.values()) {
       if (now - peer.lastTickAt >= 1000) {
         const rate = peer.meter.rate(now);
         if (peer.slowStart && peer.lastTickRate > 0 && rate < peer.lastTickRate * 1.1) peer.slowStart = false;
@@ -590,16 +593,16 @@ export class Scheduler {
         peer.lastTickAt = now;
       }
       const oldest = peer.inflight.values().next().value as InFlight | undefined;
-      if (oldest && now - Math.max(peer.lastBlockAt, oldest.sentAt) > this.opts.requestTimeoutMs) {
+      if (oldest && now - Math.max(peer.lastBlockAt, oldest.sentAt) > this.#opts.requestTimeoutMs) {
         peer.snubbed = true;
         peer.slowStart = false;
         for (const f of [...peer.inflight.values()]) {
-          this.release(peer, f, true, now);
+          this.#release(peer, f, true, now);
           cancels.push({ peer: peer.key, index: f.index, offset: f.offset, length: f.length });
         }
       }
       for (const [k, at] of peer.cancelled) {
-        if (now - at < 60_000 && peer.cancelled.size <= 2 * this.opts.maxDepth) break;
+        if (now - at < 60_000 && peer.cancelled.size <= 2 * this.#opts.maxDepth) break;
         peer.cancelled.delete(k);
       }
     }
@@ -607,39 +610,39 @@ export class Scheduler {
   }
 
   isSnubbed(key: PeerKey): boolean {
-    return this.peer(key).snubbed;
+    return this.#peer(key).snubbed;
   }
 
   /** How many connected peers have the piece (for "why are we waiting"). */
   peersWith(index: PieceIndex): { total: number; unchoked: number } {
     let total = 0;
     let unchoked = 0;
-    for (const peer of this.peers.values()) {
+    for (const peer of this.#peers.values()) {
       if (!peer.has(index)) continue;
       total++;
-      if (this.canRequest(peer, index)) unchoked++;
+      if (this.#canRequest(peer, index)) unchoked++;
     }
     return { total, unchoked };
   }
 
   // ── internals ──────────────────────────────────────────────────────────────
 
-  private peer(key: PeerKey): PeerState {
-    const peer = this.peers.get(key);
+  #peer(key: PeerKey): PeerState {
+    const peer = this.#peers.get(key);
     if (!peer) throw new Error(`unknown peer ${key}`);
     return peer;
   }
 
-  private clampReqq(reqq: number | undefined): number {
-    if (reqq === undefined || !Number.isFinite(reqq) || reqq < 1) return this.opts.defaultReqq;
+  #clampReqq(reqq: number | undefined): number {
+    if (reqq === undefined || !Number.isFinite(reqq) || reqq < 1) return this.#opts.defaultReqq;
     return Math.floor(reqq);
   }
 
-  private hardCap(peer: PeerState): number {
-    return Math.max(1, Math.min(peer.reqq, this.opts.maxDepth));
+  #hardCap(peer: PeerState): number {
+    return Math.max(1, Math.min(peer.reqq, this.#opts.maxDepth));
   }
 
-  private canRequest(peer: PeerState, index: number): boolean {
+  #canRequest(peer: PeerState, index: number): boolean {
     return peer.has(index) && (!peer.choked || (peer.fast && peer.allowedFast.has(index)));
   }
 
@@ -648,19 +651,19 @@ export class Scheduler {
    * (unless its deadline is near), and not, from a seed, a piece another peer
    * can give (urgent: in time for its deadline).
    */
-  private mayAsk(peer: PeerState, piece: WantedPiece, now: number): boolean {
+  #mayAsk(peer: PeerState, piece: WantedPiece, now: number): boolean {
     const index = piece.index;
-    if (!this.canRequest(peer, index)) return false;
+    if (!this.#canRequest(peer, index)) return false;
     const until = peer.declined.get(index);
     if (until !== undefined) {
       if (now >= until) peer.declined.delete(index);
-      else if (!this.deadlineNear(piece, now)) return false;
+      else if (!this.#deadlineNear(piece, now)) return false;
     }
-    return !(peer.isSeed(this.layout.pieceCount) && this.otherSourceInTime(peer, piece, now));
+    return !(peer.isSeed(this.#layout.pieceCount) && this.#otherSourceInTime(peer, piece, now));
   }
 
-  private deadlineNear(piece: WantedPiece, now: number): boolean {
-    return piece.priority === 'urgent' && piece.deadline !== undefined && now >= piece.deadline - this.opts.duplicateLeadMs;
+  #deadlineNear(piece: WantedPiece, now: number): boolean {
+    return piece.priority === 'urgent' && piece.deadline !== undefined && now >= piece.deadline - this.#opts.duplicateLeadMs;
   }
 
   /**
@@ -668,48 +671,48 @@ export class Scheduler {
    * and deliver it in time: by an urgent piece's deadline, else within
    * 4 × targetQueueMs (a busy peer does not hold the piece hostage while the seed idles).
    */
-  private otherSourceInTime(seed: PeerState, piece: WantedPiece, now: number): boolean {
+  #otherSourceInTime(seed: PeerState, piece: WantedPiece, now: number): boolean {
     const index = piece.index;
     // Quick no: nobody but (perhaps) the seed itself has announced the piece in a bitfield or HAVE.
-    if (this.availability[index]! - (seed.haveAll ? 0 : 1) <= 0) return false;
-    for (const p of this.peers.values()) {
-      if (p === seed || p.snubbed || p.isSeed(this.layout.pieceCount) || !this.canRequest(p, index)) continue;
+    if (this.#availability[index]! - (seed.haveAll ? 0 : 1) <= 0) return false;
+    for (const p of this.#peers.values()) {
+      if (p === seed || p.snubbed || p.isSeed(this.#layout.pieceCount) || !this.#canRequest(p, index)) continue;
       const until = p.declined.get(index);
       if (until !== undefined && now < until) continue;
-      const by = piece.priority === 'urgent' && piece.deadline !== undefined ? piece.deadline - this.opts.duplicateLeadMs : now + 4 * this.opts.targetQueueMs;
+      const by = piece.priority === 'urgent' && piece.deadline !== undefined ? piece.deadline - this.#opts.duplicateLeadMs : now + 4 * this.#opts.targetQueueMs;
       // Requests in flight × a block's size: an estimate is enough, and this runs per candidate piece.
-      if (now + this.etaMs(p, now, p.inflight.size * BLOCK_SIZE + piece.size) <= by) return true;
+      if (now + this.#etaMs(p, now, p.inflight.size * BLOCK_SIZE + piece.size) <= by) return true;
     }
     return false;
   }
 
-  private inflightBytes(peer: PeerState): number {
+  #inflightBytes(peer: PeerState): number {
     let bytes = 0;
     for (const f of peer.inflight.values()) bytes += f.length;
     return bytes;
   }
 
-  private etaMs(peer: PeerState, now: number, bytes: number): number {
-    const rate = Math.max(peer.meter.rate(now), this.opts.assumedRate * (peer.snubbed ? 0.01 : 1));
+  #etaMs(peer: PeerState, now: number, bytes: number): number {
+    const rate = Math.max(peer.meter.rate(now), this.#opts.assumedRate * (peer.snubbed ? 0.01 : 1));
     return (bytes * 1000) / rate;
   }
 
-  private addHave(peer: PeerState, index: PieceIndex): void {
+  #addHave(peer: PeerState, index: PieceIndex): void {
     peer.pieces[index >> 3]! |= 0x80 >> (index & 7);
     peer.haveCount++;
-    this.availability[index]!++;
-    const piece = this.wanted.get(index);
+    this.#availability[index]!++;
+    const piece = this.#wanted.get(index);
     if (piece) {
       if (!piece.verifying) peer.interesting++;
-      if (!piece.started) this.queued[piece.priority].update(index, this.availability[index]!);
+      if (!piece.started) this.#queued[piece.priority].update(index, this.#availability[index]!);
     }
   }
 
   /** Takes the peer's pieces out of the availability counts. */
-  private forgetPieces(peer: PeerState): void {
+  #forgetPieces(peer: PeerState): void {
     if (peer.haveAll) {
       peer.haveAll = false;
-      this.haveAllPeers--;
+      this.#haveAllPeers--;
     } else {
       for (let i = 0; i < peer.pieces.length; i++) {
         const byte = peer.pieces[i]!;
@@ -717,9 +720,9 @@ export class Scheduler {
         for (let bit = 0; bit < 8; bit++) {
           if (!(byte & (0x80 >> bit))) continue;
           const index = (i * 8 + bit) as PieceIndex;
-          this.availability[index]!--;
-          const piece = this.wanted.get(index);
-          if (piece && !piece.started) this.queued[piece.priority].update(index, this.availability[index]!);
+          this.#availability[index]!--;
+          const piece = this.#wanted.get(index);
+          if (piece && !piece.started) this.#queued[piece.priority].update(index, this.#availability[index]!);
         }
       }
     }
@@ -728,44 +731,44 @@ export class Scheduler {
     peer.interesting = 0;
   }
 
-  private countVerifying(): number {
+  #countVerifying(): number {
     let n = 0;
-    for (const piece of this.started.values()) if (piece.verifying) n++;
+    for (const piece of this.#started.values()) if (piece.verifying) n++;
     return n;
   }
 
-  private send(peer: PeerState, piece: WantedPiece, block: number, rank: number, now: number, duplicate: boolean): BlockRequest {
+  #send(peer: PeerState, piece: WantedPiece, block: number, rank: number, now: number, duplicate: boolean): BlockRequest {
     const offset = block * BLOCK_SIZE;
     const length = piece.blockLength(block);
     const f: InFlight = { index: piece.index, block, offset, length, rank, sentAt: now, duplicate };
     peer.inflight.set(blockKey(piece.index, block), f);
     peer.cancelled.delete(blockKey(piece.index, block));
-    this.totalInflight++;
+    this.#totalInflight++;
     const requesters = piece.requesters[block];
     if (requesters) requesters.push(peer.key);
     else {
       piece.requesters[block] = [peer.key];
       piece.needed--;
-      if (piece.needed === 0) this.active[piece.priority].delete(piece.index);
+      if (piece.needed === 0) this.#active[piece.priority].delete(piece.index);
     }
     return { index: piece.index, offset, length };
   }
 
   /** Forgets a request we cancel at the peer (a late copy is then 'late', not 'unrequested'). */
-  private unsend(peer: PeerState, f: InFlight, now: number): void {
+  #unsend(peer: PeerState, f: InFlight, now: number): void {
     const k = blockKey(f.index, f.block);
     peer.inflight.delete(k);
-    this.totalInflight--;
+    this.#totalInflight--;
     peer.cancelled.set(k, now);
   }
 
   /** A request is gone (rejected, choked, timed out, peer left): the block may be needed again. */
-  private release(peer: PeerState, f: InFlight, cancelled: boolean, now = 0): void {
+  #release(peer: PeerState, f: InFlight, cancelled: boolean, now = 0): void {
     const k = blockKey(f.index, f.block);
     if (!peer.inflight.delete(k)) return;
-    this.totalInflight--;
+    this.#totalInflight--;
     if (cancelled) peer.cancelled.set(k, now);
-    const piece = this.wanted.get(f.index);
+    const piece = this.#wanted.get(f.index);
     if (!piece || !piece.started || piece.verifying) return;
     const requesters = piece.requesters[f.block];
     if (!requesters) return;
@@ -778,30 +781,30 @@ export class Scheduler {
     if (piece.received![f.block]) return;
     piece.needed++;
     piece.cursor = Math.min(piece.cursor, f.block);
-    this.active[piece.priority].add(piece.index);
+    this.#active[piece.priority].add(piece.index);
   }
 
-  private dropInflightOf(piece: WantedPiece): PeerRequest[] {
+  #dropInflightOf(piece: WantedPiece): PeerRequest[] {
     const cancels: PeerRequest[] = [];
     if (!piece.started) return cancels;
     piece.requesters.forEach((requesters, block) => {
       for (const key of requesters ?? []) {
-        const peer = this.peers.get(key);
+        const peer = this.#peers.get(key);
         const f = peer?.inflight.get(blockKey(piece.index, block));
         if (!peer || !f) continue;
-        this.unsend(peer, f, f.sentAt);
+        this.#unsend(peer, f, f.sentAt);
         cancels.push({ peer: key, index: piece.index, offset: f.offset, length: f.length });
       }
     });
     return cancels;
   }
 
-  private unstart(piece: WantedPiece): void {
+  #unstart(piece: WantedPiece): void {
     if (!piece.started) return;
-    if (piece.verifying) for (const p of this.peers.values()) if (p.has(piece.index)) p.interesting++;
-    this.active[piece.priority].delete(piece.index);
-    this.started.delete(piece.index);
-    this.partialBytes -= piece.size;
+    if (piece.verifying) for (const p of this.#peers.values()) if (p.has(piece.index)) p.interesting++;
+    this.#active[piece.priority].delete(piece.index);
+    this.#started.delete(piece.index);
+    this.#partialBytes -= piece.size;
     piece.started = false;
     piece.verifying = false;
     piece.received = undefined;
@@ -809,80 +812,80 @@ export class Scheduler {
     piece.sources = [];
   }
 
-  private forget(piece: WantedPiece): void {
-    this.unstart(piece); // counts the piece as interesting again if it was verifying
-    this.queued[piece.priority].delete(piece.index);
-    this.wanted.delete(piece.index);
-    for (const p of this.peers.values()) if (p.has(piece.index)) p.interesting--;
+  #forget(piece: WantedPiece): void {
+    this.#unstart(piece); // counts the piece as interesting again if it was verifying
+    this.#queued[piece.priority].delete(piece.index);
+    this.#wanted.delete(piece.index);
+    for (const p of this.#peers.values()) if (p.has(piece.index)) p.interesting--;
   }
 
-  private startPiece(piece: WantedPiece, owner: PeerKey | undefined): void {
-    this.queued[piece.priority].delete(piece.index);
+  #startPiece(piece: WantedPiece, owner: PeerKey | undefined): void {
+    this.#queued[piece.priority].delete(piece.index);
     piece.start(owner);
-    this.started.set(piece.index, piece);
-    this.partialBytes += piece.size;
-    this.active[piece.priority].add(piece.index);
+    this.#started.set(piece.index, piece);
+    this.#partialBytes += piece.size;
+    this.#active[piece.priority].add(piece.index);
   }
 
   /** Requests up to `budget` needed blocks of `piece` from `peer`; returns how many. */
-  private take(peer: PeerState, piece: WantedPiece, budget: number, rank: number, now: number, out: BlockRequest[]): number {
+  #take(peer: PeerState, piece: WantedPiece, budget: number, rank: number, now: number, out: BlockRequest[]): number {
     let taken = 0;
     for (let b = piece.cursor; b < piece.blockCount && taken < budget && piece.needed > 0; b++) {
       if (piece.received![b] || piece.requesters[b]) {
         if (b === piece.cursor) piece.cursor++;
         continue;
       }
-      out.push(this.send(peer, piece, b, rank, now, false));
+      out.push(this.#send(peer, piece, b, rank, now, false));
       taken++;
       if (b === piece.cursor) piece.cursor++;
     }
     return taken;
   }
 
-  private helpActive(peer: PeerState, priority: Priority, budget: number, rank: number, now: number, out: BlockRequest[]): number {
+  #helpActive(peer: PeerState, priority: Priority, budget: number, rank: number, now: number, out: BlockRequest[]): number {
     if (budget <= 0) return budget;
-    const order = priority === 'urgent' ? this.byDeadline(this.active[priority]) : this.active[priority];
+    const order = priority === 'urgent' ? this.#byDeadline(this.#active[priority]) : this.#active[priority];
     for (const index of order) {
       if (budget <= 0) break;
-      const piece = this.wanted.get(index)!;
-      if (this.mayAsk(peer, piece, now)) budget -= this.take(peer, piece, budget, rank, now, out);
+      const piece = this.#wanted.get(index)!;
+      if (this.#mayAsk(peer, piece, now)) budget -= this.#take(peer, piece, budget, rank, now, out);
     }
     return budget;
   }
 
-  private startNew(peer: PeerState, priority: Priority, budget: number, rank: number, now: number, out: BlockRequest[]): number {
-    const queued = this.queued[priority];
+  #startNew(peer: PeerState, priority: Priority, budget: number, rank: number, now: number, out: BlockRequest[]): number {
+    const queued = this.#queued[priority];
     while (budget > 0 && queued.size > 0) {
       // Scan whichever is shorter: the queue (rarest first) or the pieces this peer has.
       // Random among equally rare read-ahead pieces (nodes reading the same window spread over it); urgent and warm keep
       // the order they were asked in (a warm list is fetched in list order).
-      const random = priority === 'readahead' ? this.random : undefined;
+      const random = priority === 'readahead' ? this.#random : undefined;
       const index =
-        peer.haveAll || peer.haveCount >= queued.size ? this.firstQueuedFor(peer, queued, now, random) : this.rarestQueuedAmong(peer, priority, now, random);
+        peer.haveAll || peer.haveCount >= queued.size ? this.#firstQueuedFor(peer, queued, now, random) : this.#rarestQueuedAmong(peer, priority, now, random);
       if (index === undefined) break;
-      const piece = this.wanted.get(index)!;
-      if (priority !== 'urgent' && this.partialBytes + piece.size > this.opts.maxPartialBytes && this.partialBytes > 0) break;
-      this.startPiece(piece, peer.key);
-      budget -= this.take(peer, piece, budget, rank, now, out);
+      const piece = this.#wanted.get(index)!;
+      if (priority !== 'urgent' && this.#partialBytes + piece.size > this.#opts.maxPartialBytes && this.#partialBytes > 0) break;
+      this.#startPiece(piece, peer.key);
+      budget -= this.#take(peer, piece, budget, rank, now, out);
     }
     return budget;
   }
 
   /** The rarest queued piece the peer may be asked for (ties: the first filed, or a random one of the first few). */
-  private firstQueuedFor(peer: PeerState, queued: AvailabilityBuckets, now: number, random: (() => number) | undefined): PieceIndex | undefined {
+  #firstQueuedFor(peer: PeerState, queued: AvailabilityBuckets, now: number, random: (() => number) | undefined): PieceIndex | undefined {
     let ties: PieceIndex[] | undefined;
     let tieAvailability = 0;
     let passedOver = 0;
     for (const index of queued.inOrder()) {
-      if (ties && (this.availability[index] !== tieAvailability || ties.length >= TIE_SAMPLE)) break;
-      if (!this.mayAsk(peer, this.wanted.get(index)!, now)) {
+      if (ties && (this.#availability[index] !== tieAvailability || ties.length >= TIE_SAMPLE)) break;
+      if (!this.#mayAsk(peer, this.#wanted.get(index)!, now)) {
         if (++passedOver >= PASS_OVER_LIMIT) break;
         continue;
       }
       if (!random) return index;
       if (!ties) {
         ties = [];
-        tieAvailability = this.availability[index]!;
+        tieAvailability = this.#availability[index]!;
       }
       ties.push(index);
     }
@@ -890,7 +893,7 @@ export class Scheduler {
   }
 
   /** The rarest queued piece of this priority among the peer's pieces (ties: lowest index, or a random one). */
-  private rarestQueuedAmong(peer: PeerState, priority: Priority, now: number, random: (() => number) | undefined): PieceIndex | undefined {
+  #rarestQueuedAmong(peer: PeerState, priority: Priority, now: number, random: (() => number) | undefined): PieceIndex | undefined {
     let best: PieceIndex | undefined;
     let bestAvailability = Infinity;
     let ties = 0;
@@ -901,9 +904,9 @@ export class Scheduler {
       for (let bit = 0; bit < 8; bit++) {
         if (!(byte & (0x80 >> bit))) continue;
         const index = (i * 8 + bit) as PieceIndex;
-        const piece = this.wanted.get(index);
-        if (!piece || piece.started || piece.priority !== priority || !this.mayAsk(peer, piece, now)) continue;
-        const a = this.availability[index]!;
+        const piece = this.#wanted.get(index);
+        if (!piece || piece.started || piece.priority !== priority || !this.#mayAsk(peer, piece, now)) continue;
+        const a = this.#availability[index]!;
         if (a < bestAvailability) {
           bestAvailability = a;
           best = index;
@@ -916,10 +919,10 @@ export class Scheduler {
     return best;
   }
 
-  private byDeadline(indices: Iterable<PieceIndex>): PieceIndex[] {
+  #byDeadline(indices: Iterable<PieceIndex>): PieceIndex[] {
     return [...indices].sort((a, b) => {
-      const da = this.wanted.get(a)!.deadline ?? Infinity;
-      const db = this.wanted.get(b)!.deadline ?? Infinity;
+      const da = this.#wanted.get(a)!.deadline ?? Infinity;
+      const db = this.#wanted.get(b)!.deadline ?? Infinity;
       return da - db || a - b;
     });
   }
@@ -929,48 +932,48 @@ export class Scheduler {
    * long elsewhere. The scan is over every started block, so a peer does it at
    * most every quarter of endgameAgeMs.
    */
-  private endgame(peer: PeerState, budget: number, now: number, out: BlockRequest[]): void {
-    if (now - peer.lastEndgameScan < this.opts.endgameAgeMs / 4) return;
+  #endgame(peer: PeerState, budget: number, now: number, out: BlockRequest[]): void {
+    if (now - peer.lastEndgameScan < this.#opts.endgameAgeMs / 4) return;
     peer.lastEndgameScan = now;
-    for (const piece of this.started.values()) {
+    for (const piece of this.#started.values()) {
       if (budget <= 0) return;
-      if (piece.verifying || !this.canRequest(peer, piece.index)) continue;
+      if (piece.verifying || !this.#canRequest(peer, piece.index)) continue;
       for (let b = 0; b < piece.blockCount && budget > 0; b++) {
         const requesters = piece.requesters[b];
         if (!requesters || requesters.length !== 1 || requesters[0] === peer.key) continue;
-        const f = this.peers.get(requesters[0]!)?.inflight.get(blockKey(piece.index, b));
-        if (!f || now - f.sentAt < this.opts.endgameAgeMs) continue;
-        out.push(this.send(peer, piece, b, PRIORITY_RANK[piece.priority], now, true));
+        const f = this.#peers.get(requesters[0]!)?.inflight.get(blockKey(piece.index, b));
+        if (!f || now - f.sentAt < this.#opts.endgameAgeMs) continue;
+        out.push(this.#send(peer, piece, b, PRIORITY_RANK[piece.priority], now, true));
         budget--;
       }
     }
   }
 
-  private assignUrgent(now: number, add: (key: PeerKey, r: BlockRequest) => void, cancels: PeerRequest[]): void {
-    const candidates = [...this.active.urgent, ...this.queued.urgent.inOrder()];
+  #assignUrgent(now: number, add: (key: PeerKey, r: BlockRequest) => void, cancels: PeerRequest[]): void {
+    const candidates = [...this.#active.urgent, ...this.#queued.urgent.inOrder()];
     if (candidates.length === 0) return;
     const queuedBytes = new Map<PeerState, number>();
     const bytesAhead = (p: PeerState): number => {
       let b = queuedBytes.get(p);
-      if (b === undefined) queuedBytes.set(p, (b = this.inflightBytes(p)));
+      if (b === undefined) queuedBytes.set(p, (b = this.#inflightBytes(p)));
       return b;
     };
     const rank = PRIORITY_RANK.urgent;
-    for (const index of this.byDeadline(candidates)) {
-      const piece = this.wanted.get(index)!;
-      const peers = [...this.peers.values()].filter((p) => !p.snubbed && this.mayAsk(p, piece, now));
+    for (const index of this.#byDeadline(candidates)) {
+      const piece = this.#wanted.get(index)!;
+      const peers = [...this.#peers.values()].filter((p) => !p.snubbed && this.#mayAsk(p, piece, now));
       if (peers.length === 0) continue;
-      if (!piece.started) this.startPiece(piece, undefined);
+      if (!piece.started) this.#startPiece(piece, undefined);
       for (let b = piece.cursor; b < piece.blockCount && piece.needed > 0; b++) {
         if (piece.received![b] || piece.requesters[b]) continue;
-        if (this.totalInflight >= this.opts.maxTotalInflight) return;
+        if (this.#totalInflight >= this.#opts.maxTotalInflight) return;
         let best: PeerState | undefined;
         let bestEta = Infinity;
         for (const p of peers) {
-          if (p.inflight.size >= this.hardCap(p)) continue;
+          if (p.inflight.size >= this.#hardCap(p)) continue;
           const full = p.inflight.size >= this.depth(p.key, now);
-          if (full && !this.hasLowerPriority(p, rank)) continue;
-          const eta = this.etaMs(p, now, bytesAhead(p) + piece.blockLength(b));
+          if (full && !this.#hasLowerPriority(p, rank)) continue;
+          const eta = this.#etaMs(p, now, bytesAhead(p) + piece.blockLength(b));
           if (eta < bestEta) {
             bestEta = eta;
             best = p;
@@ -978,38 +981,38 @@ export class Scheduler {
         }
         if (!best) break;
         if (best.inflight.size >= this.depth(best.key, now)) {
-          const victim = this.newestLowerPriority(best, rank)!;
-          this.release(best, victim, true, now);
+          const victim = this.#newestLowerPriority(best, rank)!;
+          this.#release(best, victim, true, now);
           cancels.push({ peer: best.key, index: victim.index, offset: victim.offset, length: victim.length });
         }
-        add(best.key, this.send(best, piece, b, rank, now, false));
+        add(best.key, this.#send(best, piece, b, rank, now, false));
         queuedBytes.set(best, bytesAhead(best) + piece.blockLength(b));
       }
     }
   }
 
-  private hasLowerPriority(peer: PeerState, rank: number): boolean {
-    return this.newestLowerPriority(peer, rank) !== undefined;
+  #hasLowerPriority(peer: PeerState, rank: number): boolean {
+    return this.#newestLowerPriority(peer, rank) !== undefined;
   }
 
-  private newestLowerPriority(peer: PeerState, rank: number): InFlight | undefined {
+  #newestLowerPriority(peer: PeerState, rank: number): InFlight | undefined {
     let found: InFlight | undefined;
     for (const f of peer.inflight.values()) if (f.rank < rank) found = f;
     return found;
   }
 
-  private duplicateNearDeadline(now: number, add: (key: PeerKey, r: BlockRequest) => void): void {
-    for (const piece of this.started.values()) {
+  #duplicateNearDeadline(now: number, add: (key: PeerKey, r: BlockRequest) => void): void {
+    for (const piece of this.#started.values()) {
       if (piece.priority !== 'urgent' || piece.verifying || piece.deadline === undefined) continue;
-      if (now < piece.deadline - this.opts.duplicateLeadMs) continue;
+      if (now < piece.deadline - this.#opts.duplicateLeadMs) continue;
       for (let b = 0; b < piece.blockCount; b++) {
         const requesters = piece.requesters[b];
         if (!requesters || requesters.length !== 1) continue;
         let best: PeerState | undefined;
         let bestEta = Infinity;
-        for (const p of this.peers.values()) {
-          if (p.key === requesters[0] || p.snubbed || !this.canRequest(p, piece.index)) continue;
-          if (p.inflight.size >= this.hardCap(p)) continue;
+        for (const p of this.#peers.values()) {
+          if (p.key === requesters[0] || p.snubbed || !this.#canRequest(p, piece.index)) continue;
+          if (p.inflight.size >= this.#hardCap(p)) continue;
           const eta = this.expectedQueueMs(p.key, now);
           if (eta < bestEta) {
             bestEta = eta;
@@ -1017,7 +1020,7 @@ export class Scheduler {
           }
         }
         if (!best) continue;
-        add(best.key, this.send(best, piece, b, PRIORITY_RANK.urgent, now, true));
+        add(best.key, this.#send(best, piece, b, PRIORITY_RANK.urgent, now, true));
       }
     }
   }

@@ -31,32 +31,37 @@ export interface VerifyProgress {
  * by shape (the store does not import the swarm).
  */
 export class DirectoryPieceStorage extends EventEmitter {
-  private readonly have: Uint8Array;
-  private haveCount = 0;
-  private readonly fds: LRUCache<string, Promise<FileHandle>>;
+  readonly #have: Uint8Array;
+  #haveCount = 0;
+  readonly #fds: LRUCache<string, Promise<FileHandle>>;
   /** Pieces read for uploads lately (whole pieces: peers ask for all their blocks). */
-  private readonly recent: LRUCache<PieceIndex, Promise<Buffer>>;
+  readonly #recent: LRUCache<PieceIndex, Promise<Buffer>>;
+
+  readonly #dataset: DatasetLayout;
+  readonly #root: string;
 
   constructor(
-    private readonly dataset: DatasetLayout,
-    private readonly root: string,
+    dataset: DatasetLayout,
+    root: string,
     opts: { maxOpenFiles?: number; cachedPieces?: number } = {},
   ) {
     super();
-    this.have = new Uint8Array(dataset.byteMap.layout.pieceCount);
-    this.recent = new LRUCache<PieceIndex, Promise<Buffer>>({ max: opts.cachedPieces ?? 32 });
-    this.fds = new LRUCache<string, Promise<FileHandle>>({
+    this.#dataset = dataset;
+    this.#root = root;
+    this.#have = new Uint8Array(dataset.byteMap.layout.pieceCount);
+    this.#recent = new LRUCache<PieceIndex, Promise<Buffer>>({ max: opts.cachedPieces ?? 32 });
+    this.#fds = new LRUCache<string, Promise<FileHandle>>({
       max: opts.maxOpenFiles ?? 128,
       dispose: (fd) => void fd.then((h) => h.close()).catch(() => {}),
     });
   }
 
   get layout(): PieceLayout {
-    return this.dataset.byteMap.layout;
+    return this.#dataset.byteMap.layout;
   }
 
   get pieceCountHeld(): number {
-    return this.haveCount;
+    return this.#haveCount;
   }
 
   /**
@@ -64,14 +69,14 @@ export class DirectoryPieceStorage extends EventEmitter {
    * Missing or short files make their pieces bad, not the whole run.
    */
   async verify(onProgress?: (p: VerifyProgress) => void, signal?: AbortSignal): Promise<VerifyProgress> {
-    const layout = this.dataset.byteMap.layout;
+    const layout = this.#dataset.byteMap.layout;
     const progress: VerifyProgress = { checkedBytes: 0, totalBytes: layout.totalLength, goodPieces: 0, badPieces: 0, badFiles: [] };
     // Two buffers: the next piece is read (in libuv's pool) while this one is hashed.
     const buffers = [Buffer.allocUnsafeSlow(layout.pieceLength), Buffer.allocUnsafeSlow(layout.pieceLength)];
     const read = (i: number): Promise<Buffer | undefined> => {
       const index = i as PieceIndex;
       const data = buffers[i % 2]!.subarray(0, layout.pieceSize(index));
-      return this.readPiece(index, data).then(
+      return this.#readPiece(index, data).then(
         () => data,
         () => undefined,
       );
@@ -83,14 +88,14 @@ export class DirectoryPieceStorage extends EventEmitter {
       const data = await next!;
       next = i + 1 < layout.pieceCount ? read(i + 1) : undefined;
       const ok = data !== undefined && VerifiedPiece.check(layout, index, data) !== undefined;
-      if (ok && !this.have[i]) {
-        this.have[i] = 1;
-        this.haveCount++;
+      if (ok && !this.#have[i]) {
+        this.#have[i] = 1;
+        this.#haveCount++;
       }
       if (ok) progress.goodPieces++;
       else {
         progress.badPieces++;
-        for (const { file } of this.dataset.byteMap.filesOfPiece(index)) {
+        for (const { file } of this.#dataset.byteMap.filesOfPiece(index)) {
           // A file spanning several bad pieces is named once: pieces come in stream order.
           if (!file.pad && progress.badFiles[progress.badFiles.length - 1] !== file.path) progress.badFiles.push(file.path);
         }
@@ -103,11 +108,11 @@ export class DirectoryPieceStorage extends EventEmitter {
   }
 
   has(index: PieceIndex): boolean {
-    return this.have[index] === 1;
+    return this.#have[index] === 1;
   }
 
   *haveIndices(): Iterable<PieceIndex> {
-    for (let i = 0; i < this.have.length; i++) if (this.have[i]) yield i as PieceIndex;
+    for (let i = 0; i < this.#have.length; i++) if (this.#have[i]) yield i as PieceIndex;
   }
 
   async put(_piece: VerifiedPiece): Promise<boolean> {
@@ -120,40 +125,40 @@ export class DirectoryPieceStorage extends EventEmitter {
    */
   async readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer> {
     if (!this.has(index)) throw new Error(`piece ${index} is not held`);
-    const size = this.dataset.byteMap.layout.pieceSize(index);
+    const size = this.#dataset.byteMap.layout.pieceSize(index);
     if (offset < 0 || length < 0 || offset + length > size) throw new RangeError(`block ${offset}+${length} outside piece ${index}`);
-    let piece = this.recent.get(index);
+    let piece = this.#recent.get(index);
     if (!piece) {
       const buf = Buffer.allocUnsafe(size);
-      piece = this.readPiece(index, buf).then(() => buf);
-      this.recent.set(index, piece);
-      piece.catch(() => this.recent.delete(index));
+      piece = this.#readPiece(index, buf).then(() => buf);
+      this.#recent.set(index, piece);
+      piece.catch(() => this.#recent.delete(index));
     }
     return (await piece).subarray(offset, offset + length);
   }
 
   async close(): Promise<void> {
-    const handles = [...this.fds.values()];
-    this.fds.clear();
+    const handles = [...this.#fds.values()];
+    this.#fds.clear();
     await Promise.allSettled(handles.map(async (h) => (await h).close()));
   }
 
   /** Fills `out` with piece `index` from the files it covers. Pad files read as zeros. */
-  private async readPiece(index: PieceIndex, out: Buffer): Promise<void> {
-    for (const span of this.dataset.byteMap.filesOfPiece(index)) {
+  async #readPiece(index: PieceIndex, out: Buffer): Promise<void> {
+    for (const span of this.#dataset.byteMap.filesOfPiece(index)) {
       const into = out.subarray(span.offsetInPiece, span.offsetInPiece + span.length);
       if (span.file.pad) into.fill(0);
-      else await this.readFile(span.file.path, span.offsetInFile, into);
+      else await this.#readFile(span.file.path, span.offsetInFile, into);
     }
   }
 
-  private async readFile(path: string, position: number, into: Buffer): Promise<void> {
-    const full = this.dataset.multiFile ? join(this.root, ...path.split('/')) : this.root;
-    let fd = this.fds.get(full);
+  async #readFile(path: string, position: number, into: Buffer): Promise<void> {
+    const full = this.#dataset.multiFile ? join(this.#root, ...path.split('/')) : this.#root;
+    let fd = this.#fds.get(full);
     if (!fd) {
       fd = open(full, 'r');
-      this.fds.set(full, fd);
-      fd.catch(() => this.fds.delete(full));
+      this.#fds.set(full, fd);
+      fd.catch(() => this.#fds.delete(full));
     }
     const handle = await fd;
     let done = 0;

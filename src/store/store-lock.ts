@@ -25,10 +25,14 @@ const INFO_FILE = 'lock';
  * whose pid is gone on this host is treated as stale).
  */
 export class StoreLock {
+  readonly #server: net.Server | undefined;
+
   private constructor(
     readonly dir: string,
-    private readonly server: net.Server | undefined,
-  ) {}
+    server: net.Server | undefined,
+  ) {
+    this.#server = server;
+  }
 
   static async acquire(dir: string): Promise<StoreLock> {
     const info = `pid ${process.pid} on ${hostname()}, since ${new Date().toISOString()}`;
@@ -62,7 +66,7 @@ export class StoreLock {
   async release(): Promise<void> {
     // Remove the description while still holding the lock, so a successor's is never removed.
     await unlink(path.join(this.dir, INFO_FILE)).catch(() => undefined);
-    if (this.server) await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    if (this.#server) await new Promise<void>((resolve) => this.#server!.close(() => resolve()));
   }
 
   static async #acquireFile(dir: string, info: string): Promise<StoreLock> {

@@ -45,22 +45,24 @@ export interface FramerLimits {
 }
 
 export class MessageFramer {
-  private handshakeDone = false;
+  #handshakeDone = false;
   /** A unit split across chunks, copied here (the chunks may be reused by the socket). */
-  private carry: Buffer = Buffer.alloc(0);
-  private carryLength = 0;
-  private readonly bitfieldLength: number;
+  #carry: Buffer = Buffer.alloc(0);
+  #carryLength = 0;
+  readonly #bitfieldLength: number;
   /** Bytes of the largest message we accept. */
   readonly maxMessage: number;
 
-  constructor(private readonly limits: FramerLimits) {
-    this.bitfieldLength = 1 + Math.ceil(limits.pieceCount / 8);
-    this.maxMessage = Math.max(this.bitfieldLength, 9 + MAX_BLOCK, MAX_EXTENDED);
+  readonly #limits: FramerLimits;
+  constructor(limits: FramerLimits) {
+    this.#limits = limits;
+    this.#bitfieldLength = 1 + Math.ceil(limits.pieceCount / 8);
+    this.maxMessage = Math.max(this.#bitfieldLength, 9 + MAX_BLOCK, MAX_EXTENDED);
   }
 
   /** Bytes held waiting for the rest of a message (bounded by maxMessage). */
   get buffered(): number {
-    return this.carryLength;
+    return this.#carryLength;
   }
 
   /**
@@ -72,84 +74,84 @@ export class MessageFramer {
    */
   push(chunk: Buffer, emit: (messages: Buffer) => void): void {
     let pos = 0;
-    if (this.carryLength > 0) {
-      pos = this.fillCarry(chunk, emit);
+    if (this.#carryLength > 0) {
+      pos = this.#fillCarry(chunk, emit);
       if (pos < 0) return; // chunk used up, unit still incomplete
     }
     let start = pos;
     for (;;) {
-      const size = this.unitSize(chunk, pos);
+      const size = this.#unitSize(chunk, pos);
       if (size < 0 || pos + size > chunk.length) break;
-      if (this.keptByWire(chunk, pos)) {
+      if (this.#keptByWire(chunk, pos)) {
         if (pos > start) emit(chunk.subarray(start, pos));
         emit(Buffer.from(chunk.subarray(pos, pos + size)));
         start = pos + size;
       }
       pos += size;
-      this.unitDone();
+      this.#unitDone();
     }
     if (pos > start) emit(chunk.subarray(start, pos));
-    if (pos < chunk.length) this.appendCarry(chunk, pos, chunk.length);
+    if (pos < chunk.length) this.#appendCarry(chunk, pos, chunk.length);
   }
 
   /** Completes the carried unit from `chunk`; returns where the chunk's unused part starts, -1 if none. */
-  private fillCarry(chunk: Buffer, emit: (messages: Buffer) => void): number {
+  #fillCarry(chunk: Buffer, emit: (messages: Buffer) => void): number {
     let pos = 0;
     for (;;) {
-      const size = this.unitSize(this.carry.subarray(0, this.carryLength), 0);
+      const size = this.#unitSize(this.#carry.subarray(0, this.#carryLength), 0);
       if (size < 0) {
         // Header still incomplete: take the bytes a header can need (a handshake's 20, a message's 9).
-        const take = Math.min((this.handshakeDone ? 9 : PROTOCOL.length) - this.carryLength, chunk.length - pos);
+        const take = Math.min((this.#handshakeDone ? 9 : PROTOCOL.length) - this.#carryLength, chunk.length - pos);
         if (take <= 0) return -1;
-        this.appendCarry(chunk, pos, pos + take);
+        this.#appendCarry(chunk, pos, pos + take);
         pos += take;
-        if (pos === chunk.length && this.unitSize(this.carry.subarray(0, this.carryLength), 0) < 0) return -1;
+        if (pos === chunk.length && this.#unitSize(this.#carry.subarray(0, this.#carryLength), 0) < 0) return -1;
         continue;
       }
-      if (this.carryLength > size) {
+      if (this.#carryLength > size) {
         // We took more header bytes than this (short) unit has: give them back.
-        pos -= this.carryLength - size;
-        this.carryLength = size;
+        pos -= this.#carryLength - size;
+        this.#carryLength = size;
       }
-      const take = Math.min(size - this.carryLength, chunk.length - pos);
-      this.appendCarry(chunk, pos, pos + take);
+      const take = Math.min(size - this.#carryLength, chunk.length - pos);
+      this.#appendCarry(chunk, pos, pos + take);
       pos += take;
-      if (this.carryLength < size) return -1;
-      this.carryLength = 0;
-      const unit = this.carry.subarray(0, size);
-      const kept = this.keptByWire(unit, 0);
-      this.unitDone();
+      if (this.#carryLength < size) return -1;
+      this.#carryLength = 0;
+      const unit = this.#carry.subarray(0, size);
+      const kept = this.#keptByWire(unit, 0);
+      this.#unitDone();
       emit(kept ? Buffer.from(unit) : unit);
       return pos;
     }
   }
 
-  private appendCarry(chunk: Buffer, from: number, to: number): void {
+  #appendCarry(chunk: Buffer, from: number, to: number): void {
     const n = to - from;
     if (n <= 0) return;
-    if (this.carryLength + n > this.carry.length) {
+    if (this.#carryLength + n > this.#carry.length) {
       // Grows to the unit's size at most (bounded by maxMessage + a header).
-      const grown = Buffer.allocUnsafe(Math.max(this.carryLength + n, Math.min(2 * this.carry.length, this.maxMessage + 4), 1024));
-      this.carry.copy(grown, 0, 0, this.carryLength);
-      this.carry = grown;
+      const grown = Buffer.allocUnsafe(Math.max(this.#carryLength + n, Math.min(2 * this.#carry.length, this.maxMessage + 4), 1024));
+      this.#carry.copy(grown, 0, 0, this.#carryLength);
+      this.#carry = grown;
     }
-    chunk.copy(this.carry, this.carryLength, from, to);
-    this.carryLength += n;
+    chunk.copy(this.#carry, this.#carryLength, from, to);
+    this.#carryLength += n;
   }
 
   /** The complete message at `pos` is one the Wire holds on to after parsing it. */
-  private keptByWire(data: Buffer, pos: number): boolean {
-    return this.handshakeDone && data.readUInt32BE(pos) > 0 && KEPT_BY_WIRE.has(data[pos + 4]!);
+  #keptByWire(data: Buffer, pos: number): boolean {
+    return this.#handshakeDone && data.readUInt32BE(pos) > 0 && KEPT_BY_WIRE.has(data[pos + 4]!);
   }
 
-  private unitDone(): void {
-    this.handshakeDone = true;
+  #unitDone(): void {
+    this.#handshakeDone = true;
   }
 
   /** Size of the unit starting at `pos`, -1 if its header is not complete yet. Throws on a bad header. */
-  private unitSize(data: Buffer, pos: number): number {
+  #unitSize(data: Buffer, pos: number): number {
     const available = data.length - pos;
-    if (!this.handshakeDone) {
+    if (!this.#handshakeDone) {
       const n = Math.min(available, PROTOCOL.length);
       if (data.compare(PROTOCOL, 0, n, pos, pos + n) !== 0) throw new FramingError('not the BitTorrent protocol');
       return available >= PROTOCOL.length ? HANDSHAKE_LENGTH : -1;
@@ -160,16 +162,16 @@ export class MessageFramer {
     if (length > this.maxMessage) throw new FramingError(`message of ${length} bytes (limit ${this.maxMessage})`);
     if (available < 5) return -1;
     const id = data[pos + 4]!;
-    this.checkLength(id, length);
+    this.#checkLength(id, length);
     if (hasPieceIndex(id)) {
       if (available < 9) return -1; // header = length, id and piece index
       const index = data.readUInt32BE(pos + 5);
-      if (index >= this.limits.pieceCount) throw new FramingError(`message ${id} for piece ${index} of ${this.limits.pieceCount}`);
+      if (index >= this.#limits.pieceCount) throw new FramingError(`message ${id} for piece ${index} of ${this.#limits.pieceCount}`);
     }
     return 4 + length;
   }
 
-  private checkLength(id: number, length: number): void {
+  #checkLength(id: number, length: number): void {
     const exact = EXACT_LENGTH[id];
     if (exact !== undefined) {
       if (length !== exact) throw new FramingError(`message ${id} of ${length} bytes (expected ${exact})`);
@@ -177,7 +179,7 @@ export class MessageFramer {
     }
     switch (id) {
       case 5:
-        if (length !== this.bitfieldLength) throw new FramingError(`bitfield of ${length - 1} bytes (expected ${this.bitfieldLength - 1})`);
+        if (length !== this.#bitfieldLength) throw new FramingError(`bitfield of ${length - 1} bytes (expected ${this.#bitfieldLength - 1})`);
         return;
       case 7:
         if (length <= 9 || length > 9 + MAX_BLOCK) throw new FramingError(`piece message of ${length} bytes`);

@@ -67,22 +67,22 @@ export class PeerConnection extends EventEmitter {
   peerClient: string | undefined;
   bytesReceived = 0;
 
-  private readonly framer: MessageFramer;
-  private readonly socket: Socket;
-  private readonly opts: PeerConnectionOptions;
-  private handshakeTimer: NodeJS.Timeout | undefined;
-  private corked = false;
+  readonly #framer: MessageFramer;
+  readonly #socket: Socket;
+  readonly #opts: PeerConnectionOptions;
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  #corked = false;
 
   constructor(opts: PeerConnectionOptions) {
     super();
-    this.opts = opts;
-    this.socket = opts.socket;
+    this.#opts = opts;
+    this.#socket = opts.socket;
     this.host = opts.host;
     this.port = opts.port;
     this.address = `${opts.host}:${opts.port}`;
     this.direction = opts.direction;
     this.source = opts.source;
-    this.framer = new MessageFramer({ pieceCount: opts.pieceCount });
+    this.#framer = new MessageFramer({ pieceCount: opts.pieceCount });
     this.wire = new Wire(opts.direction === 'in' ? 'tcpIncoming' : 'tcpOutgoing');
     this.wire.extendedHandshake = {
       reqq: opts.reqq,
@@ -92,7 +92,7 @@ export class PeerConnection extends EventEmitter {
     if (opts.infoBuffer) this.wire.use(utMetadata(opts.infoBuffer));
     for (const ext of opts.extensions ?? []) this.wire.use(ext);
 
-    const socket = this.socket;
+    const socket = this.#socket;
     socket.setNoDelay(true);
     if (!opts.readsViaOnread) socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => this.destroy(`socket error: ${err.message}`));
@@ -101,8 +101,8 @@ export class PeerConnection extends EventEmitter {
     socket.on('drain', () => this.emit('drain'));
 
     const wire = this.wire;
-    wire.on('data', (buf: Uint8Array) => this.send(buf));
-    wire.on('handshake', (infoHash: string, peerId: string) => this.onHandshake(infoHash, peerId));
+    wire.on('data', (buf: Uint8Array) => this.#send(buf));
+    wire.on('handshake', (infoHash: string, peerId: string) => this.#onHandshake(infoHash, peerId));
     wire.on('extended', (ext: string, info: Record<string, unknown>) => {
       if (ext !== 'handshake') return;
       const reqq = info['reqq'];
@@ -115,8 +115,8 @@ export class PeerConnection extends EventEmitter {
     wire.on('close', () => this.destroy('wire closed'));
     wire.on('error', (err: Error) => this.destroy(`wire error: ${err.message}`));
 
-    this.handshakeTimer = setTimeout(() => this.destroy('handshake timed out'), opts.handshakeTimeoutMs ?? 10_000);
-    this.handshakeTimer.unref();
+    this.#handshakeTimer = setTimeout(() => this.destroy('handshake timed out'), opts.handshakeTimeoutMs ?? 10_000);
+    this.#handshakeTimer.unref();
     if (opts.direction === 'out') this.wire.handshake(opts.infoHash, opts.peerId, { fast: true, dht: false });
   }
 
@@ -139,23 +139,23 @@ export class PeerConnection extends EventEmitter {
 
   /** Bytes queued in the socket for sending (upload backpressure). */
   get writableLength(): number {
-    return this.socket.writableLength;
+    return this.#socket.writableLength;
   }
 
   pauseReading(): void {
-    if (!this.closed) this.socket.pause();
+    if (!this.closed) this.#socket.pause();
   }
 
   resumeReading(): void {
-    if (!this.closed) this.socket.resume();
+    if (!this.closed) this.#socket.resume();
   }
 
   destroy(reason: string): void {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
-    clearTimeout(this.handshakeTimer);
-    this.socket.destroy();
+    clearTimeout(this.#handshakeTimer);
+    this.#socket.destroy();
     try {
       this.wire.destroy();
     } catch {
@@ -175,7 +175,7 @@ export class PeerConnection extends EventEmitter {
     this.lastReceivedAt = Date.now();
     this.bytesReceived += chunk.length;
     try {
-      this.framer.push(chunk, this.feedWire);
+      this.#framer.push(chunk, this.#feedWire);
     } catch (err) {
       if (err instanceof FramingError) return this.destroy(`protocol violation: ${err.message}`);
       // The Wire and its extensions throw on some messages (ut_metadata answers a request on a
@@ -185,29 +185,29 @@ export class PeerConnection extends EventEmitter {
     }
   }
 
-  private readonly feedWire = (messages: Buffer): void => {
+  readonly #feedWire = (messages: Buffer): void => {
     if (!this.closed) (this.wire as unknown as WireInternals)._write(messages, noop);
   };
 
-  private send(buf: Uint8Array): void {
+  #send(buf: Uint8Array): void {
     if (this.closed) return;
     // Coalesce the many small messages the wire pushes in one turn into one write.
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
       process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
+        this.#corked = false;
+        this.#socket.uncork();
       });
     }
-    this.socket.write(buf);
+    this.#socket.write(buf);
   }
 
-  private onHandshake(infoHash: string, peerId: string): void {
-    if (infoHash !== this.opts.infoHash) return this.destroy(`handshake for another torrent (${infoHash})`);
-    if (peerId === this.opts.peerId.toString('hex')) return this.destroy('connected to ourselves');
-    if (this.opts.direction === 'in') this.wire.handshake(this.opts.infoHash, this.opts.peerId, { fast: true, dht: false });
-    clearTimeout(this.handshakeTimer);
+  #onHandshake(infoHash: string, peerId: string): void {
+    if (infoHash !== this.#opts.infoHash) return this.destroy(`handshake for another torrent (${infoHash})`);
+    if (peerId === this.#opts.peerId.toString('hex')) return this.destroy('connected to ourselves');
+    if (this.#opts.direction === 'in') this.wire.handshake(this.#opts.infoHash, this.#opts.peerId, { fast: true, dht: false });
+    clearTimeout(this.#handshakeTimer);
     this.ready = true;
     this.emit('ready', peerId);
   }

@@ -26,41 +26,44 @@ export interface PieceStorage extends EventEmitter {
 
 /** Verified pieces in memory, optionally bounded (oldest evicted first). */
 export class MemoryPieceStorage extends EventEmitter implements PieceStorage {
-  private readonly pieces = new Map<PieceIndex, Buffer>();
+  readonly #pieces = new Map<PieceIndex, Buffer>();
+
+  readonly #maxPieces: number;
 
   constructor(
     readonly layout: PieceLayout,
-    private readonly maxPieces = Infinity,
+    maxPieces: number = Infinity,
   ) {
     super();
+    this.#maxPieces = maxPieces;
   }
 
   get size(): number {
-    return this.pieces.size;
+    return this.#pieces.size;
   }
 
   has(index: PieceIndex): boolean {
-    return this.pieces.has(index);
+    return this.#pieces.has(index);
   }
 
   haveIndices(): Iterable<PieceIndex> {
-    return [...this.pieces.keys()];
+    return [...this.#pieces.keys()];
   }
 
   async put(piece: VerifiedPiece): Promise<boolean> {
-    if (this.pieces.has(piece.index)) return true;
-    if (this.pieces.size >= this.maxPieces) {
-      const oldest = this.pieces.keys().next().value as PieceIndex;
-      this.pieces.delete(oldest);
+    if (this.#pieces.has(piece.index)) return true;
+    if (this.#pieces.size >= this.#maxPieces) {
+      const oldest = this.#pieces.keys().next().value as PieceIndex;
+      this.#pieces.delete(oldest);
       this.emit('evicted', oldest);
     }
-    this.pieces.set(piece.index, Buffer.from(piece.data)); // a copy: the swarm reuses its buffer
+    this.#pieces.set(piece.index, Buffer.from(piece.data)); // a copy: the swarm reuses its buffer
     this.emit('added', piece.index);
     return true;
   }
 
   async readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer> {
-    const data = this.pieces.get(index);
+    const data = this.#pieces.get(index);
     if (!data) throw new Error(`piece ${index} is not held`);
     if (offset < 0 || length < 0 || offset + length > data.length) throw new RangeError(`block ${offset}+${length} outside piece ${index}`);
     return data.subarray(offset, offset + length);
@@ -68,6 +71,6 @@ export class MemoryPieceStorage extends EventEmitter implements PieceStorage {
 
   /** The piece's bytes (tests). */
   get(index: PieceIndex): Buffer | undefined {
-    return this.pieces.get(index);
+    return this.#pieces.get(index);
   }
 }

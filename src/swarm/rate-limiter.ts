@@ -4,39 +4,44 @@
  * means no limit.
  */
 export class TokenBucket {
-  private tokens: number;
-  private last: number;
+  #tokens: number;
+  #last: number;
+
+  readonly #rate: number;
+  readonly #burst: number;
 
   constructor(
-    private readonly rate: number,
-    private readonly burst = Math.max(rate / 4, 64 * 1024),
+    rate: number,
+    burst: number = Math.max(rate / 4, 64 * 1024),
     now = Date.now(),
   ) {
-    this.tokens = this.burst;
-    this.last = now;
+    this.#rate = rate;
+    this.#burst = burst;
+    this.#tokens = this.#burst;
+    this.#last = now;
   }
 
   get unlimited(): boolean {
-    return this.rate <= 0;
+    return this.#rate <= 0;
   }
 
   /** Spends `bytes`; returns ms until the bucket is back above zero. */
   take(bytes: number, now = Date.now()): number {
     if (this.unlimited) return 0;
-    this.refill(now);
-    this.tokens -= bytes;
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / this.rate);
+    this.#refill(now);
+    this.#tokens -= bytes;
+    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.#rate);
   }
 
   /** ms until `bytes` could be spent without going negative. */
   waitFor(bytes: number, now = Date.now()): number {
     if (this.unlimited) return 0;
-    this.refill(now);
-    return this.tokens >= bytes ? 0 : Math.ceil(((bytes - this.tokens) * 1000) / this.rate);
+    this.#refill(now);
+    return this.#tokens >= bytes ? 0 : Math.ceil(((bytes - this.#tokens) * 1000) / this.#rate);
   }
 
-  private refill(now: number): void {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
-    this.last = now;
+  #refill(now: number): void {
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
+    this.#last = now;
   }
 }

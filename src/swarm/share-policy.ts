@@ -32,57 +32,57 @@ export interface SharePolicyOptions {
 const MAX_REJECTED = 65_536;
 
 export class SharePolicy {
-  private readonly holdMs: number;
-  private readonly repeatAfterMs: number;
+  readonly #holdMs: number;
+  readonly #repeatAfterMs: number;
   /** piece → peer → when we last accepted or sent it a block of the piece. */
-  private readonly sending = new Map<number, Map<string, number>>();
+  readonly #sending = new Map<number, Map<string, number>>();
   /** `piece peer` → when we first rejected that peer's request for the piece. */
-  private readonly rejected = new Map<string, number>();
+  readonly #rejected = new Map<string, number>();
 
   constructor(opts: SharePolicyOptions = {}) {
-    this.holdMs = opts.holdMs ?? 3000;
-    this.repeatAfterMs = opts.repeatAfterMs ?? 250;
+    this.#holdMs = opts.holdMs ?? 3000;
+    this.#repeatAfterMs = opts.repeatAfterMs ?? 250;
   }
 
   /** `othersHave(piece, peer)`: some connected peer other than `peer` has the piece. */
   decide(peer: string, piece: number, now: number, othersHave: (piece: number, peer: string) => boolean): ShareVerdict {
     const key = `${piece} ${peer}`;
-    const rejectedAt = this.rejected.get(key);
+    const rejectedAt = this.#rejected.get(key);
     if (rejectedAt !== undefined) {
-      if (now - rejectedAt < this.repeatAfterMs) return 'reject';
-      this.rejected.delete(key);
+      if (now - rejectedAt < this.#repeatAfterMs) return 'reject';
+      this.#rejected.delete(key);
       return 'serve';
     }
-    if (!othersHave(piece, peer) && !this.sendingToAnother(piece, peer, now)) return 'serve';
-    if (this.rejected.size >= MAX_REJECTED) this.rejected.delete(this.rejected.keys().next().value as string);
-    this.rejected.set(key, now);
+    if (!othersHave(piece, peer) && !this.#sendingToAnother(piece, peer, now)) return 'serve';
+    if (this.#rejected.size >= MAX_REJECTED) this.#rejected.delete(this.#rejected.keys().next().value as string);
+    this.#rejected.set(key, now);
     return 'reject';
   }
 
   /** We accepted (or sent) a request of `peer` for a block of `piece`. */
   serving(peer: string, piece: number, now: number): void {
-    let peers = this.sending.get(piece);
-    if (!peers) this.sending.set(piece, (peers = new Map()));
+    let peers = this.#sending.get(piece);
+    if (!peers) this.#sending.set(piece, (peers = new Map()));
     peers.set(peer, now);
   }
 
   peerLeft(peer: string): void {
-    for (const [piece, peers] of this.sending) {
+    for (const [piece, peers] of this.#sending) {
       peers.delete(peer);
-      if (peers.size === 0) this.sending.delete(piece);
+      if (peers.size === 0) this.#sending.delete(piece);
     }
     const suffix = ` ${peer}`;
-    for (const key of this.rejected.keys()) if (key.endsWith(suffix)) this.rejected.delete(key);
+    for (const key of this.#rejected.keys()) if (key.endsWith(suffix)) this.#rejected.delete(key);
   }
 
-  private sendingToAnother(piece: number, peer: string, now: number): boolean {
-    const peers = this.sending.get(piece);
+  #sendingToAnother(piece: number, peer: string, now: number): boolean {
+    const peers = this.#sending.get(piece);
     if (!peers) return false;
     for (const [other, at] of peers) {
-      if (now - at >= this.holdMs) peers.delete(other);
+      if (now - at >= this.#holdMs) peers.delete(other);
       else if (other !== peer) return true;
     }
-    if (peers.size === 0) this.sending.delete(piece);
+    if (peers.size === 0) this.#sending.delete(piece);
     return false;
   }
 }

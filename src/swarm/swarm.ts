@@ -169,86 +169,86 @@ export class Swarm extends EventEmitter {
   readonly infoHash: InfoHash;
   readonly layout: PieceLayout;
   readonly peerId: Buffer;
-  private readonly storage: PieceStorage;
-  private readonly log: Logger;
-  private readonly opts: SwarmOptions;
-  private readonly scheduler: Scheduler;
-  private readonly maxConnections: number;
-  private readonly ourReqq: number;
-  private readonly uploadSlots: number;
-  private readonly uploadBucket: TokenBucket;
-  private readonly downloadBucket: TokenBucket;
-  private server: net.Server | undefined;
-  private listenPort = 0;
-  private readonly candidates = new Map<string, Candidate>();
-  private readonly conns = new Map<string, Conn>();
-  private connSeq = 0;
-  private readonly fetches = new Map<PieceIndex, Set<Waiter>>();
+  readonly #storage: PieceStorage;
+  readonly #log: Logger;
+  readonly #opts: SwarmOptions;
+  readonly #scheduler: Scheduler;
+  readonly #maxConnections: number;
+  readonly #ourReqq: number;
+  readonly #uploadSlots: number;
+  readonly #uploadBucket: TokenBucket;
+  readonly #downloadBucket: TokenBucket;
+  #server: net.Server | undefined;
+  #listenPort = 0;
+  readonly #candidates = new Map<string, Candidate>();
+  readonly #conns = new Map<string, Conn>();
+  #connSeq = 0;
+  readonly #fetches = new Map<PieceIndex, Set<Waiter>>();
   /** Verified pieces on their way into storage. */
-  private readonly storing = new Set<PieceIndex>();
-  private readonly assembling = new Map<PieceIndex, Buffer>();
-  private readonly bufferPool: Buffer[] = [];
-  private lastAllocAt = 0;
-  private storingBytes = 0;
-  private readonly bannedHosts = new Set<string>();
-  private readonly strikes = new Map<string, number>();
+  readonly #storing = new Set<PieceIndex>();
+  readonly #assembling = new Map<PieceIndex, Buffer>();
+  readonly #bufferPool: Buffer[] = [];
+  #lastAllocAt = 0;
+  #storingBytes = 0;
+  readonly #bannedHosts = new Set<string>();
+  readonly #strikes = new Map<string, number>();
   /** Smart ban: per failed piece, who sent which block with what digest. */
-  private readonly suspects = new Map<PieceIndex, Array<{ host: string; block: number; digest: Buffer }>>();
-  private hashFailures = 0;
-  private readonly verifyTime = { pieces: 0, totalMs: 0, maxMs: 0 };
-  private downloaded = 0;
-  private uploaded = 0;
-  private readonly transferBySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>> = {};
-  private scheduled = false;
-  private tickTimer: NodeJS.Timeout | undefined;
-  private readingPaused = false;
-  private lastRechoke = 0;
-  private lastOptimisticRotation = 0;
-  private optimistic: string | undefined;
+  readonly #suspects = new Map<PieceIndex, Array<{ host: string; block: number; digest: Buffer }>>();
+  #hashFailures = 0;
+  readonly #verifyTime = { pieces: 0, totalMs: 0, maxMs: 0 };
+  #downloaded = 0;
+  #uploaded = 0;
+  readonly #transferBySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>> = {};
+  #scheduled = false;
+  #tickTimer: NodeJS.Timeout | undefined;
+  #readingPaused = false;
+  #lastRechoke = 0;
+  #lastOptimisticRotation = 0;
+  #optimistic: string | undefined;
   /** When the current urgent wait began or last received an urgent block (see STARVING_AFTER_MS). */
-  private urgentProgressAt = 0;
+  #urgentProgressAt = 0;
   /** Waiters of urgent fetches (reads), so that "are reads waiting" costs nothing. */
-  private readonly urgentWaiters = new Set<Waiter>();
-  private redialTimer: NodeJS.Timeout | undefined;
-  private closed = false;
-  private readonly onAdded = (index: PieceIndex): void => this.pieceAvailable(index);
+  readonly #urgentWaiters = new Set<Waiter>();
+  #redialTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly #onAdded = (index: PieceIndex): void => this.#pieceAvailable(index);
   /** Verified pieces whose HAVE went out before the storage had them (requests for them wait). */
-  private readonly announcedEarly = new Set<PieceIndex>();
-  private readonly sharePolicy: SharePolicy | undefined;
-  private storedCount = 0;
-  private storedCountAt = -Infinity;
+  readonly #announcedEarly = new Set<PieceIndex>();
+  readonly #sharePolicy: SharePolicy | undefined;
+  #storedCount = 0;
+  #storedCountAt = -Infinity;
 
   constructor(opts: SwarmOptions) {
     super();
-    this.opts = opts;
+    this.#opts = opts;
     this.infoHash = opts.infoHash;
     this.layout = opts.layout;
-    this.storage = opts.storage;
-    this.log = (opts.log ?? silentLogger).child({ swarm: opts.infoHash.slice(0, 8) });
+    this.#storage = opts.storage;
+    this.#log = (opts.log ?? silentLogger).child({ swarm: opts.infoHash.slice(0, 8) });
     // Random among equally rare pieces: nodes reading the same window then fetch different pieces and trade.
-    this.scheduler = new Scheduler(opts.layout, { random: Math.random, ...opts.scheduler });
-    this.maxConnections = opts.maxConnections ?? 50;
-    this.ourReqq = opts.requestQueue ?? 1000;
-    this.uploadSlots = opts.uploadSlots ?? 8;
-    this.uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
-    this.downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
+    this.#scheduler = new Scheduler(opts.layout, { random: Math.random, ...opts.scheduler });
+    this.#maxConnections = opts.maxConnections ?? 50;
+    this.#ourReqq = opts.requestQueue ?? 1000;
+    this.#uploadSlots = opts.uploadSlots ?? 8;
+    this.#uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
+    this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
     this.peerId = Buffer.concat([Buffer.from(CLIENT_PREFIX, 'latin1'), randomBytes(12)]);
-    this.storage.on('added', this.onAdded);
-    this.sharePolicy = opts.shareMode === 'distinct' ? new SharePolicy() : undefined;
-    this.tickTimer = setInterval(() => this.tick(), 1000);
-    this.tickTimer.unref();
+    this.#storage.on('added', this.#onAdded);
+    this.#sharePolicy = opts.shareMode === 'distinct' ? new SharePolicy() : undefined;
+    this.#tickTimer = setInterval(() => this.#tick(), 1000);
+    this.#tickTimer.unref();
   }
 
   // ── public API ─────────────────────────────────────────────────────────────
 
   /** Starts accepting peers; resolves with the bound port. */
   async listen(): Promise<number> {
-    if (this.server) return this.listenPort;
-    const host = this.opts.host;
-    const ports = this.opts.port === undefined ? [6881, 6882, 6883, 6884, 6885, 6886, 6887, 6888, 6889, 0] : [this.opts.port];
+    if (this.#server) return this.#listenPort;
+    const host = this.#opts.host;
+    const ports = this.#opts.port === undefined ? [6881, 6882, 6883, 6884, 6885, 6886, 6887, 6888, 6889, 0] : [this.#opts.port];
     let lastError: unknown;
     for (const port of ports) {
-      const server = net.createServer((socket) => this.accept(socket));
+      const server = net.createServer((socket) => this.#accept(socket));
       try {
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
@@ -262,28 +262,28 @@ export class Swarm extends EventEmitter {
         server.close();
         continue;
       }
-      server.on('error', (err) => this.log.error({ err }, 'listen socket error'));
-      this.server = server;
-      this.listenPort = (server.address() as net.AddressInfo).port;
-      this.log.info({ port: this.listenPort }, 'listening for peers');
-      return this.listenPort;
+      server.on('error', (err) => this.#log.error({ err }, 'listen socket error'));
+      this.#server = server;
+      this.#listenPort = (server.address() as net.AddressInfo).port;
+      this.#log.info({ port: this.#listenPort }, 'listening for peers');
+      return this.#listenPort;
     }
     throw lastError instanceof Error ? lastError : new Error('cannot listen');
   }
 
   get port(): number {
-    return this.listenPort;
+    return this.#listenPort;
   }
 
   /** A peer to connect to. Static peers are retried for ever (with backoff); others three times. */
   addPeer(host: string, port: number, source: Source = 'static'): void {
-    if (this.closed || !Number.isInteger(port) || port <= 0 || port > 65535) return;
+    if (this.#closed || !Number.isInteger(port) || port <= 0 || port > 65535) return;
     host = normalizeHost(host);
-    if (this.bannedHosts.has(host)) return;
+    if (this.#bannedHosts.has(host)) return;
     const address = `${host}:${port}`;
-    if (this.candidates.has(address)) return;
-    this.candidates.set(address, { host, port, source, failures: 0, nextAttemptAt: 0, lastAttemptAt: 0, stalls: 0, conn: undefined });
-    this.connectSome();
+    if (this.#candidates.has(address)) return;
+    this.#candidates.set(address, { host, port, source, failures: 0, nextAttemptAt: 0, lastAttemptAt: 0, stalls: 0, conn: undefined });
+    this.#connectSome();
   }
 
   /**
@@ -297,23 +297,23 @@ export class Swarm extends EventEmitter {
    */
   fetch(index: PieceIndex, priority: Priority, signal?: AbortSignal, deadline?: number): Promise<void> {
     if (!this.layout.isValidPiece(index)) return Promise.reject(new RangeError(`no piece ${index} in this torrent`));
-    if (this.storage.has(index)) return Promise.resolve();
-    if (this.closed) return Promise.reject(new Error('swarm is closed'));
+    if (this.#storage.has(index)) return Promise.resolve();
+    if (this.#closed) return Promise.reject(new Error('swarm is closed'));
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (priority === 'urgent' && deadline === undefined) deadline = Date.now() + (this.opts.urgentDeadlineMs ?? 3000);
-    if (priority === 'urgent' && this.urgentWaiters.size === 0) this.urgentProgressAt = Date.now();
-    let waiters = this.fetches.get(index);
+    if (priority === 'urgent' && deadline === undefined) deadline = Date.now() + (this.#opts.urgentDeadlineMs ?? 3000);
+    if (priority === 'urgent' && this.#urgentWaiters.size === 0) this.#urgentProgressAt = Date.now();
+    let waiters = this.#fetches.get(index);
     if (!waiters) {
       waiters = new Set();
-      this.fetches.set(index, waiters);
+      this.#fetches.set(index, waiters);
     }
     const set = waiters;
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         set.delete(waiter);
-        this.urgentWaiters.delete(waiter);
+        this.#urgentWaiters.delete(waiter);
         reject(signal!.reason);
-        this.rewant(index);
+        this.#rewant(index);
       };
       const waiter: Waiter = {
         priority,
@@ -322,133 +322,133 @@ export class Swarm extends EventEmitter {
         reject,
         cleanup: () => {
           signal?.removeEventListener('abort', onAbort);
-          this.urgentWaiters.delete(waiter);
+          this.#urgentWaiters.delete(waiter);
         },
       };
       set.add(waiter);
-      if (priority === 'urgent') this.urgentWaiters.add(waiter);
+      if (priority === 'urgent') this.#urgentWaiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.rewant(index);
+      this.#rewant(index);
     });
   }
 
   stats(): SwarmStats {
     const now = Date.now();
     const peers: SwarmPeerStats[] = [];
-    for (const c of this.conns.values()) {
+    for (const c of this.#conns.values()) {
       if (!c.pc.ready) continue;
       peers.push({
         address: c.pc.address,
         source: c.pc.source,
         client: c.pc.peerClient,
-        downloadRate: Math.round(this.scheduler.rate(c.key, now)),
+        downloadRate: Math.round(this.#scheduler.rate(c.key, now)),
         uploadRate: Math.round(c.pc.wire.uploadSpeed()),
         choked: c.pc.wire.peerChoking,
         choking: c.pc.wire.amChoking,
         interested: c.pc.wire.peerInterested,
-        inflight: this.scheduler.inflightCount(c.key),
+        inflight: this.#scheduler.inflightCount(c.key),
       });
     }
     return {
       peers,
-      downloaded: this.downloaded,
-      uploaded: this.uploaded,
-      hashFailures: this.hashFailures,
-      banned: [...this.bannedHosts],
-      wanted: this.fetches.size,
-      verify: { ...this.verifyTime },
-      bySource: Object.fromEntries(Object.entries(this.transferBySource).map(([k, v]) => [k, { ...v }])),
+      downloaded: this.#downloaded,
+      uploaded: this.#uploaded,
+      hashFailures: this.#hashFailures,
+      banned: [...this.#bannedHosts],
+      wanted: this.#fetches.size,
+      verify: { ...this.#verifyTime },
+      bySource: Object.fromEntries(Object.entries(this.#transferBySource).map(([k, v]) => [k, { ...v }])),
     };
   }
 
   /** How many connected peers have the piece (choking or not). */
   sourcesOf(index: PieceIndex): number {
-    return this.scheduler.peersWith(index).total;
+    return this.#scheduler.peersWith(index).total;
   }
 
   /** Why wanted pieces are not arriving, in a few words (for EIO log lines). */
   waitingReason(): string {
-    if (this.closed) return 'swarm closed';
-    const ready = [...this.conns.values()].filter((c) => c.pc.ready);
+    if (this.#closed) return 'swarm closed';
+    const ready = [...this.#conns.values()].filter((c) => c.pc.ready);
     const parts: string[] = [];
     if (ready.length === 0) {
-      parts.push(this.candidates.size > 0 ? `no peers connected (${this.candidates.size} known)` : 'no peers');
+      parts.push(this.#candidates.size > 0 ? `no peers connected (${this.#candidates.size} known)` : 'no peers');
     } else {
-      const index = this.mostWantedPiece();
+      const index = this.#mostWantedPiece();
       if (index === undefined) parts.push(`nothing wanted (${ready.length} peers)`);
       else {
-        const { total, unchoked } = this.scheduler.peersWith(index);
+        const { total, unchoked } = this.#scheduler.peersWith(index);
         if (total === 0) parts.push(`no peer has piece ${index}`);
         else if (unchoked === 0) parts.push(total === ready.length ? `all ${total} peers choking us` : `all ${total} peers with piece ${index} choking us`);
         else parts.push(`piece ${index} requested from ${unchoked} of ${ready.length} peers`);
       }
     }
-    if (this.hashFailures > 0) parts.push(`${this.hashFailures} hash failures`);
-    if (this.bannedHosts.size > 0) parts.push(`${this.bannedHosts.size} banned`);
+    if (this.#hashFailures > 0) parts.push(`${this.#hashFailures} hash failures`);
+    if (this.#bannedHosts.size > 0) parts.push(`${this.#bannedHosts.size} banned`);
     return parts.join('; ');
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    clearInterval(this.tickTimer);
-    clearTimeout(this.redialTimer);
-    this.storage.off('added', this.onAdded);
-    for (const [index, waiters] of this.fetches) {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#tickTimer);
+    clearTimeout(this.#redialTimer);
+    this.#storage.off('added', this.#onAdded);
+    for (const [index, waiters] of this.#fetches) {
       for (const w of waiters) {
         w.cleanup();
         w.reject(new Error(`swarm closed before piece ${index} arrived`));
       }
     }
-    this.fetches.clear();
-    for (const c of [...this.conns.values()]) c.pc.destroy('swarm closing');
-    const server = this.server;
+    this.#fetches.clear();
+    for (const c of [...this.#conns.values()]) c.pc.destroy('swarm closing');
+    const server = this.#server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
   // ── connections ────────────────────────────────────────────────────────────
 
-  private connectSome(): void {
-    if (this.closed) return;
+  #connectSome(): void {
+    if (this.#closed) return;
     const now = Date.now();
-    const starving = this.starving(now);
-    for (const cand of this.candidates.values()) {
-      if (this.conns.size >= this.maxConnections) return;
+    const starving = this.#starving(now);
+    for (const cand of this.#candidates.values()) {
+      if (this.#conns.size >= this.#maxConnections) return;
       const due = starving && cand.stalls === 0 ? Math.min(cand.nextAttemptAt, cand.lastAttemptAt + STARVING_REDIAL_MS) : cand.nextAttemptAt;
       if (cand.conn || due > now) continue;
-      this.dial(cand);
+      this.#dial(cand);
     }
   }
 
-  private starving(now: number): boolean {
-    return this.urgentWaiters.size > 0 && now - this.urgentProgressAt >= STARVING_AFTER_MS;
+  #starving(now: number): boolean {
+    return this.#urgentWaiters.size > 0 && now - this.#urgentProgressAt >= STARVING_AFTER_MS;
   }
 
   /** One timer for all failed dials while reads starve (the 1 s tick alone would make it up to 2 s). */
-  private redialSoon(): void {
-    if (this.redialTimer || this.closed) return;
-    this.redialTimer = setTimeout(() => {
-      this.redialTimer = undefined;
-      this.connectSome();
+  #redialSoon(): void {
+    if (this.#redialTimer || this.#closed) return;
+    this.#redialTimer = setTimeout(() => {
+      this.#redialTimer = undefined;
+      this.#connectSome();
     }, STARVING_REDIAL_MS);
-    this.redialTimer.unref();
+    this.#redialTimer.unref();
   }
 
-  private urgentPieces(): PieceIndex[] {
-    return [...this.scheduler.wantedPieces()].filter((i) => this.scheduler.priorityOf(i) === 'urgent');
+  #urgentPieces(): PieceIndex[] {
+    return [...this.#scheduler.wantedPieces()].filter((i) => this.#scheduler.priorityOf(i) === 'urgent');
   }
 
   /** The connection is a peer that has some of the pieces reads wait for. */
-  private hasAny(c: Conn, pieces: readonly PieceIndex[]): boolean {
-    return c.pc.ready && this.scheduler.hasPeer(c.key) && pieces.some((i) => this.scheduler.peerHas(c.key, i));
+  #hasAny(c: Conn, pieces: readonly PieceIndex[]): boolean {
+    return c.pc.ready && this.#scheduler.hasPeer(c.key) && pieces.some((i) => this.#scheduler.peerHas(c.key, i));
   }
 
   /** While reads starve, an incoming peer takes the place of a connection that has none of their pieces. */
-  private makeRoom(now: number): boolean {
-    if (!this.starving(now)) return false;
-    const urgent = this.urgentPieces();
-    for (const c of this.conns.values()) {
-      if (this.hasAny(c, urgent)) continue;
+  #makeRoom(now: number): boolean {
+    if (!this.#starving(now)) return false;
+    const urgent = this.#urgentPieces();
+    for (const c of this.#conns.values()) {
+      if (this.#hasAny(c, urgent)) continue;
       c.pc.destroy('making room for an incoming peer while reads wait');
       return true;
     }
@@ -456,11 +456,11 @@ export class Swarm extends EventEmitter {
   }
 
   /** See STALLED_MS. */
-  private dropStalled(now: number): void {
-    if (this.readingPaused || this.urgentWaiters.size === 0) return; // paused by --download-limit: nobody can deliver
-    const urgent = this.urgentPieces();
-    const withPieces = [...this.conns.values()].filter((c) => this.hasAny(c, urgent));
-    const stalled = (c: Conn): boolean => this.scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
+  #dropStalled(now: number): void {
+    if (this.#readingPaused || this.#urgentWaiters.size === 0) return; // paused by --download-limit: nobody can deliver
+    const urgent = this.#urgentPieces();
+    const withPieces = [...this.#conns.values()].filter((c) => this.#hasAny(c, urgent));
+    const stalled = (c: Conn): boolean => this.#scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
     // Someone to give the blocks to: unchoking us, or sending (allowed-fast pieces) while it chokes.
     const better = withPieces.filter((c) => !stalled(c) && (!c.pc.wire.peerChoking || now - c.lastBlockAt < STALLED_MS));
     if (better.length === 0) return;
@@ -471,14 +471,14 @@ export class Swarm extends EventEmitter {
     }
   }
 
-  private dial(cand: Candidate): void {
+  #dial(cand: Candidate): void {
     cand.lastAttemptAt = Date.now();
     // One read buffer per connection, reused for every read (see PeerConnection.receive).
     let conn: Conn | undefined;
     const socket = net.connect({
       host: cand.host,
       port: cand.port,
-      ...(this.opts.host && !isWildcardHost(this.opts.host) ? { localAddress: this.opts.host } : {}),
+      ...(this.#opts.host && !isWildcardHost(this.#opts.host) ? { localAddress: this.#opts.host } : {}),
       onread: {
         buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
         callback: (n: number, buf: Uint8Array) => {
@@ -491,20 +491,20 @@ export class Swarm extends EventEmitter {
     timer.unref();
     socket.once('connect', () => clearTimeout(timer));
     socket.once('close', () => clearTimeout(timer));
-    conn = this.attach(socket, 'out', cand.host, cand.port, cand.source, cand, true);
+    conn = this.#attach(socket, 'out', cand.host, cand.port, cand.source, cand, true);
     cand.conn = conn;
   }
 
-  private accept(socket: net.Socket): void {
+  #accept(socket: net.Socket): void {
     const host = normalizeHost(socket.remoteAddress ?? '');
-    if (this.closed || this.bannedHosts.has(host) || (this.conns.size >= this.maxConnections && !this.makeRoom(Date.now()))) {
+    if (this.#closed || this.#bannedHosts.has(host) || (this.#conns.size >= this.#maxConnections && !this.#makeRoom(Date.now()))) {
       socket.destroy();
       return;
     }
-    this.attach(socket, 'in', host, socket.remotePort ?? 0, 'incoming', undefined);
+    this.#attach(socket, 'in', host, socket.remotePort ?? 0, 'incoming', undefined);
   }
 
-  private attach(
+  #attach(
     socket: net.Socket,
     direction: 'in' | 'out',
     host: string,
@@ -513,7 +513,7 @@ export class Swarm extends EventEmitter {
     candidate: Candidate | undefined,
     readsViaOnread = false,
   ): Conn {
-    const key = `${host}:${port}#${++this.connSeq}`;
+    const key = `${host}:${port}#${++this.#connSeq}`;
     const pc = new PeerConnection({
       socket,
       direction,
@@ -523,82 +523,82 @@ export class Swarm extends EventEmitter {
       infoHash: this.infoHash,
       peerId: this.peerId,
       pieceCount: this.layout.pieceCount,
-      reqq: this.ourReqq,
+      reqq: this.#ourReqq,
       readsViaOnread,
-      ...(this.listenPort ? { listenPort: this.listenPort } : {}),
-      ...(this.opts.infoBuffer ? { infoBuffer: this.opts.infoBuffer } : {}),
-      ...(this.opts.extensions ? { extensions: this.opts.extensions } : {}),
+      ...(this.#listenPort ? { listenPort: this.#listenPort } : {}),
+      ...(this.#opts.infoBuffer ? { infoBuffer: this.#opts.infoBuffer } : {}),
+      ...(this.#opts.extensions ? { extensions: this.#opts.extensions } : {}),
     });
     const conn: Conn = { key, pc, candidate, peerId: undefined, uploadQueue: [], uploadsActive: 0, lastBlockAt: 0, owingSince: 0 };
-    this.conns.set(key, conn);
-    if (this.readingPaused) pc.pauseReading();
-    pc.once('ready', (peerId: string) => this.onReady(conn, peerId));
-    pc.once('close', (reason: string) => this.onClose(conn, reason));
+    this.#conns.set(key, conn);
+    if (this.#readingPaused) pc.pauseReading();
+    pc.once('ready', (peerId: string) => this.#onReady(conn, peerId));
+    pc.once('close', (reason: string) => this.#onClose(conn, reason));
     return conn;
   }
 
-  private onReady(conn: Conn, peerId: string): void {
-    for (const other of this.conns.values()) {
+  #onReady(conn: Conn, peerId: string): void {
+    for (const other of this.#conns.values()) {
       if (other !== conn && other.peerId === peerId) return conn.pc.destroy('already connected to this peer');
     }
     conn.peerId = peerId;
     const { pc } = conn;
     const wire = pc.wire;
     const key = conn.key;
-    this.log.debug({ peer: pc.address, direction: pc.direction, fast: wire.hasFast }, 'peer connected');
-    this.scheduler.addPeer(key, Date.now(), { fast: wire.hasFast });
+    this.#log.debug({ peer: pc.address, direction: pc.direction, fast: wire.hasFast }, 'peer connected');
+    this.#scheduler.addPeer(key, Date.now(), { fast: wire.hasFast });
     if (conn.candidate && conn.candidate.failures > 0) conn.candidate.failures = 0;
-    this.sendOurPieces(wire);
+    this.#sendOurPieces(wire);
     wire.setKeepAlive(true);
 
     // Events can still come out of the wire after the connection closed (it parses what it had buffered).
-    const live = (): boolean => !pc.closed && this.scheduler.hasPeer(key);
+    const live = (): boolean => !pc.closed && this.#scheduler.hasPeer(key);
     const on = (event: string, handler: (...args: never[]) => void): void => {
       wire.on(event, (...args: unknown[]) => {
         if (live()) handler(...(args as never[]));
       });
     };
     on('bitfield', (bf: { buffer: Uint8Array }) => {
-      this.scheduler.peerBitfield(key, bf.buffer);
-      this.requestSchedule();
+      this.#scheduler.peerBitfield(key, bf.buffer);
+      this.#requestSchedule();
     });
     on('have', (index: number) => {
-      this.scheduler.peerHave(key, index as PieceIndex);
-      this.requestSchedule();
+      this.#scheduler.peerHave(key, index as PieceIndex);
+      this.#requestSchedule();
     });
     on('have-all', () => {
-      this.scheduler.peerHaveAll(key);
-      this.requestSchedule();
+      this.#scheduler.peerHaveAll(key);
+      this.#requestSchedule();
     });
-    on('choke', () => this.scheduler.setChoked(key, true));
+    on('choke', () => this.#scheduler.setChoked(key, true));
     on('unchoke', () => {
-      this.scheduler.setChoked(key, false);
-      this.requestSchedule();
+      this.#scheduler.setChoked(key, false);
+      this.#requestSchedule();
     });
-    on('interested', () => this.onPeerInterested(conn));
+    on('interested', () => this.#onPeerInterested(conn));
     on('uninterested', () => {
       conn.uploadQueue.length = 0;
     });
-    on('piece', (index: number, offset: number, block: Uint8Array) => this.onBlock(conn, index as PieceIndex, offset, block));
+    on('piece', (index: number, offset: number, block: Uint8Array) => this.#onBlock(conn, index as PieceIndex, offset, block));
     on('reject', (index: number, offset: number) => {
-      this.scheduler.onReject(key, index as PieceIndex, offset, Date.now());
-      this.requestSchedule();
+      this.#scheduler.onReject(key, index as PieceIndex, offset, Date.now());
+      this.#requestSchedule();
     });
-    on('allowed-fast', (index: number) => this.scheduler.allowedFast(key, index as PieceIndex));
+    on('allowed-fast', (index: number) => this.#scheduler.allowedFast(key, index as PieceIndex));
     on('request', (index: number, offset: number, length: number, respond: UploadRequest['respond']) =>
-      this.onRequest(conn, index as PieceIndex, offset, length, respond),
+      this.#onRequest(conn, index as PieceIndex, offset, length, respond),
     );
     on('cancel', (index: number, offset: number, length: number) => {
       conn.uploadQueue = conn.uploadQueue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
     });
-    pc.on('extended-handshake', () => live() && this.scheduler.setReqq(key, pc.peerReqq));
-    pc.on('drain', () => this.pumpUploads(conn));
-    this.requestSchedule();
+    pc.on('extended-handshake', () => live() && this.#scheduler.setReqq(key, pc.peerReqq));
+    pc.on('drain', () => this.#pumpUploads(conn));
+    this.#requestSchedule();
     this.emit('peer-ready', pc);
   }
 
-  private sendOurPieces(wire: PeerConnection['wire']): void {
-    const have = [...this.storage.haveIndices()];
+  #sendOurPieces(wire: PeerConnection['wire']): void {
+    const have = [...this.#storage.haveIndices()];
     if (wire.hasFast && have.length === 0) return wire.haveNone();
     if (wire.hasFast && have.length === this.layout.pieceCount) return wire.haveAll();
     if (have.length === 0) return;
@@ -607,41 +607,41 @@ export class Swarm extends EventEmitter {
     wire.bitfield(bits);
   }
 
-  private onClose(conn: Conn, reason: string): void {
-    this.conns.delete(conn.key);
-    if (this.scheduler.hasPeer(conn.key)) this.scheduler.removePeer(conn.key);
+  #onClose(conn: Conn, reason: string): void {
+    this.#conns.delete(conn.key);
+    if (this.#scheduler.hasPeer(conn.key)) this.#scheduler.removePeer(conn.key);
     conn.uploadQueue.length = 0;
-    this.sharePolicy?.peerLeft(conn.key);
-    if (this.optimistic === conn.key) this.optimistic = undefined;
-    this.log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
+    this.#sharePolicy?.peerLeft(conn.key);
+    if (this.#optimistic === conn.key) this.#optimistic = undefined;
+    this.#log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
     const cand = conn.candidate;
     if (cand && cand.conn === conn && reason === 'connected to ourselves') {
-      this.candidates.delete(`${cand.host}:${cand.port}`);
+      this.#candidates.delete(`${cand.host}:${cand.port}`);
     } else if (cand && cand.conn === conn) {
       cand.conn = undefined;
       const now = Date.now();
       const lived = now - conn.pc.connectedAt;
       if (!conn.pc.ready || lived < 30_000) cand.failures++;
-      const starving = this.starving(now);
-      if (cand.source !== 'static' && cand.failures >= 3 && !starving) this.candidates.delete(`${cand.host}:${cand.port}`);
+      const starving = this.#starving(now);
+      if (cand.source !== 'static' && cand.failures >= 3 && !starving) this.#candidates.delete(`${cand.host}:${cand.port}`);
       else cand.nextAttemptAt = now + Math.min(60_000, 500 * 2 ** Math.min(cand.failures, 7));
-      if (starving) this.redialSoon();
+      if (starving) this.#redialSoon();
     }
-    if (!this.closed) {
+    if (!this.#closed) {
       this.emit('peer-closed', conn.pc.address, reason);
-      this.requestSchedule();
+      this.#requestSchedule();
     }
   }
 
   // ── downloading ────────────────────────────────────────────────────────────
 
-  private rewant(index: PieceIndex): void {
-    const waiters = this.fetches.get(index);
+  #rewant(index: PieceIndex): void {
+    const waiters = this.#fetches.get(index);
     if (!waiters || waiters.size === 0) {
-      this.fetches.delete(index);
-      this.dropAssembly(index);
-      this.sendCancels(this.scheduler.unwant(index));
-      this.requestSchedule();
+      this.#fetches.delete(index);
+      this.#dropAssembly(index);
+      this.#sendCancels(this.#scheduler.unwant(index));
+      this.#requestSchedule();
       return;
     }
     let priority: Priority = 'warm';
@@ -650,15 +650,15 @@ export class Swarm extends EventEmitter {
       priority = higherPriority(priority, w.priority);
       if (w.priority === 'urgent' && w.deadline !== undefined) deadline = Math.min(deadline ?? Infinity, w.deadline);
     }
-    if (!this.storing.has(index)) this.scheduler.want(index, priority, priority === 'urgent' ? deadline : undefined);
-    this.requestSchedule();
+    if (!this.#storing.has(index)) this.#scheduler.want(index, priority, priority === 'urgent' ? deadline : undefined);
+    this.#requestSchedule();
   }
 
-  private mostWantedPiece(): PieceIndex | undefined {
+  #mostWantedPiece(): PieceIndex | undefined {
     let best: PieceIndex | undefined;
     let bestRank = -1;
-    for (const index of this.scheduler.wantedPieces()) {
-      const p = this.scheduler.priorityOf(index)!;
+    for (const index of this.#scheduler.wantedPieces()) {
+      const p = this.#scheduler.priorityOf(index)!;
       const rank = p === 'urgent' ? 3 : p === 'readahead' ? 2 : 1;
       if (rank > bestRank) {
         best = index;
@@ -668,30 +668,30 @@ export class Swarm extends EventEmitter {
     return best;
   }
 
-  private sourceTotals(conn: Conn): { downloaded: number; uploaded: number } {
-    return (this.transferBySource[conn.pc.source] ??= { downloaded: 0, uploaded: 0 });
+  #sourceTotals(conn: Conn): { downloaded: number; uploaded: number } {
+    return (this.#transferBySource[conn.pc.source] ??= { downloaded: 0, uploaded: 0 });
   }
 
-  private onBlock(conn: Conn, index: PieceIndex, offset: number, block: Uint8Array): void {
+  #onBlock(conn: Conn, index: PieceIndex, offset: number, block: Uint8Array): void {
     const now = Date.now();
     conn.lastBlockAt = conn.owingSince = now;
-    this.downloaded += block.length;
-    this.sourceTotals(conn).downloaded += block.length;
-    const wait = this.downloadBucket.take(block.length, now);
-    if (wait > 0) this.pauseReading(wait);
-    if (!this.scheduler.hasPeer(conn.key)) return;
-    const out = this.scheduler.onBlock(conn.key, index, offset, block.length, now);
-    this.sendCancels(out.cancels);
+    this.#downloaded += block.length;
+    this.#sourceTotals(conn).downloaded += block.length;
+    const wait = this.#downloadBucket.take(block.length, now);
+    if (wait > 0) this.#pauseReading(wait);
+    if (!this.#scheduler.hasPeer(conn.key)) return;
+    const out = this.#scheduler.onBlock(conn.key, index, offset, block.length, now);
+    this.#sendCancels(out.cancels);
     switch (out.verdict) {
       case 'accepted': {
-        let piece = this.assembling.get(index);
+        let piece = this.#assembling.get(index);
         if (!piece) {
-          piece = this.allocPiece(this.layout.pieceSize(index));
-          this.assembling.set(index, piece);
+          piece = this.#allocPiece(this.layout.pieceSize(index));
+          this.#assembling.set(index, piece);
         }
         piece.set(block, offset);
-        if (this.scheduler.priorityOf(index) === 'urgent') this.urgentProgressAt = now;
-        if (out.pieceComplete) this.verify(index);
+        if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = now;
+        if (out.pieceComplete) this.#verify(index);
         break;
       }
       case 'unrequested':
@@ -703,97 +703,97 @@ export class Swarm extends EventEmitter {
         break;
     }
     // Verifying may have banned this very peer (and closed it).
-    if (conn.pc.closed || !this.scheduler.hasPeer(conn.key)) return;
+    if (conn.pc.closed || !this.#scheduler.hasPeer(conn.key)) return;
     // Top up in batches (one write for several requests), keeping the pipeline at least 7/8 full.
-    if (this.storingBytes > MAX_STORING_BYTES) return;
-    const depth = this.scheduler.depth(conn.key, now);
+    if (this.#storingBytes > MAX_STORING_BYTES) return;
+    const depth = this.#scheduler.depth(conn.key, now);
     const batch = Math.min(32, Math.max(1, depth >> 3));
-    if (this.scheduler.inflightCount(conn.key) <= depth - batch) this.sendRequests(conn, this.scheduler.fill(conn.key, now));
+    if (this.#scheduler.inflightCount(conn.key) <= depth - batch) this.#sendRequests(conn, this.#scheduler.fill(conn.key, now));
   }
 
-  private allocPiece(size: number): Buffer {
-    this.lastAllocAt = Date.now();
+  #allocPiece(size: number): Buffer {
+    this.#lastAllocAt = Date.now();
     if (size === this.layout.pieceLength) {
-      const pooled = this.bufferPool.pop();
+      const pooled = this.#bufferPool.pop();
       if (pooled) return pooled;
     }
     return Buffer.allocUnsafeSlow(size);
   }
 
-  private releasePiece(buf: Buffer | undefined): void {
-    if (buf && buf.length === this.layout.pieceLength && (this.bufferPool.length + 1) * buf.length <= Math.max(MAX_POOLED_BYTES, buf.length)) {
-      this.bufferPool.push(buf);
+  #releasePiece(buf: Buffer | undefined): void {
+    if (buf && buf.length === this.layout.pieceLength && (this.#bufferPool.length + 1) * buf.length <= Math.max(MAX_POOLED_BYTES, buf.length)) {
+      this.#bufferPool.push(buf);
     }
   }
 
   /** Drops a partly assembled piece, keeping its buffer for reuse. */
-  private dropAssembly(index: PieceIndex): void {
-    const buf = this.assembling.get(index);
+  #dropAssembly(index: PieceIndex): void {
+    const buf = this.#assembling.get(index);
     if (!buf) return;
-    this.assembling.delete(index);
-    this.releasePiece(buf);
+    this.#assembling.delete(index);
+    this.#releasePiece(buf);
   }
 
-  private verify(index: PieceIndex): void {
-    const data = this.assembling.get(index);
-    this.assembling.delete(index);
+  #verify(index: PieceIndex): void {
+    const data = this.#assembling.get(index);
+    this.#assembling.delete(index);
     if (!data) return;
     const started = performance.now();
     const piece = VerifiedPiece.check(this.layout, index, data);
     const ms = performance.now() - started;
-    this.verifyTime.pieces++;
-    this.verifyTime.totalMs += ms;
-    this.verifyTime.maxMs = Math.max(this.verifyTime.maxMs, ms);
+    this.#verifyTime.pieces++;
+    this.#verifyTime.totalMs += ms;
+    this.#verifyTime.maxMs = Math.max(this.#verifyTime.maxMs, ms);
     if (!piece) {
-      this.onHashFailure(index, data);
-      this.releasePiece(data);
+      this.#onHashFailure(index, data);
+      this.#releasePiece(data);
       return;
     }
-    this.sendCancels(this.scheduler.pieceVerified(index));
-    this.clearSuspects(index, data);
-    this.storing.add(index);
+    this.#sendCancels(this.#scheduler.pieceVerified(index));
+    this.#clearSuspects(index, data);
+    this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
-    this.announcedEarly.add(index);
-    this.announce(index);
-    this.storingBytes += data.length;
+    this.#announcedEarly.add(index);
+    this.#announce(index);
+    this.#storingBytes += data.length;
     const settled = (): void => {
-      this.storing.delete(index);
-      this.announcedEarly.delete(index);
-      this.storingBytes -= data.length;
-      this.releasePiece(data); // the storage has written or copied it
+      this.#storing.delete(index);
+      this.#announcedEarly.delete(index);
+      this.#storingBytes -= data.length;
+      this.#releasePiece(data); // the storage has written or copied it
     };
-    this.storage.put(piece).then(
+    this.#storage.put(piece).then(
       (stored) => {
-        const available = stored || this.storage.has(index);
-        if (available) this.pieceAvailable(index); // before settled(): its HAVE went out at verify
+        const available = stored || this.#storage.has(index);
+        if (available) this.#pieceAvailable(index); // before settled(): its HAVE went out at verify
         settled();
         if (!available) {
-          this.pumpAllUploads(); // requests waiting for it are now rejected
-          this.failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
+          this.#pumpAllUploads(); // requests waiting for it are now rejected
+          this.#failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
         }
       },
       (err: unknown) => {
         settled();
-        this.pumpAllUploads();
-        this.log.error({ err, index }, 'storing a verified piece failed');
-        this.failFetch(index, err);
+        this.#pumpAllUploads();
+        this.#log.error({ err, index }, 'storing a verified piece failed');
+        this.#failFetch(index, err);
       },
     );
     this.emit('verified', index);
   }
 
-  private onHashFailure(index: PieceIndex, data: Buffer): void {
-    this.hashFailures++;
-    const sources = this.scheduler.pieceFailed(index);
+  #onHashFailure(index: PieceIndex, data: Buffer): void {
+    this.#hashFailures++;
+    const sources = this.#scheduler.pieceFailed(index);
     const hosts = new Map<string, number[]>();
     for (const [key, blocks] of sources) {
       const host = hostOfKey(key);
       hosts.set(host, [...(hosts.get(host) ?? []), ...blocks]);
     }
-    this.log.warn({ index, sources: [...hosts.keys()] }, 'piece failed its hash check');
+    this.#log.warn({ index, sources: [...hosts.keys()] }, 'piece failed its hash check');
     this.emit('hash-failure', index, [...hosts.keys()]);
     if (hosts.size === 1) {
-      this.strike([...hosts.keys()][0]!, `sent piece ${index}, which failed its hash check`);
+      this.#strike([...hosts.keys()][0]!, `sent piece ${index}, which failed its hash check`);
     } else {
       // Several sources: remember each one's blocks; when the piece later verifies, the differing blocks name the liar.
       const list: Array<{ host: string; block: number; digest: Buffer }> = [];
@@ -801,51 +801,51 @@ export class Swarm extends EventEmitter {
         for (const block of blocks) list.push({ host, block, digest: blockDigest(data, block) });
       }
       if (list.length > 0) {
-        if (this.suspects.size >= MAX_SUSPECT_PIECES) this.suspects.delete(this.suspects.keys().next().value as PieceIndex);
-        this.suspects.set(index, list);
+        if (this.#suspects.size >= MAX_SUSPECT_PIECES) this.#suspects.delete(this.#suspects.keys().next().value as PieceIndex);
+        this.#suspects.set(index, list);
       }
     }
-    this.requestSchedule();
+    this.#requestSchedule();
   }
 
-  private clearSuspects(index: PieceIndex, good: Buffer): void {
-    const list = this.suspects.get(index);
+  #clearSuspects(index: PieceIndex, good: Buffer): void {
+    const list = this.#suspects.get(index);
     if (!list) return;
-    this.suspects.delete(index);
+    this.#suspects.delete(index);
     const liars = new Set<string>();
     for (const s of list) if (!blockDigest(good, s.block).equals(s.digest)) liars.add(s.host);
-    for (const host of liars) this.strike(host, `sent corrupt blocks of piece ${index}`);
+    for (const host of liars) this.#strike(host, `sent corrupt blocks of piece ${index}`);
   }
 
-  private strike(host: string, reason: string): void {
-    const n = (this.strikes.get(host) ?? 0) + 1;
-    this.strikes.set(host, n);
-    this.log.warn({ host, strikes: n, reason }, 'peer charged');
-    if (n >= (this.opts.banThreshold ?? 2)) this.ban(host, reason);
+  #strike(host: string, reason: string): void {
+    const n = (this.#strikes.get(host) ?? 0) + 1;
+    this.#strikes.set(host, n);
+    this.#log.warn({ host, strikes: n, reason }, 'peer charged');
+    if (n >= (this.#opts.banThreshold ?? 2)) this.#ban(host, reason);
   }
 
-  private ban(host: string, reason: string): void {
-    if (this.bannedHosts.has(host)) return;
-    this.bannedHosts.add(host);
-    this.log.warn({ host, reason }, 'peer banned');
-    for (const [address, cand] of this.candidates) if (cand.host === host) this.candidates.delete(address);
-    for (const c of [...this.conns.values()]) if (c.pc.host === host) c.pc.destroy(`banned: ${reason}`);
+  #ban(host: string, reason: string): void {
+    if (this.#bannedHosts.has(host)) return;
+    this.#bannedHosts.add(host);
+    this.#log.warn({ host, reason }, 'peer banned');
+    for (const [address, cand] of this.#candidates) if (cand.host === host) this.#candidates.delete(address);
+    for (const c of [...this.#conns.values()]) if (c.pc.host === host) c.pc.destroy(`banned: ${reason}`);
     this.emit('ban', host, reason);
   }
 
-  private pieceAvailable(index: PieceIndex): void {
-    if (this.closed) return;
-    this.dropAssembly(index);
-    if (this.scheduler.isWanted(index)) this.sendCancels(this.scheduler.unwant(index));
-    if (!this.announcedEarly.has(index)) this.announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
-    this.pumpAllUploads();
-    const waiters = this.fetches.get(index);
-    this.fetches.delete(index);
+  #pieceAvailable(index: PieceIndex): void {
+    if (this.#closed) return;
+    this.#dropAssembly(index);
+    if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
+    if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
+    this.#pumpAllUploads();
+    const waiters = this.#fetches.get(index);
+    this.#fetches.delete(index);
     for (const w of waiters ?? []) {
       w.cleanup();
       w.resolve();
     }
-    this.requestSchedule();
+    this.#requestSchedule();
   }
 
   /**
@@ -854,110 +854,110 @@ export class Swarm extends EventEmitter {
    * clients' seeds are not told: they gain nothing, and some (aria2c) hang up on
    * a peer that turns out complete.
    */
-  private announce(index: PieceIndex): void {
-    for (const c of this.conns.values()) {
-      if (!c.pc.ready || !this.scheduler.hasPeer(c.key)) continue;
-      if (this.scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
+  #announce(index: PieceIndex): void {
+    for (const c of this.#conns.values()) {
+      if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
+      if (this.#scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
       c.pc.wire.have(index);
     }
   }
 
-  private failFetch(index: PieceIndex, err: unknown): void {
-    const waiters = this.fetches.get(index);
-    this.fetches.delete(index);
+  #failFetch(index: PieceIndex, err: unknown): void {
+    const waiters = this.#fetches.get(index);
+    this.#fetches.delete(index);
     for (const w of waiters ?? []) {
       w.cleanup();
       w.reject(err);
     }
   }
 
-  private sendRequests(conn: Conn | undefined, requests: readonly BlockRequest[]): void {
+  #sendRequests(conn: Conn | undefined, requests: readonly BlockRequest[]): void {
     if (!conn || conn.pc.closed) return;
     // The scheduler has counted these already: if they are all it has in flight, the peer owed nothing until now.
-    if (requests.length > 0 && conn.lastBlockAt >= conn.owingSince && this.scheduler.inflightCount(conn.key) === requests.length) conn.owingSince = Date.now();
+    if (requests.length > 0 && conn.lastBlockAt >= conn.owingSince && this.#scheduler.inflightCount(conn.key) === requests.length) conn.owingSince = Date.now();
     for (const r of requests) conn.pc.request(r.index, r.offset, r.length);
   }
 
-  private sendCancels(cancels: readonly PeerRequest[]): void {
+  #sendCancels(cancels: readonly PeerRequest[]): void {
     for (const c of cancels) {
-      const conn = this.conns.get(c.peer);
+      const conn = this.#conns.get(c.peer);
       if (conn && !conn.pc.closed) conn.pc.cancel(c.index, c.offset, c.length);
     }
   }
 
   /** Runs the scheduler soon, once, however many events asked for it. */
-  private requestSchedule(): void {
-    if (this.scheduled || this.closed) return;
-    this.scheduled = true;
+  #requestSchedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
     setImmediate(() => {
-      this.scheduled = false;
-      this.runSchedule();
+      this.#scheduled = false;
+      this.#runSchedule();
     });
   }
 
-  private runSchedule(): void {
-    if (this.closed) return;
-    if (this.storingBytes <= MAX_STORING_BYTES) {
-      const { requests, cancels } = this.scheduler.schedule(Date.now());
-      this.sendCancels(cancels);
-      for (const [key, list] of requests) this.sendRequests(this.conns.get(key), list);
+  #runSchedule(): void {
+    if (this.#closed) return;
+    if (this.#storingBytes <= MAX_STORING_BYTES) {
+      const { requests, cancels } = this.#scheduler.schedule(Date.now());
+      this.#sendCancels(cancels);
+      for (const [key, list] of requests) this.#sendRequests(this.#conns.get(key), list);
     }
-    for (const c of this.conns.values()) {
-      if (!c.pc.ready || !this.scheduler.hasPeer(c.key)) continue;
-      const want = this.scheduler.isInteresting(c.key);
+    for (const c of this.#conns.values()) {
+      if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
+      const want = this.#scheduler.isInteresting(c.key);
       if (want && !c.pc.wire.amInterested) c.pc.wire.interested();
       else if (!want && c.pc.wire.amInterested) c.pc.wire.uninterested();
     }
   }
 
-  private pauseReading(ms: number): void {
-    if (this.readingPaused) return;
-    this.readingPaused = true;
-    for (const c of this.conns.values()) c.pc.pauseReading();
+  #pauseReading(ms: number): void {
+    if (this.#readingPaused) return;
+    this.#readingPaused = true;
+    for (const c of this.#conns.values()) c.pc.pauseReading();
     setTimeout(() => {
-      this.readingPaused = false;
-      for (const c of this.conns.values()) c.pc.resumeReading();
+      this.#readingPaused = false;
+      for (const c of this.#conns.values()) c.pc.resumeReading();
     }, ms).unref();
   }
 
-  private tick(): void {
-    if (this.closed) return;
+  #tick(): void {
+    if (this.#closed) return;
     const now = Date.now();
-    this.sendCancels(this.scheduler.tick(now));
-    for (const c of [...this.conns.values()]) {
+    this.#sendCancels(this.#scheduler.tick(now));
+    for (const c of [...this.#conns.values()]) {
       if (now - c.pc.lastReceivedAt > IDLE_TIMEOUT_MS) c.pc.destroy('idle');
     }
-    if (now - this.lastRechoke >= RECHOKE_EVERY_MS) this.rechoke(now);
-    if (now - this.lastAllocAt > POOL_IDLE_MS && this.bufferPool.length > IDLE_POOLED_BUFFERS) this.bufferPool.length = IDLE_POOLED_BUFFERS;
-    if (this.starving(now)) this.emit('starving');
-    this.dropStalled(now);
-    this.connectSome();
-    this.runSchedule();
+    if (now - this.#lastRechoke >= RECHOKE_EVERY_MS) this.#rechoke(now);
+    if (now - this.#lastAllocAt > POOL_IDLE_MS && this.#bufferPool.length > IDLE_POOLED_BUFFERS) this.#bufferPool.length = IDLE_POOLED_BUFFERS;
+    if (this.#starving(now)) this.emit('starving');
+    this.#dropStalled(now);
+    this.#connectSome();
+    this.#runSchedule();
   }
 
   // ── uploading ──────────────────────────────────────────────────────────────
 
-  private onPeerInterested(conn: Conn): void {
+  #onPeerInterested(conn: Conn): void {
     let unchoked = 0;
-    for (const c of this.conns.values()) if (c.pc.ready && !c.pc.wire.amChoking) unchoked++;
-    if (unchoked < this.uploadSlots + 1) conn.pc.wire.unchoke();
+    for (const c of this.#conns.values()) if (c.pc.ready && !c.pc.wire.amChoking) unchoked++;
+    if (unchoked < this.#uploadSlots + 1) conn.pc.wire.unchoke();
   }
 
-  private rechoke(now: number): void {
-    this.lastRechoke = now;
-    const rotate = now - this.lastOptimisticRotation >= OPTIMISTIC_EVERY_MS;
-    if (rotate) this.lastOptimisticRotation = now;
-    const ready = [...this.conns.values()].filter((c) => c.pc.ready);
+  #rechoke(now: number): void {
+    this.#lastRechoke = now;
+    const rotate = now - this.#lastOptimisticRotation >= OPTIMISTIC_EVERY_MS;
+    if (rotate) this.#lastOptimisticRotation = now;
+    const ready = [...this.#conns.values()].filter((c) => c.pc.ready);
     const decision = chooseUnchoked(
       ready.map((c) => ({
         key: c.key,
         interested: c.pc.wire.peerInterested,
-        downloadRate: this.scheduler.rate(c.key, now),
+        downloadRate: this.#scheduler.rate(c.key, now),
         uploadRate: c.pc.wire.uploadSpeed(),
       })),
-      { slots: this.uploadSlots, seeding: this.fetches.size === 0, optimistic: this.optimistic, rotateOptimistic: rotate },
+      { slots: this.#uploadSlots, seeding: this.#fetches.size === 0, optimistic: this.#optimistic, rotateOptimistic: rotate },
     );
-    this.optimistic = decision.optimistic;
+    this.#optimistic = decision.optimistic;
     for (const c of ready) {
       if (decision.unchoke.has(c.key)) c.pc.wire.unchoke();
       else if (!c.pc.wire.amChoking) {
@@ -967,81 +967,81 @@ export class Swarm extends EventEmitter {
     }
   }
 
-  private onRequest(conn: Conn, index: PieceIndex, offset: number, length: number, respond: UploadRequest['respond']): void {
+  #onRequest(conn: Conn, index: PieceIndex, offset: number, length: number, respond: UploadRequest['respond']): void {
     const valid =
       this.layout.isValidPiece(index) &&
       length > 0 &&
       length <= 2 * BLOCK_SIZE &&
       offset >= 0 &&
       offset + length <= this.layout.pieceSize(index) &&
-      (this.storage.has(index) || this.announcedEarly.has(index));
+      (this.#storage.has(index) || this.#announcedEarly.has(index));
     if (!valid) return respond(new Error('not available'));
-    if (conn.uploadQueue.length >= this.ourReqq) return respond(new Error('request queue full'));
-    if (this.sharePolicy && conn.pc.wire.hasFast && this.seedingAll()) {
+    if (conn.uploadQueue.length >= this.#ourReqq) return respond(new Error('request queue full'));
+    if (this.#sharePolicy && conn.pc.wire.hasFast && this.#seedingAll()) {
       const now = Date.now();
-      if (this.sharePolicy.decide(conn.key, index, now, (piece, peer) => this.anotherPeerHas(piece as PieceIndex, peer)) === 'reject') {
+      if (this.#sharePolicy.decide(conn.key, index, now, (piece, peer) => this.#anotherPeerHas(piece as PieceIndex, peer)) === 'reject') {
         return respond(new Error('another peer has it')); // a reject message: the peer asks that one
       }
-      this.sharePolicy.serving(conn.key, index, now);
+      this.#sharePolicy.serving(conn.key, index, now);
     }
     conn.uploadQueue.push({ index, offset, length, respond });
-    this.pumpUploads(conn);
+    this.#pumpUploads(conn);
   }
 
   /** Whether we hold every piece (the share policy is for an origin, not for a node still downloading). */
-  private seedingAll(): boolean {
+  #seedingAll(): boolean {
     const now = Date.now();
-    if (this.storedCount < this.layout.pieceCount && now - this.storedCountAt >= 1000) {
-      this.storedCountAt = now;
+    if (this.#storedCount < this.layout.pieceCount && now - this.#storedCountAt >= 1000) {
+      this.#storedCountAt = now;
       let n = 0;
-      for (const _ of this.storage.haveIndices()) n++;
-      this.storedCount = n;
+      for (const _ of this.#storage.haveIndices()) n++;
+      this.#storedCount = n;
     }
-    return this.storedCount === this.layout.pieceCount;
+    return this.#storedCount === this.layout.pieceCount;
   }
 
-  private anotherPeerHas(index: PieceIndex, except: string): boolean {
-    for (const c of this.conns.values()) {
-      if (c.key !== except && c.pc.ready && this.scheduler.hasPeer(c.key) && this.scheduler.peerHas(c.key, index)) return true;
+  #anotherPeerHas(index: PieceIndex, except: string): boolean {
+    for (const c of this.#conns.values()) {
+      if (c.key !== except && c.pc.ready && this.#scheduler.hasPeer(c.key) && this.#scheduler.peerHas(c.key, index)) return true;
     }
     return false;
   }
 
-  private pumpAllUploads(): void {
-    for (const c of this.conns.values()) if (c.uploadQueue.length > 0) this.pumpUploads(c);
+  #pumpAllUploads(): void {
+    for (const c of this.#conns.values()) if (c.uploadQueue.length > 0) this.#pumpUploads(c);
   }
 
-  private pumpUploads(conn: Conn): void {
+  #pumpUploads(conn: Conn): void {
     while (conn.uploadQueue.length > 0 && conn.uploadsActive < UPLOADS_PER_PEER && !conn.pc.closed) {
       if (conn.pc.writableLength > UPLOAD_SOCKET_HIGH_WATER) return; // resumed on 'drain'
       const next = conn.uploadQueue[0]!;
-      if (!this.storage.has(next.index)) {
-        if (this.announcedEarly.has(next.index)) return; // verified, being written: pieceAvailable pumps again
+      if (!this.#storage.has(next.index)) {
+        if (this.#announcedEarly.has(next.index)) return; // verified, being written: pieceAvailable pumps again
         conn.uploadQueue.shift();
         next.respond(new Error('not available'));
         continue;
       }
-      const wait = this.uploadBucket.waitFor(next.length);
+      const wait = this.#uploadBucket.waitFor(next.length);
       if (wait > 0) {
-        setTimeout(() => this.pumpUploads(conn), wait).unref();
+        setTimeout(() => this.#pumpUploads(conn), wait).unref();
         return;
       }
-      this.uploadBucket.take(next.length);
+      this.#uploadBucket.take(next.length);
       conn.uploadQueue.shift();
       conn.uploadsActive++;
-      this.storage.readBlock(next.index, next.offset, next.length).then(
+      this.#storage.readBlock(next.index, next.offset, next.length).then(
         (buf) => {
           conn.uploadsActive--;
           if (conn.pc.closed || conn.pc.wire.amChoking) return;
-          this.uploaded += buf.length;
-          this.sourceTotals(conn).uploaded += buf.length;
+          this.#uploaded += buf.length;
+          this.#sourceTotals(conn).uploaded += buf.length;
           next.respond(null, buf);
-          this.pumpUploads(conn);
+          this.#pumpUploads(conn);
         },
         (err: unknown) => {
           conn.uploadsActive--;
           next.respond(err instanceof Error ? err : new Error(String(err)));
-          this.pumpUploads(conn);
+          this.#pumpUploads(conn);
         },
       );
     }

@@ -51,24 +51,29 @@ const MAX_BACKOFF_MS = 5 * 60_000;
 
 export class WebSeed {
   readonly url: URL;
-  private readonly agents: { http: http.Agent; https: https.Agent };
-  private readonly bucket: TokenBucket | undefined;
-  private readonly opts: Required<Omit<WebSeedOptions, 'rateLimit' | 'tls' | 'logger'>>;
-  private readonly log: Logger;
-  private consecutiveFailures = 0;
-  private retryAt = 0;
-  private lastFailure: WebSeedStatus['lastFailure'];
-  private stats = { piecesFetched: 0, bytesFetched: 0, failures: 0 };
-  private readonly closing = new AbortController();
+  readonly #agents: { http: http.Agent; https: https.Agent };
+  readonly #bucket: TokenBucket | undefined;
+  readonly #opts: Required<Omit<WebSeedOptions, 'rateLimit' | 'tls' | 'logger'>>;
+  readonly #log: Logger;
+  #consecutiveFailures = 0;
+  #retryAt = 0;
+  #lastFailure: WebSeedStatus['lastFailure'];
+  #stats = { piecesFetched: 0, bytesFetched: 0, failures: 0 };
+  readonly #closing = new AbortController();
+
+  readonly #metainfo: Metainfo;
+  readonly #options: WebSeedOptions;
 
   constructor(
-    private readonly metainfo: Metainfo,
+    metainfo: Metainfo,
     baseUrl: string,
-    private readonly options: WebSeedOptions = {},
+    options: WebSeedOptions = {},
   ) {
+    this.#metainfo = metainfo;
+    this.#options = options;
     this.url = parseWebSeedUrl(baseUrl);
     const connections = options.connections ?? 4;
-    this.opts = {
+    this.#opts = {
       connections,
       idleTimeoutMs: options.idleTimeoutMs ?? 15_000,
       attempts: options.attempts ?? 3,
@@ -77,19 +82,19 @@ export class WebSeed {
       maxRedirects: options.maxRedirects ?? 5,
     };
     // maxSockets queues the rest: at most `connections` requests are on the wire at once.
-    this.agents = {
+    this.#agents = {
       http: new http.Agent({ keepAlive: true, maxSockets: connections }),
       https: new https.Agent({ keepAlive: true, maxSockets: connections }),
     };
-    this.bucket = options.rateLimit ? new TokenBucket(options.rateLimit) : undefined;
-    this.log = (options.logger ?? silentLogger).child({ webSeed: this.url.href });
+    this.#bucket = options.rateLimit ? new TokenBucket(options.rateLimit) : undefined;
+    this.#log = (options.logger ?? silentLogger).child({ webSeed: this.url.href });
     // Every queued request listens on the one close signal (and stops listening when it ends).
-    setMaxListeners(0, this.closing.signal);
+    setMaxListeners(0, this.#closing.signal);
   }
 
   /** False while the seed is backing off after a failure: the scheduler should ask a peer. */
   get ready(): boolean {
-    return Date.now() >= this.retryAt;
+    return Date.now() >= this.#retryAt;
   }
 
   /**
@@ -99,34 +104,34 @@ export class WebSeed {
   async fetchPiece(piece: PieceIndex): Promise<Buffer> {
     let plan: PieceRequestPlan;
     try {
-      plan = planPiece(this.url, this.metainfo, piece);
+      plan = planPiece(this.url, this.#metainfo, piece);
     } catch (err) {
-      throw this.failed(new WebSeedError('bad-path', (err as Error).message), piece);
+      throw this.#failed(new WebSeedError('bad-path', (err as Error).message), piece);
     }
     // Pad-file bytes are zeros by definition (BEP 47): alloc, not allocUnsafe.
     const data = Buffer.alloc(plan.size);
     try {
       await Promise.all(
         plan.ranges.map(async (range) => {
-          const bytes = await this.withRetries(() => this.fetchOnce(range.url, range.offsetInFile, range.length));
+          const bytes = await this.#withRetries(() => this.#fetchOnce(range.url, range.offsetInFile, range.length));
           bytes.copy(data, range.offsetInPiece);
         }),
       );
     } catch (err) {
       if (!(err instanceof WebSeedError)) throw err;
-      throw this.failed(err, piece);
+      throw this.#failed(err, piece);
     }
-    this.stats.bytesFetched += plan.ranges.reduce((sum, r) => sum + r.length, 0);
+    this.#stats.bytesFetched += plan.ranges.reduce((sum, r) => sum + r.length, 0);
     return data;
   }
 
   /** fetchPiece, then the SHA-1 check: a seed whose bytes do not verify is charged like any failure. */
   async fetchVerifiedPiece(piece: PieceIndex): Promise<VerifiedPiece> {
     const data = await this.fetchPiece(piece);
-    const verified = VerifiedPiece.check(this.metainfo.layout, piece, data);
-    if (!verified) throw this.failed(new WebSeedError('hash-mismatch', `piece ${piece} from ${this.url.host} does not match the torrent`), piece);
-    this.consecutiveFailures = 0;
-    this.stats.piecesFetched++;
+    const verified = VerifiedPiece.check(this.#metainfo.layout, piece, data);
+    if (!verified) throw this.#failed(new WebSeedError('hash-mismatch', `piece ${piece} from ${this.url.host} does not match the torrent`), piece);
+    this.#consecutiveFailures = 0;
+    this.#stats.piecesFetched++;
     return verified;
   }
 
@@ -135,51 +140,51 @@ export class WebSeed {
     return {
       url: this.url.href,
       state: backingOff ? 'backing-off' : 'ready',
-      ...(backingOff ? { retryAt: new Date(this.retryAt).toISOString() } : {}),
-      ...(this.lastFailure ? { lastFailure: this.lastFailure } : {}),
-      ...this.stats,
+      ...(backingOff ? { retryAt: new Date(this.#retryAt).toISOString() } : {}),
+      ...(this.#lastFailure ? { lastFailure: this.#lastFailure } : {}),
+      ...this.#stats,
     };
   }
 
   /** Aborts requests in flight and closes the kept-alive connections. */
   close(): void {
-    this.closing.abort();
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    this.#closing.abort();
+    this.#agents.http.destroy();
+    this.#agents.https.destroy();
   }
 
-  private fetchOnce(url: URL, offset: number, length: number): Promise<Buffer> {
+  #fetchOnce(url: URL, offset: number, length: number): Promise<Buffer> {
     return fetchRange(url, offset, length, {
-      agents: this.agents,
-      idleTimeoutMs: this.opts.idleTimeoutMs,
-      maxRedirects: this.opts.maxRedirects,
-      signal: this.closing.signal,
-      ...(this.bucket ? { bucket: this.bucket } : {}),
-      ...(this.options.tls ? { tls: this.options.tls } : {}),
+      agents: this.#agents,
+      idleTimeoutMs: this.#opts.idleTimeoutMs,
+      maxRedirects: this.#opts.maxRedirects,
+      signal: this.#closing.signal,
+      ...(this.#bucket ? { bucket: this.#bucket } : {}),
+      ...(this.#options.tls ? { tls: this.#options.tls } : {}),
     });
   }
 
-  private async withRetries(attempt: () => Promise<Buffer>): Promise<Buffer> {
+  async #withRetries(attempt: () => Promise<Buffer>): Promise<Buffer> {
     for (let n = 1; ; n++) {
       try {
         return await attempt();
       } catch (err) {
-        const retry = err instanceof WebSeedError && err.transient && n < this.opts.attempts && !this.closing.signal.aborted;
+        const retry = err instanceof WebSeedError && err.transient && n < this.#opts.attempts && !this.#closing.signal.aborted;
         if (!retry) throw err;
-        this.log.debug({ kind: err.kind, attempt: n }, `web seed: retrying after ${err.message}`);
-        await sleep(this.opts.retryDelayMs * 2 ** (n - 1), undefined, { ref: false });
+        this.#log.debug({ kind: err.kind, attempt: n }, `web seed: retrying after ${err.message}`);
+        await sleep(this.#opts.retryDelayMs * 2 ** (n - 1), undefined, { ref: false });
       }
     }
   }
 
   /** Records a failure, backs the seed off (doubling per consecutive failure), returns the error to throw. */
-  private failed(err: WebSeedError, piece: PieceIndex): WebSeedError {
-    this.consecutiveFailures++;
-    this.stats.failures++;
-    const backoff = Math.min(this.opts.backoffMs * 2 ** (this.consecutiveFailures - 1), MAX_BACKOFF_MS);
-    this.retryAt = Date.now() + backoff;
-    this.lastFailure = { kind: err.kind, message: err.message, at: new Date().toISOString() };
-    this.log.warn({ kind: err.kind, piece, backoffMs: backoff }, `web seed failed: ${err.message}; backing off ${backoff} ms`);
+  #failed(err: WebSeedError, piece: PieceIndex): WebSeedError {
+    this.#consecutiveFailures++;
+    this.#stats.failures++;
+    const backoff = Math.min(this.#opts.backoffMs * 2 ** (this.#consecutiveFailures - 1), MAX_BACKOFF_MS);
+    this.#retryAt = Date.now() + backoff;
+    this.#lastFailure = { kind: err.kind, message: err.message, at: new Date().toISOString() };
+    this.#log.warn({ kind: err.kind, piece, backoffMs: backoff }, `web seed failed: ${err.message}; backing off ${backoff} ms`);
     return err;
   }
 }

@@ -32,20 +32,32 @@ export class NativeMount {
   readonly #byNode = new LRUCache<number, OpenFile>({ max: FILES_TRACKED_WITHOUT_OPEN, dispose: (open) => open.close() });
   #stopped: Promise<void> | undefined;
 
+  readonly #addon: NativeAddon;
+  readonly #opts: MountFilesystemOptions;
+  readonly #fileIndexOfNode: Int32Array;
+  readonly #dirOfNode: Map<number, TorrentDir>;
+  #handle: NativeMountHandle | undefined;
+
   private constructor(
     readonly mountpoint: string,
-    private readonly addon: NativeAddon,
-    private readonly opts: MountFilesystemOptions,
-    private readonly fileIndexOfNode: Int32Array,
-    private readonly dirOfNode: Map<number, TorrentDir>,
-    private handle: NativeMountHandle | undefined = undefined,
-  ) {}
+    addon: NativeAddon,
+    opts: MountFilesystemOptions,
+    fileIndexOfNode: Int32Array,
+    dirOfNode: Map<number, TorrentDir>,
+    handle: NativeMountHandle | undefined = undefined,
+  ) {
+    this.#addon = addon;
+    this.#opts = opts;
+    this.#fileIndexOfNode = fileIndexOfNode;
+    this.#dirOfNode = dirOfNode;
+    this.#handle = handle;
+  }
 
   static mount(addon: NativeAddon, mountpoint: string, opts: MountFilesystemOptions): NativeMount {
     const snapshot = snapshotTree(opts.tree);
     const mount = new NativeMount(mountpoint, addon, opts, snapshot.arrays.fileIndex, snapshot.dirs);
     const totalBytes = opts.tree.files.reduce((sum, f) => sum + f.length, 0);
-    mount.handle = addon.mount({
+    mount.#handle = addon.mount({
       mountpoint,
       mountOptions: kernelMountOptions(opts.mount).join(','),
       uid: opts.mount.uid,
@@ -67,7 +79,7 @@ export class NativeMount {
 
   /** Reads served in C, reads sent to JS, reads whose slot changed hands during the read, misses waiting. */
   nativeStats(): { hits: number; misses: number; generationRetries: number; parked: number } {
-    return this.handle ? this.addon.stats(this.handle) : { hits: 0, misses: 0, generationRetries: 0, parked: 0 };
+    return this.#handle ? this.#addon.stats(this.#handle) : { hits: 0, misses: 0, generationRetries: 0, parked: 0 };
   }
 
   /** Unmounts (lazily when busy), then waits for libfuse's threads to end. Safe to call more than once. */
@@ -80,9 +92,9 @@ export class NativeMount {
           if (await isMounted(this.mountpoint)) await fusermountUnmount(this.mountpoint, true);
         }
       }
-      if (this.handle) {
-        this.opts.log.info(this.nativeStats(), 'native FUSE backend: reads served in C (hits), sent to the Reader (misses)');
-        await this.addon.stop(this.handle);
+      if (this.#handle) {
+        this.#opts.log.info(this.nativeStats(), 'native FUSE backend: reads served in C (hits), sent to the Reader (misses)');
+        await this.#addon.stop(this.#handle);
       }
       for (const open of this.#handles.values()) open.close();
       this.#handles.clear();
@@ -95,9 +107,9 @@ export class NativeMount {
   #openFile(fh: number, node: number): OpenFile | undefined {
     let open = fh === 0 ? this.#byNode.get(node) : this.#handles.get(fh);
     if (!open) {
-      const file = this.opts.tree.files[this.fileIndexOfNode[node] ?? -1];
+      const file = this.#opts.tree.files[this.#fileIndexOfNode[node] ?? -1];
       if (!file) return undefined;
-      open = this.opts.reader.open(file);
+      open = this.#opts.reader.open(file);
       if (fh === 0) this.#byNode.set(node, open);
       else this.#handles.set(fh, open);
     }
@@ -105,20 +117,21 @@ export class NativeMount {
   }
 
   #serveMiss(id: number, fh: number, node: number, offset: number, length: number): void {
-    const { addon, handle } = this;
+    const addon = this.#addon;
+    const handle = this.#handle;
     if (!handle) return;
     const open = this.#openFile(fh, node);
     if (!open) return addon.replyError(handle, id, osConstants.errno.EIO);
     const buf = Buffer.allocUnsafe(length);
-    const { onReadDone } = this.opts;
+    const { onReadDone } = this.#opts;
     const started = onReadDone ? performance.now() : 0;
-    this.opts.reader.readInto(open, offset, length, buf).then(
+    this.#opts.reader.readInto(open, offset, length, buf).then(
       (n) => {
         addon.replyData(handle, id, buf, n);
         onReadDone?.((performance.now() - started) / 1000);
       },
       (err: Error) => {
-        this.opts.log.debug({ path: open.file.path, offset, length, err: err.message }, 'read failed: EIO');
+        this.#opts.log.debug({ path: open.file.path, offset, length, err: err.message }, 'read failed: EIO');
         addon.replyError(handle, id, osConstants.errno.EIO);
         onReadDone?.((performance.now() - started) / 1000);
       },
@@ -139,17 +152,17 @@ export class NativeMount {
         continue;
       }
       const open = this.#openFile(fh, records[i + 1]!);
-      if (open) this.opts.reader.recordCachedRead(open, records[i + 2]!, length);
-      this.opts.onReadDone?.(records[i + 4]!);
+      if (open) this.#opts.reader.recordCachedRead(open, records[i + 2]!, length);
+      this.#opts.onReadDone?.(records[i + 4]!);
     }
   }
 
   /** A directory C listed: its files in listing order (C lists children in the snapshot's order, the Map's). */
   #listed(node: number): void {
-    const dir = this.dirOfNode.get(node);
+    const dir = this.#dirOfNode.get(node);
     if (!dir) return;
     const files: TorrentFile[] = [];
     for (const child of dir.children.values()) if (child instanceof TorrentFile) files.push(child);
-    this.opts.reader.listed(dir.path, files);
+    this.#opts.reader.listed(dir.path, files);
   }
 }
