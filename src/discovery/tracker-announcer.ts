@@ -145,8 +145,9 @@ export class TrackerAnnouncer extends EventEmitter {
         port: this.#opts.port,
         getAnnounceOpts: this.#opts.counters,
         wrtc: false,
-        ...(this.#opts.localAddress
+        ...(this.#opts.localAddress && /^https?:/i.test(url)
           ? // bittorrent-tracker announces over HTTP with Node's fetch, which takes an undici dispatcher.
+            // Only for HTTP: its UDP client reads proxyOpts as a SOCKS setting and throws without one.
             { proxyOpts: { httpAgent: this.#fromLocalAddress(), httpsAgent: this.#fromLocalAddress() } }
           : {}),
       });
