@@ -27,7 +27,7 @@ const STREAM = Buffer.concat(FILES.map((f) => DATA.get(f.name)!));
 const METAINFO = Metainfo.fromTorrentFile(buildTorrent({ name: 'ds', pieceLength: PIECE, files: FILES.map((f) => ({ path: [f.name], length: f.length })), data: STREAM }));
 const PIECES = METAINFO.layout.pieceCount;
 const IDLE_MS = 150;
-/** A fetch ends in this: (ranges ≤ 3, one at a time) × attempts 2 × (a trickle bounded by the idle timer + redirects). */
+/** A fetch ends in this: at most 6 hostile answers, each ≤ 4 gaps under the idle timer (~3.6 s), then right answers; margin for a loaded machine. */
 const FETCH_BOUND_MS = 8_000;
 /** The client's buffers may grow by the piece and some socket buffers, not by what a server pushes. */
 const MEMORY_BOUND = 48 * 2 ** 20;
@@ -58,7 +58,7 @@ const answer: fc.Arbitrary<Answer> = fc.record({
   body: fc.oneof({ weight: 5, arbitrary: fc.constant('exact' as const) }, { weight: 1, arbitrary: fc.constantFrom('short' as const, 'long' as const, 'garbage' as const, 'whole-file' as const, 'empty' as const, 'huge' as const) }),
   chunked: fc.boolean(),
   cutAt: fc.option(fc.nat(20_000), { nil: null, freq: 4 }),
-  parts: fc.integer({ min: 1, max: 6 }),
+  parts: fc.integer({ min: 1, max: 5 }),
   delayMs: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 * IDLE_MS }) }),
   redirect: fc.oneof({ weight: 3, arbitrary: fc.constant('none' as const) }, { weight: 1, arbitrary: fc.constantFrom('same' as const, 'prefix' as const, 'other-server' as const, 'relative' as const, 'no-location' as const, 'junk' as const, 'ftp' as const) }),
   junk: fc.string({ maxLength: 30 }),
@@ -66,7 +66,7 @@ const answer: fc.Arbitrary<Answer> = fc.record({
 });
 
 /** First chunk: which piece; the rest: one answer each. */
-const input = fc.tuple(fc.nat(PIECES - 1), fc.array(answer, { minLength: 1, maxLength: 8 })).map(([piece, answers]) => [Buffer.from([piece]), ...answers.map((a) => Buffer.from(JSON.stringify(a)))]);
+const input = fc.tuple(fc.nat(PIECES - 1), fc.array(answer, { minLength: 1, maxLength: 6 })).map(([piece, answers]) => [Buffer.from([piece]), ...answers.map((a) => Buffer.from(JSON.stringify(a)))]);
 
 const RIGHT: Answer = { status: 206, contentRange: 'right', contentLength: 'right', body: 'exact', chunked: false, cutAt: null, parts: 1, delayMs: 0, redirect: 'none', junk: '', close: false };
 
