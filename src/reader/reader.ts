@@ -40,14 +40,16 @@ export interface ReaderOptions {
    * peer). Default 3 s. Concurrent misses are ordered by it: first come, first served.
    */
   urgentTargetMs?: number;
-  /** After a piece timed out, reads of it fail at once for this long unless a source appears. Default min(readTimeoutMs, 10 s). */
+  /** After a piece timed out, reads of it fail at once for this long unless a source appears. Default min(readTimeoutMs, 2 s). */
   timeoutHoldMs?: number;
   /** Injected in tests (fake clock); Date.now otherwise. */
   now?: () => number;
 }
 
 const DEFAULT_URGENT_TARGET_MS = 3000;
-const MAX_TIMEOUT_HOLD_MS = 10_000;
+// Long enough for the kernel's own retry of a failed readahead page (it follows at once), short
+// enough that a user who retries after starting a seeder waits for it again rather than failing.
+const MAX_TIMEOUT_HOLD_MS = 2_000;
 
 /** A read that could not be answered: the FUSE layer turns it into EIO. */
 export class ReadFailedError extends Error {
