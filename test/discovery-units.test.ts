@@ -45,3 +45,14 @@ test('trackers: WebRTC and unknown schemes are skipped with a log line; an unrea
   t.is(status!.peers, 0);
   await announcer.stop();
 });
+
+test("a dictionary-model HTTP tracker peer, as bittorrent-tracker stringifies its ip bytes, is read as its address", (t) => {
+  // bittorrent-tracker emits `${peer.ip}:${peer.port}` with ip a Uint8Array of the bencoded string.
+  const ip = new TextEncoder().encode('127.0.0.9');
+  t.deepEqual(parsePeerAddress(`${ip}:6881`), { host: '127.0.0.9', port: 6881 });
+  const v6 = new TextEncoder().encode('::1');
+  t.deepEqual(parsePeerAddress(`${v6}:51413`), { host: '::1', port: 51413 });
+  // Bytes that do not spell an address stay refused.
+  t.is(parsePeerAddress('1,2,300:6881'), undefined);
+  t.is(parsePeerAddress(`${new TextEncoder().encode('junk')}:6881`), undefined);
+});

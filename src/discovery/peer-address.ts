@@ -14,7 +14,19 @@ export interface PeerAddress {
 export function parsePeerAddress(text: string): PeerAddress | undefined {
   const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(text);
   if (!m) return undefined;
-  return usableAddress(m[1]!, Number(m[2]));
+  return usableAddress(decodeStringifiedBytes(m[1]!), Number(m[2]));
+}
+
+/**
+ * bittorrent-tracker hands an HTTP tracker's dictionary-model peer (`ip` a
+ * bencoded string) on as `${Uint8Array}:port`, that is the ip's bytes joined
+ * by commas ("49,50,55,46,48,46,48,46,49:6881"): turn those back into text.
+ */
+function decodeStringifiedBytes(host: string): string {
+  if (!/^\d{1,3}(,\d{1,3})+$/.test(host)) return host;
+  const bytes = host.split(',').map(Number);
+  if (bytes.some((b) => b > 255)) return host;
+  return Buffer.from(bytes).toString('latin1');
 }
 
 /** The address if a peer could listen there, else undefined. */
