@@ -5,16 +5,19 @@
  * markdown table. Needs root (drop_caches), aria2c, python3-libtorrent, python3-torch.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomFillSync } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { createTorrentFile } from '../src/cli/create.js';
 import { freePort, startLibtorrent, startTracker, type Proc } from '../test/helpers/peers.js';
 
 export const execFileAsync = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = path.join(REPO, 'bin', 'btmount.js');
-const EPOCH = path.join(REPO, 'scripts', 'dataloader_epoch.py');
+export const EPOCH = path.join(REPO, 'scripts', 'dataloader_epoch.py');
 
 /** `--name value` from the command line, or the fallback. */
 export function arg(name: string, fallback: string): string {
@@ -133,4 +136,44 @@ export function median(xs: number[]): number {
   if (s.length === 0) return NaN;
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * The mount benches' dataset (one big file of `bigMiB` MiB, `smallCount` image-sized files), its torrent, and a byte-identical copy for the local-disk
+ * reference: the seeders keep the dataset's own files open, so their pages
+ * could not be dropped and "local disk" would really be memory.
+ */
+export async function makeMountDataset(dir: string, bigMiB: number, smallCount: number): Promise<{ root: string; reference: string; torrent: string }> {
+  const root = path.join(dir, 'dataset');
+  const reference = path.join(dir, 'reference');
+  const torrent = path.join(dir, `dataset-${bigMiB}-${smallCount}.torrent`);
+  const marker = `${torrent}.ok`;
+  if (existsSync(marker)) return { root, reference, torrent };
+  await rm(root, { recursive: true, force: true });
+  await mkdir(path.join(root, 'small'), { recursive: true });
+  const chunk = Buffer.allocUnsafe(16 << 20);
+  const fh = await open(path.join(root, 'big.bin'), 'w');
+  for (let left = bigMiB << 20; left > 0; left -= chunk.length) {
+    const n = Math.min(left, chunk.length);
+    randomFillSync(chunk, 0, n);
+    await fh.write(chunk, 0, n);
+  }
+  await fh.close();
+  for (let i = 0; i < smallCount; i++) {
+    const cls = path.join(root, 'small', `class${i % 10}`);
+    if (i < 10) await mkdir(cls, { recursive: true });
+    const size = 10_000 + ((i * 7919) % 40_000); // 10–50 KB, like small JPEGs
+    await writeFile(path.join(cls, `${String(i).padStart(5, '0')}.jpg`), randomFillSync(Buffer.allocUnsafe(size)));
+  }
+  await createTorrentFile(root, { output: torrent, pieceSize: 1 << 20, tracker: [], webSeed: [] });
+  await rm(reference, { recursive: true, force: true });
+  await execFileAsync('cp', ['-a', root, reference]);
+  await writeFile(marker, 'ok');
+  return { root, reference, torrent };
+}
+
+/** Resident memory of a process, in MiB. */
+export async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }

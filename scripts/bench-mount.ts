@@ -15,14 +15,11 @@
  *
  * Needs root (drop_caches), aria2c, python3-libtorrent, python3-torch. Prints markdown.
  */
-import { randomFillSync } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { createTorrentFile } from '../src/cli/create.js';
 import { loadMetainfo } from '../src/metainfo/index.js';
 import {
-  BIN, READ_TREE_IN_ORDER, Table, aria2Download, arg, dropCaches, epochs, execFileAsync, median, mount, python, startSeedSwarm, timeCommand, umount, type SeedSwarm,
+  BIN, READ_TREE_IN_ORDER, Table, aria2Download, arg, dropCaches, epochs, makeMountDataset, median, mount, python, rssMiB, startSeedSwarm, timeCommand, umount, type SeedSwarm,
 } from './bench-kit.js';
 
 const bigMiB = Number(arg('big-mib', '1024'));
@@ -30,45 +27,6 @@ const smallCount = Number(arg('small', '4000'));
 const dir = arg('dir', '/tmp/btmount-bench-mount');
 const table = new Table();
 const row = table.row.bind(table);
-
-/**
- * The dataset, its torrent, and a byte-identical copy for the local-disk
- * reference: the seeders keep the dataset's own files open, so their pages
- * could not be dropped and "local disk" would really be memory.
- */
-async function makeData(): Promise<{ root: string; reference: string; torrent: string }> {
-  const root = path.join(dir, 'dataset');
-  const reference = path.join(dir, 'reference');
-  const torrent = path.join(dir, `dataset-${bigMiB}-${smallCount}.torrent`);
-  const marker = `${torrent}.ok`;
-  if (existsSync(marker)) return { root, reference, torrent };
-  await rm(root, { recursive: true, force: true });
-  await mkdir(path.join(root, 'small'), { recursive: true });
-  const chunk = Buffer.allocUnsafe(16 << 20);
-  const fh = await open(path.join(root, 'big.bin'), 'w');
-  for (let left = bigMiB << 20; left > 0; left -= chunk.length) {
-    const n = Math.min(left, chunk.length);
-    randomFillSync(chunk, 0, n);
-    await fh.write(chunk, 0, n);
-  }
-  await fh.close();
-  for (let i = 0; i < smallCount; i++) {
-    const cls = path.join(root, 'small', `class${i % 10}`);
-    if (i < 10) await mkdir(cls, { recursive: true });
-    const size = 10_000 + ((i * 7919) % 40_000); // 10–50 KB, like small JPEGs
-    await writeFile(path.join(cls, `${String(i).padStart(5, '0')}.jpg`), randomFillSync(Buffer.allocUnsafe(size)));
-  }
-  await createTorrentFile(root, { output: torrent, pieceSize: 1 << 20, tracker: [], webSeed: [] });
-  await rm(reference, { recursive: true, force: true });
-  await execFileAsync('cp', ['-a', root, reference]);
-  await writeFile(marker, 'ok');
-  return { root, reference, torrent };
-}
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
-}
 
 
 const RANDOM_4K = `
@@ -90,7 +48,7 @@ print(lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000)
 async function main(): Promise<void> {
   await mkdir(dir, { recursive: true });
   process.stderr.write(`preparing ${bigMiB} MiB + ${smallCount} small files in ${dir} …\n`);
-  const { reference, torrent } = await makeData();
+  const { reference, torrent } = await makeMountDataset(dir, bigMiB, smallCount);
   const metainfo = await loadMetainfo(torrent);
   const totalMiB = metainfo.layout.totalLength / 2 ** 20;
   const mnt = path.join(dir, 'mnt');

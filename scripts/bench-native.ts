@@ -17,25 +17,14 @@
  */
 import bencode from 'bencode';
 import { execFile } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { createTorrentFile } from '../src/cli/create.js';
 import { loadMetainfo } from '../src/metainfo/index.js';
 import { freePort } from '../test/helpers/peers.js';
+import { BIN, EPOCH, arg, dropCaches, execFileAsync, makeMountDataset, median, python, rssMiB, umount } from './bench-kit.js';
 
-const execFileAsync = promisify(execFile);
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = path.join(REPO, 'bin', 'btmount.js');
-const EPOCH = path.join(REPO, 'scripts', 'dataloader_epoch.py');
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
 const bigMiB = Number(arg('big-mib', '1024'));
 const smallCount = Number(arg('small', '4000'));
 const rounds = Number(arg('rounds', '2'));
@@ -49,10 +38,6 @@ type Sample = Record<string, number>;
 const loadavg = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 const log = (line: string): boolean => process.stderr.write(line + '\n');
 
-async function dropCaches(): Promise<void> {
-  await execFileAsync('sync');
-  await writeFile('/proc/sys/vm/drop_caches', '3');
-}
 
 async function sh(script: string): Promise<string> {
   const { stdout } = await execFileAsync('bash', ['-c', script], { maxBuffer: 64 << 20 });
@@ -65,38 +50,6 @@ async function seconds(script: string): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-async function python(code: string, args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync('/usr/bin/python3', ['-c', code, ...args], { maxBuffer: 64 << 20 });
-  return stdout.trim();
-}
-
-/** The dataset, a byte-identical local copy (the reference: the seeder keeps the dataset's files open), the torrent. */
-async function makeData(): Promise<{ root: string; reference: string; torrent: string }> {
-  const root = path.join(dir, 'dataset');
-  const reference = path.join(dir, 'reference');
-  const torrent = path.join(dir, `dataset-${bigMiB}-${smallCount}.torrent`);
-  if (existsSync(`${torrent}.ok`)) return { root, reference, torrent };
-  await rm(root, { recursive: true, force: true });
-  await mkdir(path.join(root, 'small'), { recursive: true });
-  const chunk = Buffer.allocUnsafe(16 << 20);
-  const fh = await open(path.join(root, 'big.bin'), 'w');
-  for (let left = bigMiB << 20; left > 0; left -= chunk.length) {
-    const n = Math.min(left, chunk.length);
-    randomFillSync(chunk, 0, n);
-    await fh.write(chunk, 0, n);
-  }
-  await fh.close();
-  for (let i = 0; i < smallCount; i++) {
-    const cls = path.join(root, 'small', `class${i % 10}`);
-    if (i < 10) await mkdir(cls, { recursive: true });
-    await writeFile(path.join(cls, `${String(i).padStart(5, '0')}.jpg`), randomFillSync(Buffer.allocUnsafe(10_000 + ((i * 7919) % 40_000))));
-  }
-  await createTorrentFile(root, { output: torrent, pieceSize: 1 << 20, tracker: [], webSeed: [] });
-  await rm(reference, { recursive: true, force: true });
-  await execFileAsync('cp', ['-a', root, reference]);
-  await writeFile(`${torrent}.ok`, 'ok');
-  return { root, reference, torrent };
-}
 
 async function mount(backend: Backend, torrent: string, mnt: string, cache: string, extra: string[]): Promise<{ pid: number; seconds: number }> {
   await mkdir(mnt, { recursive: true });
@@ -107,9 +60,6 @@ async function mount(backend: Backend, torrent: string, mnt: string, cache: stri
   return { pid: Number(/daemon pid (\d+)/.exec(stdout)![1]), seconds: (performance.now() - started) / 1000 };
 }
 
-async function umount(mnt: string): Promise<void> {
-  await execFileAsync(process.execPath, [BIN, 'umount', mnt]).catch(() => execFileAsync('fusermount', ['-uz', mnt]));
-}
 
 /** CPU seconds (user + system) a process has used. */
 async function cpuSeconds(pid: number): Promise<number> {
@@ -117,9 +67,6 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-async function rssMiB(pid: number): Promise<number> {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-}
 
 const RANDOM_4K = `
 import os, random, sys, time
@@ -207,10 +154,6 @@ function synthesizeMillion(n: number): Buffer {
   return Buffer.from(bencode.encode({ info: { name: Buffer.from('imagenet'), 'piece length': pieceLength, pieces, files } }));
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const range = (xs: number[], digits: number): string => {
   const lo = Math.min(...xs).toFixed(digits);
   const hi = Math.max(...xs).toFixed(digits);
@@ -220,7 +163,7 @@ const range = (xs: number[], digits: number): string => {
 async function main(): Promise<void> {
   await mkdir(dir, { recursive: true });
   log(`preparing ${bigMiB} MiB + ${smallCount} small files in ${dir} …`);
-  const { root, reference, torrent } = await makeData();
+  const { root, reference, torrent } = await makeMountDataset(dir, bigMiB, smallCount);
   const { infoHash } = await loadMetainfo(torrent);
   const loadStart = await loadavg();
 
