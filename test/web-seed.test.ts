@@ -242,8 +242,8 @@ test('create --web-seed writes url-list, inspect shows it, and a non-HTTP web se
 
 const NGINX = '/usr/sbin/nginx';
 
-test('Debian nginx as the web seed: every piece fetched and verified', async (t) => {
-  if (!existsSync(NGINX)) return t.pass('nginx is not installed (apt-get install nginx)');
+// CI installs nginx-light; elsewhere the test is declared skipped (TAP # SKIP) without it, never passed empty.
+(existsSync(NGINX) ? test : test.skip)('Debian nginx as the web seed: every piece fetched and verified', async (t) => {
   const dir = path.join(base, 'nginx');
   await mkdir(dir, { recursive: true });
   // Started as root, nginx's workers run as nobody: they must be able to read the (0700) temp dir.
