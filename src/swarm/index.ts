@@ -4,3 +4,4 @@ export { MessageFramer, FramingError } from './message-framer.js';
 export { type PeerSource } from './peer-connection.js';
 export { TokenBucket } from './rate-limiter.js';
 export { chooseUnchoked } from './choker.js';
+export { type WebPieceSource } from './web-piece-source.js';

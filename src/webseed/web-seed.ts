@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metainfo, PieceIndex } from '../metainfo/index.js';
 import { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { TokenBucket } from '../swarm/rate-limiter.js';
+import type { WebPieceSource } from '../swarm/web-piece-source.js';
 import { silentLogger, type Logger } from '../log.js';
 import { fetchRange, WebSeedError, type WebSeedFailureKind } from './range-fetch.js';
 import { parseWebSeedUrl, planPiece, type PieceRequestPlan } from './web-seed-url.js';
@@ -49,7 +50,7 @@ export interface WebSeedStatus {
 
 const MAX_BACKOFF_MS = 5 * 60_000;
 
-export class WebSeed {
+export class WebSeed implements WebPieceSource {
   readonly url: URL;
   readonly #agents: { http: http.Agent; https: https.Agent };
   readonly #bucket: TokenBucket | undefined;
@@ -92,6 +93,14 @@ export class WebSeed {
     setMaxListeners(0, this.#closing.signal);
   }
 
+  get name(): string {
+    return this.url.href;
+  }
+
+  get parallelPieces(): number {
+    return this.#opts.connections;
+  }
+
   /** False while the seed is backing off after a failure: the scheduler should ask a peer. */
   get ready(): boolean {
     return Date.now() >= this.#retryAt;
@@ -101,7 +110,7 @@ export class WebSeed {
    * The bytes of piece `piece`, fetched as one range per file it covers (in parallel, up to the
    * connection limit). Throws WebSeedError; the seed then backs off. Not yet verified.
    */
-  async fetchPiece(piece: PieceIndex): Promise<Buffer> {
+  async fetchPiece(piece: PieceIndex, signal?: AbortSignal): Promise<Buffer> {
     let plan: PieceRequestPlan;
     try {
       plan = planPiece(this.url, this.#metainfo, piece);
@@ -113,12 +122,13 @@ export class WebSeed {
     try {
       await Promise.all(
         plan.ranges.map(async (range) => {
-          const bytes = await this.#withRetries(() => this.#fetchOnce(range.url, range.offsetInFile, range.length));
+          const bytes = await this.#withRetries(() => this.#fetchOnce(range.url, range.offsetInFile, range.length, signal), signal);
           bytes.copy(data, range.offsetInPiece);
         }),
       );
     } catch (err) {
-      if (!(err instanceof WebSeedError)) throw err;
+      // A caller that gave up (the piece came from a peer first) is not the seed's failure.
+      if (!(err instanceof WebSeedError) || signal?.aborted) throw err;
       throw this.#failed(err, piece);
     }
     this.#stats.bytesFetched += plan.ranges.reduce((sum, r) => sum + r.length, 0);
@@ -126,8 +136,8 @@ export class WebSeed {
   }
 
   /** fetchPiece, then the SHA-1 check: a seed whose bytes do not verify is charged like any failure. */
-  async fetchVerifiedPiece(piece: PieceIndex): Promise<VerifiedPiece> {
-    const data = await this.fetchPiece(piece);
+  async fetchVerifiedPiece(piece: PieceIndex, signal?: AbortSignal): Promise<VerifiedPiece> {
+    const data = await this.fetchPiece(piece, signal);
     const verified = VerifiedPiece.check(this.#metainfo.layout, piece, data);
     if (!verified) throw this.#failed(new WebSeedError('hash-mismatch', `piece ${piece} from ${this.url.host} does not match the torrent`), piece);
     this.#consecutiveFailures = 0;
@@ -153,23 +163,23 @@ export class WebSeed {
     this.#agents.https.destroy();
   }
 
-  #fetchOnce(url: URL, offset: number, length: number): Promise<Buffer> {
+  #fetchOnce(url: URL, offset: number, length: number, signal: AbortSignal | undefined): Promise<Buffer> {
     return fetchRange(url, offset, length, {
       agents: this.#agents,
       idleTimeoutMs: this.#opts.idleTimeoutMs,
       maxRedirects: this.#opts.maxRedirects,
-      signal: this.#closing.signal,
+      signal: signal ? AbortSignal.any([this.#closing.signal, signal]) : this.#closing.signal,
       ...(this.#bucket ? { bucket: this.#bucket } : {}),
       ...(this.#options.tls ? { tls: this.#options.tls } : {}),
     });
   }
 
-  async #withRetries(attempt: () => Promise<Buffer>): Promise<Buffer> {
+  async #withRetries(attempt: () => Promise<Buffer>, signal: AbortSignal | undefined): Promise<Buffer> {
     for (let n = 1; ; n++) {
       try {
         return await attempt();
       } catch (err) {
-        const retry = err instanceof WebSeedError && err.transient && n < this.#opts.attempts && !this.#closing.signal.aborted;
+        const retry = err instanceof WebSeedError && err.transient && n < this.#opts.attempts && !this.#closing.signal.aborted && !signal?.aborted;
         if (!retry) throw err;
         this.#log.debug({ kind: err.kind, attempt: n }, `web seed: retrying after ${err.message}`);
         await sleep(this.#opts.retryDelayMs * 2 ** (n - 1), undefined, { ref: false });
