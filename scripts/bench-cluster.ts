@@ -30,9 +30,9 @@
  * --plot) python3-matplotlib. Never uses an address outside 127.0.0.0/8.
  */
 import { execFile } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createTorrentFile } from '../src/cli/create.js';
@@ -56,17 +56,38 @@ function arg(name: string, fallback: string): string {
 // ── reader mode: one child process per node reads a list of files through its mount ──
 
 /**
- * `--read <list> <concurrency>`: reads every file named in the list (one path a line),
- * `concurrency` at a time, as a DataLoader's workers do; prints the bytes.
+ * `--read <list> <concurrency>`: reads every file of the list (`<sha1> <length> <path>` a line)
+ * to its end, `concurrency` at a time, as a DataLoader's workers do, and checks each one's
+ * length and SHA-1; prints the bytes read and its own CPU time. One process per node, each
+ * worker with one reused buffer: the readers' CPU is part of what the machine spends.
  */
 async function readerMain(listFile: string, concurrency: number): Promise<void> {
-  const files = (await readFile(listFile, 'utf8')).split('\n').filter(Boolean);
+  const files = (await readFile(listFile, 'utf8')).split('\n').filter(Boolean).map((line) => {
+    const [sha1, length, ...file] = line.split(' ');
+    return { sha1: sha1!, length: Number(length), file: file.join(' ') };
+  });
   let next = 0;
   let bytes = 0;
   const worker = async (): Promise<void> => {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
     while (next < files.length) {
-      const file = files[next++]!;
-      bytes += (await readFile(file)).length;
+      const { sha1, length, file } = files[next++]!;
+      const handle = await open(file, 'r');
+      const hash = createHash('sha1');
+      let got = 0;
+      try {
+        for (;;) {
+          const { bytesRead } = await handle.read(buf, 0, buf.length, got);
+          if (bytesRead === 0) break;
+          hash.update(buf.subarray(0, bytesRead));
+          got += bytesRead;
+        }
+      } finally {
+        await handle.close();
+      }
+      if (got !== length) throw new Error(`${file}: read ${got} bytes, the dataset's file has ${length}`);
+      if (hash.digest('hex') !== sha1) throw new Error(`${file}: the bytes read differ from the dataset's (SHA-1)`);
+      bytes += got;
     }
   };
   try {
@@ -85,8 +106,15 @@ interface Data {
   root: string;
   torrent: string;
   metainfo: Metainfo;
-  /** Files in torrent order (no pad files). */
-  files: Array<{ path: string; offset: number; length: number }>;
+  /** Files in torrent order (no pad files), with the SHA-1 of their bytes (the readers check it). */
+  files: DataFile[];
+}
+
+interface DataFile {
+  path: string;
+  offset: number;
+  length: number;
+  sha1: string;
 }
 
 /** Image-like files: 40–200 KB each, random bytes (incompressible, like JPEGs), 256 KiB pieces. */
@@ -108,7 +136,12 @@ async function makeData(dir: string, mib: number): Promise<Data> {
     await writeFile(marker, '');
   }
   const metainfo = await loadMetainfo(torrent);
-  const files = metainfo.files.filter((f) => !f.pad).map((f) => ({ path: f.path, offset: f.offset, length: f.length }));
+  const files: DataFile[] = [];
+  for (const f of metainfo.files) {
+    if (f.pad) continue;
+    const sha1 = createHash('sha1').update(await readFile(path.join(root, ...f.path.split('/')))).digest('hex');
+    files.push({ path: f.path, offset: f.offset, length: f.length, sha1 });
+  }
   return { root, torrent, metainfo, files };
 }
 
@@ -244,22 +277,22 @@ async function originBytes(cluster: Cluster): Promise<number> {
 async function readAll(
   base: string,
   nodes: readonly MountedTorrent[],
-  lists: ReadonlyArray<readonly string[]>,
+  lists: ReadonlyArray<readonly DataFile[]>,
   tag: string,
-): Promise<{ seconds: number; readerCpu: number }> {
+): Promise<{ seconds: number; readerCpu: CpuTime }> {
   const started = performance.now();
   const cpu = await Promise.all(
     nodes.map(async (m, i) => {
       const listFile = path.join(base, `${tag}-${i}.list`);
-      await writeFile(listFile, lists[i]!.map((p) => path.join(m.mountpoint, p)).join('\n') + '\n');
+      await writeFile(listFile, lists[i]!.map((f) => `${f.sha1} ${f.length} ${path.join(m.mountpoint, f.path)}`).join('\n') + '\n');
       const reader = startProcess(process.execPath, [process.argv[1]!, '--read', listFile, arg('readers', '16')]);
       const code = await reader.exited;
       if (code !== 0) throw new Error(`node ${i} (${tag}) failed to read its files: ${reader.output().slice(-500)}`);
       const said = / cpu (\d+) (\d+)/.exec(reader.output());
-      return said ? (Number(said[1]) + Number(said[2])) / 1e6 : 0;
+      return { user: Number(said?.[1] ?? 0) / 1e6, system: Number(said?.[2] ?? 0) / 1e6 };
     }),
   );
-  return { seconds: (performance.now() - started) / 1000, readerCpu: cpu.reduce((a, b) => a + b, 0) };
+  return { seconds: (performance.now() - started) / 1000, readerCpu: cpu.reduce(addCpu, { user: 0, system: 0 }) };
 }
 
 // ── the runs ─────────────────────────────────────────────────────────────────
@@ -268,6 +301,8 @@ interface CpuTime {
   user: number;
   system: number;
 }
+
+const addCpu = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user + b.user, system: a.system + b.system });
 
 /** CPU seconds the processes have used, user and system apart: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
 async function cpuTime(pids: readonly number[]): Promise<CpuTime> {
@@ -297,7 +332,7 @@ interface Result {
   n: number;
   seconds: number;
   /** CPU seconds while the nodes read (the machine has `nproc` cores): the mount daemons, the origin, the reader processes. */
-  cpu: { nodes: CpuTime; origin: CpuTime; readers: number };
+  cpu: { nodes: CpuTime; origin: CpuTime; readers: CpuTime };
   bound: number;
   originFactor: number;
   centralSeconds: number;
@@ -312,7 +347,7 @@ async function runFull(data: Data, n: number, rate: number, base: string): Promi
   const F = data.metainfo.layout.totalLength;
   const cluster = await startCluster(data, n, rate, base);
   try {
-    const order = data.files.map((f) => f.path);
+    const order = data.files;
     const origin0 = await originBytes(cluster);
     const meter = await cpuMeter(cluster);
     const { seconds, readerCpu } = await readAll(base, cluster.nodes, cluster.nodes.map(() => order), 'full');
@@ -347,11 +382,11 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
   try {
     const o0 = await originBytes(cluster);
     const meter = await cpuMeter(cluster);
-    const r1 = await readAll(base, cluster.nodes, epoch1.map((fs) => fs.map((f) => f.path)), 'epoch1');
+    const r1 = await readAll(base, cluster.nodes, epoch1, 'epoch1');
     const o1 = (await originBytes(cluster)) - o0;
-    const r2 = await readAll(base, cluster.nodes, epoch2.map((fs) => fs.map((f) => f.path)), 'epoch2');
+    const r2 = await readAll(base, cluster.nodes, epoch2, 'epoch2');
     const o2 = (await originBytes(cluster)) - o0;
-    const cpu = { ...(await meter()), readers: r1.readerCpu + r2.readerCpu };
+    const cpu = { ...(await meter()), readers: addCpu(r1.readerCpu, r2.readerCpu) };
     const [s1, s2] = [r1.seconds, r2.seconds];
     const load = await loadAverage();
     await cluster.stop();
@@ -376,14 +411,14 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
 }
 
 const cpuText = (c: Result['cpu']): string =>
-  `${c.nodes.user.toFixed(1)} + ${c.nodes.system.toFixed(1)}, ${(c.origin.user + c.origin.system).toFixed(1)}, ${c.readers.toFixed(1)}`;
+  `${c.nodes.user.toFixed(1)} + ${c.nodes.system.toFixed(1)}, ${(c.origin.user + c.origin.system).toFixed(1)}, ${c.readers.user.toFixed(1)} + ${c.readers.system.toFixed(1)}`;
 
 function printTable(results: readonly Result[], mib: number, rate: number): void {
   const out: string[] = [];
   out.push(`F = ${mib} MiB, u_s = u_i = ${(rate / MiB).toFixed(1)} MiB/s; bound = swarm lower bound; central = N·F/u_s (full) or Σ bytes needed / u_s (shards)`);
   out.push('');
   out.push(
-    '| workload | N | time (s) | bound (s) | time / bound | origin factor | central server (s) | epochs: time / bound, origin factor | CPU s: nodes user + sys, origin, readers | load average |',
+    '| workload | N | time (s) | bound (s) | time / bound | origin factor | central server (s) | epochs: time / bound, origin factor | CPU s: nodes user + sys, origin, readers user + sys | load average |',
   );
   out.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
@@ -444,7 +479,7 @@ async function main(): Promise<void> {
         process.stderr.write(
           `${workload} N=${n}: ${r.seconds.toFixed(1)} s (bound ${r.bound.toFixed(1)} s, ×${(r.seconds / r.bound).toFixed(2)}), origin factor ${r.originFactor.toFixed(2)}${
             r.epochs ? ` (epoch 1 ${r.epochs[0]!.originFactor.toFixed(2)}, epoch 2 ${r.epochs[1]!.originFactor.toFixed(2)})` : ''
-          }, CPU s: nodes ${r.cpu.nodes.user.toFixed(1)} user + ${r.cpu.nodes.system.toFixed(1)} sys, origin ${(r.cpu.origin.user + r.cpu.origin.system).toFixed(1)}, readers ${r.cpu.readers.toFixed(1)}; load ${r.load}\n`,
+          }, CPU s: nodes ${r.cpu.nodes.user.toFixed(1)} user + ${r.cpu.nodes.system.toFixed(1)} sys, origin ${(r.cpu.origin.user + r.cpu.origin.system).toFixed(1)}, readers ${r.cpu.readers.user.toFixed(1)} user + ${r.cpu.readers.system.toFixed(1)} sys; load ${r.load}\n`,
         );
         await rm(base, { recursive: true, force: true });
       }
