@@ -11,6 +11,8 @@ import { SharePolicy, type ShareMode } from './share-policy.js';
 import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
+import type { WebPieceSource } from './web-piece-source.js';
+import { pickWebSeedFetches, type WantedPieceSupply } from './web-seed-picker.js';
 
 
 export interface SwarmOptions {
@@ -71,8 +73,22 @@ export interface SwarmStats {
   wanted: number;
   /** SHA-1 checks of received pieces: how many, and the event-loop time they took. */
   verify: { pieces: number; totalMs: number; maxMs: number };
-  /** Bytes moved by where the peer came from (the metrics' per-source counters); absent kinds moved nothing. */
-  bySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>>;
+  /** Bytes moved by where the peer came from (the metrics' per-source counters), web seeds apart; absent kinds moved nothing. */
+  bySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>>;
+  /** One per web seed added, in the order added. */
+  webSeeds: SwarmWebSeedStats[];
+}
+
+/** Where bytes came from: a peer (by how we found it) or a web seed. */
+export type TransferSource = PeerSource | 'webSeed';
+
+export interface SwarmWebSeedStats {
+  name: string;
+  /** Verified pieces it delivered that the swarm took. */
+  piecesFetched: number;
+  bytesFetched: number;
+  /** Pieces asked of it and not yet settled. */
+  inflight: number;
 }
 
 type Source = Exclude<PeerSource, 'incoming'>;
@@ -111,6 +127,16 @@ interface Conn {
    * faster do not restart the clock of a peer that has sent nothing since.
    */
   owingSince: number;
+}
+
+/** A web seed as the swarm schedules it: the source and the fetches it has running. */
+interface WebSeedSlot {
+  readonly id: number;
+  readonly source: WebPieceSource;
+  /** Per piece asked of it: aborts the HTTP fetch when a peer delivers first or nobody wants the piece. */
+  readonly inflight: Map<PieceIndex, AbortController>;
+  piecesFetched: number;
+  bytesFetched: number;
 }
 
 interface Waiter {
@@ -159,6 +185,11 @@ const READ_BUFFER_BYTES = 256 * 1024;
 const MAX_POOLED_BYTES = 80 * 1024 * 1024;
 const IDLE_POOLED_BUFFERS = 4;
 const POOL_IDLE_MS = 10_000;
+/**
+ * Wanted non-urgent pieces looked at per web-seed pick (in the order they were wanted): the
+ * check is per peer for pieces some peer has, and picks run after most swarm events.
+ */
+const WEB_SEED_SCAN_LIMIT = 512;
 
 /**
  * The swarm engine for one torrent: connects to peers, asks the scheduler what
@@ -198,7 +229,8 @@ export class Swarm extends EventEmitter {
   readonly #verifyTime = { pieces: 0, totalMs: 0, maxMs: 0 };
   #downloaded = 0;
   #uploaded = 0;
-  readonly #transferBySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>> = {};
+  readonly #transferBySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>> = {};
+  readonly #webSeeds: WebSeedSlot[] = [];
   #scheduled = false;
   #tickTimer: NodeJS.Timeout | undefined;
   #readingPaused = false;
@@ -287,6 +319,19 @@ export class Swarm extends EventEmitter {
   }
 
   /**
+   * A source of whole verified pieces (an HTTP origin). It is asked only for what the
+   * connected peers cannot deliver (see web-seed-picker.ts); the swarm closes it in close().
+   */
+  addWebSeed(source: WebPieceSource): void {
+    if (this.#closed) {
+      source.close();
+      return;
+    }
+    this.#webSeeds.push({ id: this.#webSeeds.length, source, inflight: new Map(), piecesFetched: 0, bytesFetched: 0 });
+    this.#requestSchedule();
+  }
+
+  /**
    * Resolves once the storage holds the piece. Callers asking for the same
    * piece share one fetch; the highest priority among them wins. An aborted
    * caller is rejected with the signal's reason; when none are left the piece
@@ -358,6 +403,7 @@ export class Swarm extends EventEmitter {
       wanted: this.#fetches.size,
       verify: { ...this.#verifyTime },
       bySource: Object.fromEntries(Object.entries(this.#transferBySource).map(([k, v]) => [k, { ...v }])),
+      webSeeds: this.#webSeeds.map((w) => ({ name: w.source.name, piecesFetched: w.piecesFetched, bytesFetched: w.bytesFetched, inflight: w.inflight.size })),
     };
   }
 
@@ -383,6 +429,13 @@ export class Swarm extends EventEmitter {
         else parts.push(`piece ${index} requested from ${unchoked} of ${ready.length} peers`);
       }
     }
+    if (this.#webSeeds.length > 0) {
+      const fetching = this.#webSeeds.reduce((n, w) => n + w.inflight.size, 0);
+      const backingOff = this.#webSeeds.filter((w) => !w.source.ready).length;
+      parts.push(
+        `${this.#webSeeds.length} web seed${this.#webSeeds.length === 1 ? '' : 's'}: ${fetching} pieces in flight` + (backingOff > 0 ? `, ${backingOff} backing off` : ''),
+      );
+    }
     if (this.#hashFailures > 0) parts.push(`${this.#hashFailures} hash failures`);
     if (this.#bannedHosts.size > 0) parts.push(`${this.#bannedHosts.size} banned`);
     return parts.join('; ');
@@ -401,6 +454,11 @@ export class Swarm extends EventEmitter {
       }
     }
     this.#fetches.clear();
+    for (const w of this.#webSeeds) {
+      for (const ac of w.inflight.values()) ac.abort(new Error('swarm closing'));
+      w.inflight.clear();
+      w.source.close();
+    }
     for (const c of [...this.#conns.values()]) c.pc.destroy('swarm closing');
     const server = this.#server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -640,6 +698,7 @@ export class Swarm extends EventEmitter {
     if (!waiters || waiters.size === 0) {
       this.#fetches.delete(index);
       this.#dropAssembly(index);
+      this.#abortWebFetches(index, 'nobody wants the piece any more');
       this.#sendCancels(this.#scheduler.unwant(index));
       this.#requestSchedule();
       return;
@@ -749,7 +808,18 @@ export class Swarm extends EventEmitter {
       this.#releasePiece(data);
       return;
     }
+    this.#takeVerified(piece, true);
+  }
+
+  /**
+   * A verified piece, from peers' blocks or a web seed, into the storage: HAVE to every
+   * peer, other sources for it stopped, waiters resolved once stored. A buffer of our pool
+   * (`pooled`) comes back to it when the storage is done with it; a web seed's stays its own.
+   */
+  #takeVerified(piece: VerifiedPiece, pooled: boolean): void {
+    const { index, data } = piece;
     this.#sendCancels(this.#scheduler.pieceVerified(index));
+    this.#abortWebFetches(index, 'the piece came from another source');
     this.#clearSuspects(index, data);
     this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
@@ -760,7 +830,7 @@ export class Swarm extends EventEmitter {
       this.#storing.delete(index);
       this.#announcedEarly.delete(index);
       this.#storingBytes -= data.length;
-      this.#releasePiece(data); // the storage has written or copied it
+      if (pooled) this.#releasePiece(data); // the storage has written or copied it
     };
     this.#storage.put(piece).then(
       (stored) => {
@@ -836,6 +906,7 @@ export class Swarm extends EventEmitter {
   #pieceAvailable(index: PieceIndex): void {
     if (this.#closed) return;
     this.#dropAssembly(index);
+    this.#abortWebFetches(index, 'the piece is here');
     if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
     this.#pumpAllUploads();
@@ -901,6 +972,7 @@ export class Swarm extends EventEmitter {
       const { requests, cancels } = this.#scheduler.schedule(Date.now());
       this.#sendCancels(cancels);
       for (const [key, list] of requests) this.#sendRequests(this.#conns.get(key), list);
+      this.#startWebSeedFetches(Date.now());
     }
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
@@ -933,6 +1005,88 @@ export class Swarm extends EventEmitter {
     this.#dropStalled(now);
     this.#connectSome();
     this.#runSchedule();
+  }
+
+  // ── web seeds ──────────────────────────────────────────────────────────────
+
+  /** Asks the web seeds for what the peers cannot deliver (see web-seed-picker.ts). */
+  #startWebSeedFetches(now: number): void {
+    if (this.#webSeeds.length === 0 || this.#fetches.size === 0) return;
+    const seeds = this.#webSeeds.map((w) => ({ id: w.id, ready: w.source.ready, freeSlots: w.source.parallelPieces - w.inflight.size }));
+    if (!seeds.some((s) => s.ready && s.freeSlots > 0)) return;
+    const picks = pickWebSeedFetches(this.#webSeedCandidates(now), seeds, now, { random: Math.random });
+    for (const pick of picks) this.#fetchFromWebSeed(this.#webSeeds[pick.seed]!, pick.index);
+  }
+
+  /** Wanted pieces no web seed is fetching, with what the peers can do for each: every urgent one, the first others. */
+  *#webSeedCandidates(now: number): Generator<WantedPieceSupply> {
+    let others = 0;
+    for (const index of this.#scheduler.wantedPieces()) {
+      if (this.#storing.has(index) || this.#webSeeds.some((w) => w.inflight.has(index))) continue;
+      const priority = this.#scheduler.priorityOf(index)!;
+      const urgent = priority === 'urgent';
+      if (!urgent && ++others > WEB_SEED_SCAN_LIMIT) continue; // keep going: urgent pieces may come later in the order
+      const supply = this.#scheduler.peerSupply(index, now, urgent);
+      yield { index, priority, deadline: urgent ? this.#deadlineOf(index) : undefined, ...supply };
+    }
+  }
+
+  /** The soonest deadline among an urgent piece's waiters. */
+  #deadlineOf(index: PieceIndex): number | undefined {
+    let deadline: number | undefined;
+    for (const w of this.#fetches.get(index) ?? []) if (w.priority === 'urgent' && w.deadline !== undefined) deadline = Math.min(deadline ?? Infinity, w.deadline);
+    return deadline;
+  }
+
+  #fetchFromWebSeed(seed: WebSeedSlot, index: PieceIndex): void {
+    const ac = new AbortController();
+    seed.inflight.set(index, ac);
+    let fetched: Promise<VerifiedPiece>;
+    try {
+      fetched = seed.source.fetchVerifiedPiece(index, ac.signal);
+    } catch (err) {
+      fetched = Promise.reject(err);
+    }
+    fetched.then(
+      (piece) => {
+        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
+        if (piece.index !== index) return this.#webSeedFailed(seed, index, new Error(`sent piece ${piece.index} when asked for ${index}`));
+        const size = piece.data.length;
+        seed.piecesFetched++;
+        seed.bytesFetched += size;
+        this.#downloaded += size;
+        (this.#transferBySource.webSeed ??= { downloaded: 0, uploaded: 0 }).downloaded += size;
+        if (this.#closed || ac.signal.aborted || this.#storing.has(index) || this.#storage.has(index) || !this.#scheduler.isWanted(index)) {
+          this.#requestSchedule();
+          return;
+        }
+        if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
+        this.#dropAssembly(index); // blocks peers sent of it are not needed now
+        this.#takeVerified(piece, false);
+        this.#requestSchedule();
+      },
+      (err: unknown) => {
+        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
+        if (this.#closed || ac.signal.aborted) return;
+        this.#webSeedFailed(seed, index, err);
+      },
+    );
+  }
+
+  /** The piece stays with the peers (the scheduler never let go of it); a blocked read keeps its deadline. */
+  #webSeedFailed(seed: WebSeedSlot, index: PieceIndex, err: unknown): void {
+    this.#log.info({ webSeed: seed.source.name, index, reason: (err as Error)?.message ?? String(err) }, 'web seed did not deliver a piece; peers may');
+    this.emit('web-seed-failure', seed.source.name, index, err);
+    this.#requestSchedule();
+  }
+
+  #abortWebFetches(index: PieceIndex, why: string): void {
+    for (const w of this.#webSeeds) {
+      const ac = w.inflight.get(index);
+      if (!ac) continue;
+      w.inflight.delete(index);
+      ac.abort(new Error(why));
+    }
   }
 
   // ── uploading ──────────────────────────────────────────────────────────────
