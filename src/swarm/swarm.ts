@@ -8,7 +8,7 @@ import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Pr
 import { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { chooseUnchoked } from './choker.js';
 import { SharePolicy, type ShareMode } from './share-policy.js';
-import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
+import { PeerConnection, type PeerSource, type UploadResponder, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
 import type { WebPieceSource } from './web-piece-source.js';
@@ -109,7 +109,7 @@ interface UploadRequest {
   index: PieceIndex;
   offset: number;
   length: number;
-  respond: (err: Error | null, buf?: Uint8Array) => void;
+  respond: UploadResponder;
 }
 
 interface Conn {
@@ -387,10 +387,10 @@ export class Swarm extends EventEmitter {
         source: c.pc.source,
         client: c.pc.peerClient,
         downloadRate: Math.round(this.#scheduler.rate(c.key, now)),
-        uploadRate: Math.round(c.pc.wire.uploadSpeed()),
-        choked: c.pc.wire.peerChoking,
-        choking: c.pc.wire.amChoking,
-        interested: c.pc.wire.peerInterested,
+        uploadRate: Math.round(c.pc.uploadSpeed()),
+        choked: c.pc.peerChoking,
+        choking: c.pc.amChoking,
+        interested: c.pc.peerInterested,
         inflight: this.#scheduler.inflightCount(c.key),
       });
     }
@@ -520,7 +520,7 @@ export class Swarm extends EventEmitter {
     const withPieces = [...this.#conns.values()].filter((c) => this.#hasAny(c, urgent));
     const stalled = (c: Conn): boolean => this.#scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
     // Someone to give the blocks to: unchoking us, or sending (allowed-fast pieces) while it chokes.
-    const better = withPieces.filter((c) => !stalled(c) && (!c.pc.wire.peerChoking || now - c.lastBlockAt < STALLED_MS));
+    const better = withPieces.filter((c) => !stalled(c) && (!c.pc.peerChoking || now - c.lastBlockAt < STALLED_MS));
     if (better.length === 0) return;
     for (const c of withPieces) {
       if (!stalled(c)) continue;
@@ -601,68 +601,42 @@ export class Swarm extends EventEmitter {
     }
     conn.peerId = peerId;
     const { pc } = conn;
-    const wire = pc.wire;
     const key = conn.key;
-    this.#log.debug({ peer: pc.address, direction: pc.direction, fast: wire.hasFast }, 'peer connected');
-    this.#scheduler.addPeer(key, Date.now(), { fast: wire.hasFast });
+    this.#log.debug({ peer: pc.address, direction: pc.direction, fast: pc.hasFast }, 'peer connected');
+    this.#scheduler.addPeer(key, Date.now(), { fast: pc.hasFast });
     if (conn.candidate && conn.candidate.failures > 0) conn.candidate.failures = 0;
-    this.#sendOurPieces(wire);
-    wire.setKeepAlive(true);
+    pc.sendPieceSet([...this.#storage.haveIndices()], this.layout.pieceCount);
 
-    // Events can still come out of the wire after the connection closed (it parses what it had buffered).
-    const live = (): boolean => !pc.closed && this.#scheduler.hasPeer(key);
-    const on = (event: string, handler: (...args: never[]) => void): void => {
-      wire.on(event, (...args: unknown[]) => {
-        if (live()) handler(...(args as never[]));
-      });
+    // A closed connection calls no handler; one the scheduler dropped (closing) neither.
+    const live = (): boolean => this.#scheduler.hasPeer(key);
+    /** A change to what the peer has or allows: the scheduler learns it, then runs. */
+    const update = (change: () => void): void => {
+      if (!live()) return;
+      change();
+      this.#requestSchedule();
     };
-    on('bitfield', (bf: { buffer: Uint8Array }) => {
-      this.#scheduler.peerBitfield(key, bf.buffer);
-      this.#requestSchedule();
+    pc.handle({
+      bitfield: (bits) => update(() => this.#scheduler.peerBitfield(key, bits)),
+      have: (index) => update(() => this.#scheduler.peerHave(key, index as PieceIndex)),
+      haveAll: () => update(() => this.#scheduler.peerHaveAll(key)),
+      choke: () => live() && this.#scheduler.setChoked(key, true),
+      unchoke: () => update(() => this.#scheduler.setChoked(key, false)),
+      interested: () => live() && this.#onPeerInterested(conn),
+      uninterested: () => {
+        if (live()) conn.uploadQueue.length = 0;
+      },
+      piece: (index, offset, block) => live() && this.#onBlock(conn, index as PieceIndex, offset, block),
+      reject: (index, offset) => update(() => this.#scheduler.onReject(key, index as PieceIndex, offset, Date.now())),
+      allowedFast: (index) => live() && this.#scheduler.allowedFast(key, index as PieceIndex),
+      request: (index, offset, length, respond) => live() && this.#onRequest(conn, index as PieceIndex, offset, length, respond),
+      cancel: (index, offset, length) => {
+        if (live()) conn.uploadQueue = conn.uploadQueue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
+      },
     });
-    on('have', (index: number) => {
-      this.#scheduler.peerHave(key, index as PieceIndex);
-      this.#requestSchedule();
-    });
-    on('have-all', () => {
-      this.#scheduler.peerHaveAll(key);
-      this.#requestSchedule();
-    });
-    on('choke', () => this.#scheduler.setChoked(key, true));
-    on('unchoke', () => {
-      this.#scheduler.setChoked(key, false);
-      this.#requestSchedule();
-    });
-    on('interested', () => this.#onPeerInterested(conn));
-    on('uninterested', () => {
-      conn.uploadQueue.length = 0;
-    });
-    on('piece', (index: number, offset: number, block: Uint8Array) => this.#onBlock(conn, index as PieceIndex, offset, block));
-    on('reject', (index: number, offset: number) => {
-      this.#scheduler.onReject(key, index as PieceIndex, offset, Date.now());
-      this.#requestSchedule();
-    });
-    on('allowed-fast', (index: number) => this.#scheduler.allowedFast(key, index as PieceIndex));
-    on('request', (index: number, offset: number, length: number, respond: UploadRequest['respond']) =>
-      this.#onRequest(conn, index as PieceIndex, offset, length, respond),
-    );
-    on('cancel', (index: number, offset: number, length: number) => {
-      conn.uploadQueue = conn.uploadQueue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
-    });
-    pc.on('extended-handshake', () => live() && this.#scheduler.setReqq(key, pc.peerReqq));
+    pc.on('extended-handshake', () => !pc.closed && live() && this.#scheduler.setReqq(key, pc.peerReqq));
     pc.on('drain', () => this.#pumpUploads(conn));
     this.#requestSchedule();
     this.emit('peer-ready', pc);
-  }
-
-  #sendOurPieces(wire: PeerConnection['wire']): void {
-    const have = [...this.#storage.haveIndices()];
-    if (wire.hasFast && have.length === 0) return wire.haveNone();
-    if (wire.hasFast && have.length === this.layout.pieceCount) return wire.haveAll();
-    if (have.length === 0) return;
-    const bits = new Uint8Array(Math.ceil(this.layout.pieceCount / 8));
-    for (const i of have) bits[i >> 3]! |= 0x80 >> (i & 7);
-    wire.bitfield(bits);
   }
 
   #onClose(conn: Conn, reason: string): void {
@@ -929,7 +903,7 @@ export class Swarm extends EventEmitter {
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
       if (this.#scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
-      c.pc.wire.have(index);
+      c.pc.have(index);
     }
   }
 
@@ -976,9 +950,7 @@ export class Swarm extends EventEmitter {
     }
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
-      const want = this.#scheduler.isInteresting(c.key);
-      if (want && !c.pc.wire.amInterested) c.pc.wire.interested();
-      else if (!want && c.pc.wire.amInterested) c.pc.wire.uninterested();
+      c.pc.setInterested(this.#scheduler.isInteresting(c.key));
     }
   }
 
@@ -1093,8 +1065,8 @@ export class Swarm extends EventEmitter {
 
   #onPeerInterested(conn: Conn): void {
     let unchoked = 0;
-    for (const c of this.#conns.values()) if (c.pc.ready && !c.pc.wire.amChoking) unchoked++;
-    if (unchoked < this.#uploadSlots + 1) conn.pc.wire.unchoke();
+    for (const c of this.#conns.values()) if (c.pc.ready && !c.pc.amChoking) unchoked++;
+    if (unchoked < this.#uploadSlots + 1) conn.pc.unchoke();
   }
 
   #rechoke(now: number): void {
@@ -1105,17 +1077,17 @@ export class Swarm extends EventEmitter {
     const decision = chooseUnchoked(
       ready.map((c) => ({
         key: c.key,
-        interested: c.pc.wire.peerInterested,
+        interested: c.pc.peerInterested,
         downloadRate: this.#scheduler.rate(c.key, now),
-        uploadRate: c.pc.wire.uploadSpeed(),
+        uploadRate: c.pc.uploadSpeed(),
       })),
       { slots: this.#uploadSlots, seeding: this.#fetches.size === 0, optimistic: this.#optimistic, rotateOptimistic: rotate },
     );
     this.#optimistic = decision.optimistic;
     for (const c of ready) {
-      if (decision.unchoke.has(c.key)) c.pc.wire.unchoke();
-      else if (!c.pc.wire.amChoking) {
-        c.pc.wire.choke();
+      if (decision.unchoke.has(c.key)) c.pc.unchoke();
+      else if (!c.pc.amChoking) {
+        c.pc.choke();
         c.uploadQueue.length = 0;
       }
     }
@@ -1131,7 +1103,7 @@ export class Swarm extends EventEmitter {
       (this.#storage.has(index) || this.#announcedEarly.has(index));
     if (!valid) return respond(new Error('not available'));
     if (conn.uploadQueue.length >= this.#ourReqq) return respond(new Error('request queue full'));
-    if (this.#sharePolicy && conn.pc.wire.hasFast && this.#seedingAll()) {
+    if (this.#sharePolicy && conn.pc.hasFast && this.#seedingAll()) {
       const now = Date.now();
       if (this.#sharePolicy.decide(conn.key, index, now, (piece, peer) => this.#anotherPeerHas(piece as PieceIndex, peer)) === 'reject') {
         return respond(new Error('another peer has it')); // a reject message: the peer asks that one
@@ -1186,7 +1158,7 @@ export class Swarm extends EventEmitter {
       this.#storage.readBlock(next.index, next.offset, next.length).then(
         (buf) => {
           conn.uploadsActive--;
-          if (conn.pc.closed || conn.pc.wire.amChoking) return;
+          if (conn.pc.closed || conn.pc.amChoking) return;
           this.#uploaded += buf.length;
           this.#sourceTotals(conn).uploaded += buf.length;
           next.respond(null, buf);
