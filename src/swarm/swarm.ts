@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Logger } from '../log.js';
@@ -8,6 +8,7 @@ import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Pr
 import { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { chooseUnchoked } from './choker.js';
 import { SharePolicy, type ShareMode } from './share-policy.js';
+import { PieceAssembly, type Charge } from './piece-assembly.js';
 import { PeerConnection, type PeerSource, type UploadResponder, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
@@ -155,7 +156,6 @@ const IDLE_TIMEOUT_MS = 150_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 const RECHOKE_EVERY_MS = 10_000;
 const OPTIMISTIC_EVERY_MS = 30_000;
-const MAX_SUSPECT_PIECES = 256;
 /**
  * Reads starve when urgent pieces are wanted and no block of one has come for
  * this long: no connected peer has them, or those that say so send nothing.
@@ -175,16 +175,11 @@ const STARVING_REDIAL_MS = 1000;
 const STALLED_MS = 4000;
 /**
  * Verified pieces waiting for the storage beyond this stop new requests (disk
- * slower than the network). Their buffers come back to the pool afterwards, so
- * the pool holds up to as much again: fresh memory costs page faults and GC
- * (measured: a third of the download's CPU without reuse). An idle pool shrinks.
+ * slower than the network). Their buffers come back to the assembly's pool afterwards.
  */
 const MAX_STORING_BYTES = 64 * 1024 * 1024;
 /** Socket read size for outgoing connections. */
 const READ_BUFFER_BYTES = 256 * 1024;
-const MAX_POOLED_BYTES = 80 * 1024 * 1024;
-const IDLE_POOLED_BUFFERS = 4;
-const POOL_IDLE_MS = 10_000;
 /**
  * Wanted non-urgent pieces looked at per web-seed pick (in the order they were wanted): the
  * check is per peer for pieces some peer has, and picks run after most swarm events.
@@ -217,16 +212,9 @@ export class Swarm extends EventEmitter {
   readonly #fetches = new Map<PieceIndex, Set<Waiter>>();
   /** Verified pieces on their way into storage. */
   readonly #storing = new Set<PieceIndex>();
-  readonly #assembling = new Map<PieceIndex, Buffer>();
-  readonly #bufferPool: Buffer[] = [];
-  #lastAllocAt = 0;
+  readonly #assembly: PieceAssembly;
   #storingBytes = 0;
   readonly #bannedHosts = new Set<string>();
-  readonly #strikes = new Map<string, number>();
-  /** Smart ban: per failed piece, who sent which block with what digest. */
-  readonly #suspects = new Map<PieceIndex, Array<{ host: string; block: number; digest: Buffer }>>();
-  #hashFailures = 0;
-  readonly #verifyTime = { pieces: 0, totalMs: 0, maxMs: 0 };
   #downloaded = 0;
   #uploaded = 0;
   readonly #transferBySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>> = {};
@@ -259,6 +247,7 @@ export class Swarm extends EventEmitter {
     this.#log = (opts.log ?? silentLogger).child({ swarm: opts.infoHash.slice(0, 8) });
     // Random among equally rare pieces: nodes reading the same window then fetch different pieces and trade.
     this.#scheduler = new Scheduler(opts.layout, { random: Math.random, ...opts.scheduler });
+    this.#assembly = new PieceAssembly(opts.layout, { banThreshold: opts.banThreshold ?? 2 });
     this.#maxConnections = opts.maxConnections ?? 50;
     this.#ourReqq = opts.requestQueue ?? 1000;
     this.#uploadSlots = opts.uploadSlots ?? 8;
@@ -398,10 +387,10 @@ export class Swarm extends EventEmitter {
       peers,
       downloaded: this.#downloaded,
       uploaded: this.#uploaded,
-      hashFailures: this.#hashFailures,
+      hashFailures: this.#assembly.hashFailures,
       banned: [...this.#bannedHosts],
       wanted: this.#fetches.size,
-      verify: { ...this.#verifyTime },
+      verify: this.#assembly.verifyTime,
       bySource: Object.fromEntries(Object.entries(this.#transferBySource).map(([k, v]) => [k, { ...v }])),
       webSeeds: this.#webSeeds.map((w) => ({ name: w.source.name, piecesFetched: w.piecesFetched, bytesFetched: w.bytesFetched, inflight: w.inflight.size })),
     };
@@ -436,7 +425,7 @@ export class Swarm extends EventEmitter {
         `${this.#webSeeds.length} web seed${this.#webSeeds.length === 1 ? '' : 's'}: ${fetching} pieces in flight` + (backingOff > 0 ? `, ${backingOff} backing off` : ''),
       );
     }
-    if (this.#hashFailures > 0) parts.push(`${this.#hashFailures} hash failures`);
+    if (this.#assembly.hashFailures > 0) parts.push(`${this.#assembly.hashFailures} hash failures`);
     if (this.#bannedHosts.size > 0) parts.push(`${this.#bannedHosts.size} banned`);
     return parts.join('; ');
   }
@@ -671,7 +660,7 @@ export class Swarm extends EventEmitter {
     const waiters = this.#fetches.get(index);
     if (!waiters || waiters.size === 0) {
       this.#fetches.delete(index);
-      this.#dropAssembly(index);
+      this.#assembly.discard(index);
       this.#abortWebFetches(index, 'nobody wants the piece any more');
       this.#sendCancels(this.#scheduler.unwant(index));
       this.#requestSchedule();
@@ -717,12 +706,7 @@ export class Swarm extends EventEmitter {
     this.#sendCancels(out.cancels);
     switch (out.verdict) {
       case 'accepted': {
-        let piece = this.#assembling.get(index);
-        if (!piece) {
-          piece = this.#allocPiece(this.layout.pieceSize(index));
-          this.#assembling.set(index, piece);
-        }
-        piece.set(block, offset);
+        this.#assembly.write(index, offset, block, now);
         if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = now;
         if (out.pieceComplete) this.#verify(index);
         break;
@@ -744,57 +728,36 @@ export class Swarm extends EventEmitter {
     if (this.#scheduler.inflightCount(conn.key) <= depth - batch) this.#sendRequests(conn, this.#scheduler.fill(conn.key, now));
   }
 
-  #allocPiece(size: number): Buffer {
-    this.#lastAllocAt = Date.now();
-    if (size === this.layout.pieceLength) {
-      const pooled = this.#bufferPool.pop();
-      if (pooled) return pooled;
-    }
-    return Buffer.allocUnsafeSlow(size);
-  }
-
-  #releasePiece(buf: Buffer | undefined): void {
-    if (buf && buf.length === this.layout.pieceLength && (this.#bufferPool.length + 1) * buf.length <= Math.max(MAX_POOLED_BYTES, buf.length)) {
-      this.#bufferPool.push(buf);
-    }
-  }
-
-  /** Drops a partly assembled piece, keeping its buffer for reuse. */
-  #dropAssembly(index: PieceIndex): void {
-    const buf = this.#assembling.get(index);
-    if (!buf) return;
-    this.#assembling.delete(index);
-    this.#releasePiece(buf);
-  }
-
+  /** All blocks of a piece are in: a good piece goes in, a bad one charges the peers that sent it. */
   #verify(index: PieceIndex): void {
-    const data = this.#assembling.get(index);
-    this.#assembling.delete(index);
-    if (!data) return;
-    const started = performance.now();
-    const piece = VerifiedPiece.check(this.layout, index, data);
-    const ms = performance.now() - started;
-    this.#verifyTime.pieces++;
-    this.#verifyTime.totalMs += ms;
-    this.#verifyTime.maxMs = Math.max(this.#verifyTime.maxMs, ms);
-    if (!piece) {
-      this.#onHashFailure(index, data);
-      this.#releasePiece(data);
-      return;
-    }
-    this.#takeVerified(piece, true);
+    let hosts: string[] = [];
+    const outcome = this.#assembly.verify(index, () => {
+      const byHost = new Map<string, number[]>();
+      for (const [key, blocks] of this.#scheduler.pieceFailed(index)) {
+        const host = hostOfKey(key);
+        byHost.set(host, [...(byHost.get(host) ?? []), ...blocks]);
+      }
+      hosts = [...byHost.keys()];
+      return byHost;
+    });
+    if (!outcome) return;
+    if (outcome.ok) return this.#takeVerified(outcome.piece);
+    this.#log.warn({ index, sources: hosts }, 'piece failed its hash check');
+    this.emit('hash-failure', index, hosts);
+    this.#applyCharges(outcome.charges);
+    this.#requestSchedule();
   }
 
   /**
    * A verified piece, from peers' blocks or a web seed, into the storage: HAVE to every
-   * peer, other sources for it stopped, waiters resolved once stored. A buffer of our pool
-   * (`pooled`) comes back to it when the storage is done with it; a web seed's stays its own.
+   * peer, other sources for it stopped, waiters resolved once stored. Its buffer goes back
+   * to the assembly's pool when the storage is done with it (a web seed's is not pooled).
    */
-  #takeVerified(piece: VerifiedPiece, pooled: boolean): void {
+  #takeVerified(piece: VerifiedPiece): void {
     const { index, data } = piece;
     this.#sendCancels(this.#scheduler.pieceVerified(index));
     this.#abortWebFetches(index, 'the piece came from another source');
-    this.#clearSuspects(index, data);
+    this.#applyCharges(this.#assembly.convict(piece));
     this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
     this.#announcedEarly.add(index);
@@ -804,7 +767,7 @@ export class Swarm extends EventEmitter {
       this.#storing.delete(index);
       this.#announcedEarly.delete(index);
       this.#storingBytes -= data.length;
-      if (pooled) this.#releasePiece(data); // the storage has written or copied it
+      this.#assembly.release(data); // the storage has written or copied it
     };
     this.#storage.put(piece).then(
       (stored) => {
@@ -826,46 +789,11 @@ export class Swarm extends EventEmitter {
     this.emit('verified', index);
   }
 
-  #onHashFailure(index: PieceIndex, data: Buffer): void {
-    this.#hashFailures++;
-    const sources = this.#scheduler.pieceFailed(index);
-    const hosts = new Map<string, number[]>();
-    for (const [key, blocks] of sources) {
-      const host = hostOfKey(key);
-      hosts.set(host, [...(hosts.get(host) ?? []), ...blocks]);
+  #applyCharges(charges: readonly Charge[]): void {
+    for (const c of charges) {
+      this.#log.warn({ host: c.host, strikes: c.strikes, reason: c.reason }, 'peer charged');
+      if (c.ban) this.#ban(c.host, c.reason);
     }
-    this.#log.warn({ index, sources: [...hosts.keys()] }, 'piece failed its hash check');
-    this.emit('hash-failure', index, [...hosts.keys()]);
-    if (hosts.size === 1) {
-      this.#strike([...hosts.keys()][0]!, `sent piece ${index}, which failed its hash check`);
-    } else {
-      // Several sources: remember each one's blocks; when the piece later verifies, the differing blocks name the liar.
-      const list: Array<{ host: string; block: number; digest: Buffer }> = [];
-      for (const [host, blocks] of hosts) {
-        for (const block of blocks) list.push({ host, block, digest: blockDigest(data, block) });
-      }
-      if (list.length > 0) {
-        if (this.#suspects.size >= MAX_SUSPECT_PIECES) this.#suspects.delete(this.#suspects.keys().next().value as PieceIndex);
-        this.#suspects.set(index, list);
-      }
-    }
-    this.#requestSchedule();
-  }
-
-  #clearSuspects(index: PieceIndex, good: Buffer): void {
-    const list = this.#suspects.get(index);
-    if (!list) return;
-    this.#suspects.delete(index);
-    const liars = new Set<string>();
-    for (const s of list) if (!blockDigest(good, s.block).equals(s.digest)) liars.add(s.host);
-    for (const host of liars) this.#strike(host, `sent corrupt blocks of piece ${index}`);
-  }
-
-  #strike(host: string, reason: string): void {
-    const n = (this.#strikes.get(host) ?? 0) + 1;
-    this.#strikes.set(host, n);
-    this.#log.warn({ host, strikes: n, reason }, 'peer charged');
-    if (n >= (this.#opts.banThreshold ?? 2)) this.#ban(host, reason);
   }
 
   #ban(host: string, reason: string): void {
@@ -879,7 +807,7 @@ export class Swarm extends EventEmitter {
 
   #pieceAvailable(index: PieceIndex): void {
     if (this.#closed) return;
-    this.#dropAssembly(index);
+    this.#assembly.discard(index);
     this.#abortWebFetches(index, 'the piece is here');
     if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
@@ -972,7 +900,7 @@ export class Swarm extends EventEmitter {
       if (now - c.pc.lastReceivedAt > IDLE_TIMEOUT_MS) c.pc.destroy('idle');
     }
     if (now - this.#lastRechoke >= RECHOKE_EVERY_MS) this.#rechoke(now);
-    if (now - this.#lastAllocAt > POOL_IDLE_MS && this.#bufferPool.length > IDLE_POOLED_BUFFERS) this.#bufferPool.length = IDLE_POOLED_BUFFERS;
+    this.#assembly.trimPool(now);
     if (this.#starving(now)) this.emit('starving');
     this.#dropStalled(now);
     this.#connectSome();
@@ -1033,8 +961,8 @@ export class Swarm extends EventEmitter {
           return;
         }
         if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
-        this.#dropAssembly(index); // blocks peers sent of it are not needed now
-        this.#takeVerified(piece, false);
+        this.#assembly.discard(index); // blocks peers sent of it are not needed now
+        this.#takeVerified(piece);
         this.#requestSchedule();
       },
       (err: unknown) => {
@@ -1189,8 +1117,3 @@ function hostOfKey(key: string): string {
   return address.slice(0, address.lastIndexOf(':'));
 }
 
-function blockDigest(data: Buffer, block: number): Buffer {
-  return createHash('sha1')
-    .update(data.subarray(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE))
-    .digest();
-}
