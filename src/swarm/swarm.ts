@@ -3,13 +3,13 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { BLOCK_SIZE, type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
+import { type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
 import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
 import { VerifiedPiece } from '../metainfo/verified-piece.js';
-import { chooseUnchoked } from './choker.js';
-import { SharePolicy, type ShareMode } from './share-policy.js';
+import { type ShareMode } from './share-policy.js';
+import { Uploader } from './uploader.js';
 import { PieceAssembly, type Charge } from './piece-assembly.js';
-import { PeerConnection, type PeerSource, type UploadResponder, type WireExtension } from './peer-connection.js';
+import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
 import type { WebPieceSource } from './web-piece-source.js';
@@ -106,20 +106,11 @@ interface Candidate {
   conn: Conn | undefined;
 }
 
-interface UploadRequest {
-  index: PieceIndex;
-  offset: number;
-  length: number;
-  respond: UploadResponder;
-}
-
 interface Conn {
   key: string;
   pc: PeerConnection;
   candidate: Candidate | undefined;
   peerId: string | undefined;
-  uploadQueue: UploadRequest[];
-  uploadsActive: number;
   /** When its last block came (0: none yet). */
   lastBlockAt: number;
   /**
@@ -149,13 +140,9 @@ interface Waiter {
 }
 
 const CLIENT_PREFIX = '-BM0100-';
-const UPLOADS_PER_PEER = 8;
-const UPLOAD_SOCKET_HIGH_WATER = 2 * 1024 * 1024;
 const MAX_UNREQUESTED_BLOCKS = 16;
 const IDLE_TIMEOUT_MS = 150_000;
 const CONNECT_TIMEOUT_MS = 10_000;
-const RECHOKE_EVERY_MS = 10_000;
-const OPTIMISTIC_EVERY_MS = 30_000;
 /**
  * Reads starve when urgent pieces are wanted and no block of one has come for
  * this long: no connected peer has them, or those that say so send nothing.
@@ -201,8 +188,7 @@ export class Swarm extends EventEmitter {
   readonly #scheduler: Scheduler;
   readonly #maxConnections: number;
   readonly #ourReqq: number;
-  readonly #uploadSlots: number;
-  readonly #uploadBucket: TokenBucket;
+  readonly #uploader: Uploader;
   readonly #downloadBucket: TokenBucket;
   #server: net.Server | undefined;
   #listenPort = 0;
@@ -216,15 +202,11 @@ export class Swarm extends EventEmitter {
   #storingBytes = 0;
   readonly #bannedHosts = new Set<string>();
   #downloaded = 0;
-  #uploaded = 0;
   readonly #transferBySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>> = {};
   readonly #webSeeds: WebSeedSlot[] = [];
   #scheduled = false;
   #tickTimer: NodeJS.Timeout | undefined;
   #readingPaused = false;
-  #lastRechoke = 0;
-  #lastOptimisticRotation = 0;
-  #optimistic: string | undefined;
   /** When the current urgent wait began or last received an urgent block (see STARVING_AFTER_MS). */
   #urgentProgressAt = 0;
   /** Waiters of urgent fetches (reads), so that "are reads waiting" costs nothing. */
@@ -234,9 +216,6 @@ export class Swarm extends EventEmitter {
   readonly #onAdded = (index: PieceIndex): void => this.#pieceAvailable(index);
   /** Verified pieces whose HAVE went out before the storage had them (requests for them wait). */
   readonly #announcedEarly = new Set<PieceIndex>();
-  readonly #sharePolicy: SharePolicy | undefined;
-  #storedCount = 0;
-  #storedCountAt = -Infinity;
 
   constructor(opts: SwarmOptions) {
     super();
@@ -250,12 +229,25 @@ export class Swarm extends EventEmitter {
     this.#assembly = new PieceAssembly(opts.layout, { banThreshold: opts.banThreshold ?? 2 });
     this.#maxConnections = opts.maxConnections ?? 50;
     this.#ourReqq = opts.requestQueue ?? 1000;
-    this.#uploadSlots = opts.uploadSlots ?? 8;
-    this.#uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
+    this.#uploader = new Uploader({
+      layout: opts.layout,
+      storage: opts.storage,
+      bucket: new TokenBucket(opts.uploadLimit ?? 0),
+      slots: opts.uploadSlots ?? 8,
+      queueLimit: this.#ourReqq,
+      ...(opts.shareMode ? { shareMode: opts.shareMode } : {}),
+      announcedEarly: (index) => this.#announcedEarly.has(index),
+      downloadRate: (key, now) => this.#scheduler.rate(key, now),
+      downloading: () => this.#fetches.size > 0,
+      anotherPeerHas: (index, except) => this.#anotherPeerHas(index, except),
+      uploaded: (key, bytes) => {
+        const conn = this.#conns.get(key);
+        if (conn) this.#sourceTotals(conn).uploaded += bytes;
+      },
+    });
     this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
     this.peerId = Buffer.concat([Buffer.from(CLIENT_PREFIX, 'latin1'), randomBytes(12)]);
     this.#storage.on('added', this.#onAdded);
-    this.#sharePolicy = opts.shareMode === 'distinct' ? new SharePolicy() : undefined;
     this.#tickTimer = setInterval(() => this.#tick(), 1000);
     this.#tickTimer.unref();
   }
@@ -386,7 +378,7 @@ export class Swarm extends EventEmitter {
     return {
       peers,
       downloaded: this.#downloaded,
-      uploaded: this.#uploaded,
+      uploaded: this.#uploader.uploaded,
       hashFailures: this.#assembly.hashFailures,
       banned: [...this.#bannedHosts],
       wanted: this.#fetches.size,
@@ -576,7 +568,7 @@ export class Swarm extends EventEmitter {
       ...(this.#opts.infoBuffer ? { infoBuffer: this.#opts.infoBuffer } : {}),
       ...(this.#opts.extensions ? { extensions: this.#opts.extensions } : {}),
     });
-    const conn: Conn = { key, pc, candidate, peerId: undefined, uploadQueue: [], uploadsActive: 0, lastBlockAt: 0, owingSince: 0 };
+    const conn: Conn = { key, pc, candidate, peerId: undefined, lastBlockAt: 0, owingSince: 0 };
     this.#conns.set(key, conn);
     if (this.#readingPaused) pc.pauseReading();
     pc.once('ready', (peerId: string) => this.#onReady(conn, peerId));
@@ -604,26 +596,23 @@ export class Swarm extends EventEmitter {
       change();
       this.#requestSchedule();
     };
+    this.#uploader.addPeer(key, pc);
     pc.handle({
       bitfield: (bits) => update(() => this.#scheduler.peerBitfield(key, bits)),
       have: (index) => update(() => this.#scheduler.peerHave(key, index as PieceIndex)),
       haveAll: () => update(() => this.#scheduler.peerHaveAll(key)),
       choke: () => live() && this.#scheduler.setChoked(key, true),
       unchoke: () => update(() => this.#scheduler.setChoked(key, false)),
-      interested: () => live() && this.#onPeerInterested(conn),
-      uninterested: () => {
-        if (live()) conn.uploadQueue.length = 0;
-      },
+      interested: () => live() && this.#uploader.interested(key),
+      uninterested: () => live() && this.#uploader.uninterested(key),
       piece: (index, offset, block) => live() && this.#onBlock(conn, index as PieceIndex, offset, block),
       reject: (index, offset) => update(() => this.#scheduler.onReject(key, index as PieceIndex, offset, Date.now())),
       allowedFast: (index) => live() && this.#scheduler.allowedFast(key, index as PieceIndex),
-      request: (index, offset, length, respond) => live() && this.#onRequest(conn, index as PieceIndex, offset, length, respond),
-      cancel: (index, offset, length) => {
-        if (live()) conn.uploadQueue = conn.uploadQueue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
-      },
+      request: (index, offset, length, respond) => live() && this.#uploader.request(key, index as PieceIndex, offset, length, respond),
+      cancel: (index, offset, length) => live() && this.#uploader.cancel(key, index, offset, length),
     });
     pc.on('extended-handshake', () => !pc.closed && live() && this.#scheduler.setReqq(key, pc.peerReqq));
-    pc.on('drain', () => this.#pumpUploads(conn));
+    pc.on('drain', () => this.#uploader.pump(key));
     this.#requestSchedule();
     this.emit('peer-ready', pc);
   }
@@ -631,9 +620,7 @@ export class Swarm extends EventEmitter {
   #onClose(conn: Conn, reason: string): void {
     this.#conns.delete(conn.key);
     if (this.#scheduler.hasPeer(conn.key)) this.#scheduler.removePeer(conn.key);
-    conn.uploadQueue.length = 0;
-    this.#sharePolicy?.peerLeft(conn.key);
-    if (this.#optimistic === conn.key) this.#optimistic = undefined;
+    this.#uploader.removePeer(conn.key);
     this.#log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
     const cand = conn.candidate;
     if (cand && cand.conn === conn && reason === 'connected to ourselves') {
@@ -688,6 +675,14 @@ export class Swarm extends EventEmitter {
       }
     }
     return best;
+  }
+
+  /** Some connected peer other than `except` has the piece (for the share policy). */
+  #anotherPeerHas(index: PieceIndex, except: string): boolean {
+    for (const c of this.#conns.values()) {
+      if (c.key !== except && c.pc.ready && this.#scheduler.hasPeer(c.key) && this.#scheduler.peerHas(c.key, index)) return true;
+    }
+    return false;
   }
 
   #sourceTotals(conn: Conn): { downloaded: number; uploaded: number } {
@@ -775,13 +770,13 @@ export class Swarm extends EventEmitter {
         if (available) this.#pieceAvailable(index); // before settled(): its HAVE went out at verify
         settled();
         if (!available) {
-          this.#pumpAllUploads(); // requests waiting for it are now rejected
+          this.#uploader.pumpAll(); // requests waiting for it are now rejected
           this.#failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
         }
       },
       (err: unknown) => {
         settled();
-        this.#pumpAllUploads();
+        this.#uploader.pumpAll();
         this.#log.error({ err, index }, 'storing a verified piece failed');
         this.#failFetch(index, err);
       },
@@ -811,7 +806,7 @@ export class Swarm extends EventEmitter {
     this.#abortWebFetches(index, 'the piece is here');
     if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
-    this.#pumpAllUploads();
+    this.#uploader.pumpAll();
     const waiters = this.#fetches.get(index);
     this.#fetches.delete(index);
     for (const w of waiters ?? []) {
@@ -899,7 +894,7 @@ export class Swarm extends EventEmitter {
     for (const c of [...this.#conns.values()]) {
       if (now - c.pc.lastReceivedAt > IDLE_TIMEOUT_MS) c.pc.destroy('idle');
     }
-    if (now - this.#lastRechoke >= RECHOKE_EVERY_MS) this.#rechoke(now);
+    this.#uploader.tick(now);
     this.#assembly.trimPool(now);
     if (this.#starving(now)) this.emit('starving');
     this.#dropStalled(now);
@@ -986,118 +981,6 @@ export class Swarm extends EventEmitter {
       if (!ac) continue;
       w.inflight.delete(index);
       ac.abort(new Error(why));
-    }
-  }
-
-  // ── uploading ──────────────────────────────────────────────────────────────
-
-  #onPeerInterested(conn: Conn): void {
-    let unchoked = 0;
-    for (const c of this.#conns.values()) if (c.pc.ready && !c.pc.amChoking) unchoked++;
-    if (unchoked < this.#uploadSlots + 1) conn.pc.unchoke();
-  }
-
-  #rechoke(now: number): void {
-    this.#lastRechoke = now;
-    const rotate = now - this.#lastOptimisticRotation >= OPTIMISTIC_EVERY_MS;
-    if (rotate) this.#lastOptimisticRotation = now;
-    const ready = [...this.#conns.values()].filter((c) => c.pc.ready);
-    const decision = chooseUnchoked(
-      ready.map((c) => ({
-        key: c.key,
-        interested: c.pc.peerInterested,
-        downloadRate: this.#scheduler.rate(c.key, now),
-        uploadRate: c.pc.uploadSpeed(),
-      })),
-      { slots: this.#uploadSlots, seeding: this.#fetches.size === 0, optimistic: this.#optimistic, rotateOptimistic: rotate },
-    );
-    this.#optimistic = decision.optimistic;
-    for (const c of ready) {
-      if (decision.unchoke.has(c.key)) c.pc.unchoke();
-      else if (!c.pc.amChoking) {
-        c.pc.choke();
-        c.uploadQueue.length = 0;
-      }
-    }
-  }
-
-  #onRequest(conn: Conn, index: PieceIndex, offset: number, length: number, respond: UploadRequest['respond']): void {
-    const valid =
-      this.layout.isValidPiece(index) &&
-      length > 0 &&
-      length <= 2 * BLOCK_SIZE &&
-      offset >= 0 &&
-      offset + length <= this.layout.pieceSize(index) &&
-      (this.#storage.has(index) || this.#announcedEarly.has(index));
-    if (!valid) return respond(new Error('not available'));
-    if (conn.uploadQueue.length >= this.#ourReqq) return respond(new Error('request queue full'));
-    if (this.#sharePolicy && conn.pc.hasFast && this.#seedingAll()) {
-      const now = Date.now();
-      if (this.#sharePolicy.decide(conn.key, index, now, (piece, peer) => this.#anotherPeerHas(piece as PieceIndex, peer)) === 'reject') {
-        return respond(new Error('another peer has it')); // a reject message: the peer asks that one
-      }
-      this.#sharePolicy.serving(conn.key, index, now);
-    }
-    conn.uploadQueue.push({ index, offset, length, respond });
-    this.#pumpUploads(conn);
-  }
-
-  /** Whether we hold every piece (the share policy is for an origin, not for a node still downloading). */
-  #seedingAll(): boolean {
-    const now = Date.now();
-    if (this.#storedCount < this.layout.pieceCount && now - this.#storedCountAt >= 1000) {
-      this.#storedCountAt = now;
-      let n = 0;
-      for (const _ of this.#storage.haveIndices()) n++;
-      this.#storedCount = n;
-    }
-    return this.#storedCount === this.layout.pieceCount;
-  }
-
-  #anotherPeerHas(index: PieceIndex, except: string): boolean {
-    for (const c of this.#conns.values()) {
-      if (c.key !== except && c.pc.ready && this.#scheduler.hasPeer(c.key) && this.#scheduler.peerHas(c.key, index)) return true;
-    }
-    return false;
-  }
-
-  #pumpAllUploads(): void {
-    for (const c of this.#conns.values()) if (c.uploadQueue.length > 0) this.#pumpUploads(c);
-  }
-
-  #pumpUploads(conn: Conn): void {
-    while (conn.uploadQueue.length > 0 && conn.uploadsActive < UPLOADS_PER_PEER && !conn.pc.closed) {
-      if (conn.pc.writableLength > UPLOAD_SOCKET_HIGH_WATER) return; // resumed on 'drain'
-      const next = conn.uploadQueue[0]!;
-      if (!this.#storage.has(next.index)) {
-        if (this.#announcedEarly.has(next.index)) return; // verified, being written: pieceAvailable pumps again
-        conn.uploadQueue.shift();
-        next.respond(new Error('not available'));
-        continue;
-      }
-      const wait = this.#uploadBucket.waitFor(next.length);
-      if (wait > 0) {
-        setTimeout(() => this.#pumpUploads(conn), wait).unref();
-        return;
-      }
-      this.#uploadBucket.take(next.length);
-      conn.uploadQueue.shift();
-      conn.uploadsActive++;
-      this.#storage.readBlock(next.index, next.offset, next.length).then(
-        (buf) => {
-          conn.uploadsActive--;
-          if (conn.pc.closed || conn.pc.amChoking) return;
-          this.#uploaded += buf.length;
-          this.#sourceTotals(conn).uploaded += buf.length;
-          next.respond(null, buf);
-          this.#pumpUploads(conn);
-        },
-        (err: unknown) => {
-          conn.uploadsActive--;
-          next.respond(err instanceof Error ? err : new Error(String(err)));
-          this.#pumpUploads(conn);
-        },
-      );
     }
   }
 }
