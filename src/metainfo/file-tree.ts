@@ -1,7 +1,7 @@
 import { InvalidTorrentError } from './errors.js';
 import { sanitizeComponent, NAME_MAX_BYTES, truncateUtf8 } from './sanitize-path.js';
 import type { ByteString } from './bencode-reader.js';
-import type { DecodedFile } from './decode-torrent.js';
+import type { DecodedFiles } from './decode-torrent.js';
 
 /** One file of the torrent, at its place in the torrent's byte stream. */
 export class TorrentFile {
@@ -47,7 +47,7 @@ export class FileTree {
   readonly fileCount: number;
   readonly dirCount: number;
 
-  constructor(singleFileName: ByteString | undefined, decoded: readonly DecodedFile[]) {
+  constructor(singleFileName: ByteString | undefined, decoded: DecodedFiles) {
     let dirCount = 0;
     const makeDir = (parent: TorrentDir, name: string): TorrentDir => {
       const existing = parent.children.get(name);
@@ -66,13 +66,13 @@ export class FileTree {
     let previousDirs: readonly ByteString[] = [];
     let previousParent = this.root;
     let previousDirBytes = 0;
-    decoded.forEach((file, i) => {
-      if (file.pad) {
+    for (let i = 0; i < decoded.length; i++) {
+      if (decoded.isPad(i)) {
         placeParent.push(undefined);
         placeName.push('');
-        return;
+        continue;
       }
-      const raw = singleFileName ? [singleFileName] : file.path;
+      const raw = singleFileName ? [singleFileName] : decoded.path(i);
       let name = sanitizeComponent(raw[raw.length - 1]!);
       let parent = previousParent;
       let dirBytes = previousDirBytes;
@@ -100,13 +100,13 @@ export class FileTree {
       }
       placeParent.push(parent);
       placeName.push(name);
-    });
+    }
 
     // Pass 2: files, renamed where their name is already taken.
     const files: TorrentFile[] = [];
     let offset = 0;
     let fileCount = 0;
-    decoded.forEach((file, i) => {
+    for (let i = 0; i < decoded.length; i++) {
       const parent = placeParent[i];
       let path = '';
       let name = '';
@@ -114,14 +114,15 @@ export class FileTree {
         name = freeName(parent, placeName[i]!);
         path = parent.path === '' ? name : `${parent.path}/${name}`;
       }
-      const entry = new TorrentFile(i, path, file.length, offset, file.pad);
+      const length = decoded.lengthOf(i);
+      const entry = new TorrentFile(i, path, length, offset, decoded.isPad(i));
       if (parent) {
         parent.children.set(name, entry);
         fileCount++;
       }
       files.push(entry);
-      offset += file.length;
-    });
+      offset += length;
+    }
     this.files = files;
     this.fileCount = fileCount;
     this.dirCount = dirCount;
