@@ -74,6 +74,20 @@ export class DecodedFiles {
     return this.#firstComponent[i + 1]! - this.#firstComponent[i]!;
   }
 
+  /**
+   * File i's folder components exactly as bencoded ("5:train9:n01440764"), as a string to
+   * key a map by: two files have the same key only if they have the same raw folders
+   * (a run of bencoded strings decodes one way only). Undefined for a file at the top.
+   */
+  folderKey(i: number): string | undefined {
+    const first = this.#firstComponent[i]!;
+    const lastFolder = this.#firstComponent[i + 1]! - 2;
+    if (lastFolder < first) return undefined;
+    const begin = this.#begins[first]!;
+    const prefix = String(this.#ends[first]! - begin).length + 1; // "<length>:"
+    return this.source.toString('latin1', begin - prefix, this.#ends[lastFolder]!);
+  }
+
   /** File i's path components as the torrent spells them (new views each call). */
   path(i: number): ByteString[] {
     const parts: ByteString[] = [];
