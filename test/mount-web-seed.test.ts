@@ -7,7 +7,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes, createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createTorrentFile } from '../src/cli/create.js';
@@ -16,7 +16,7 @@ import { loadMetainfo, type Metainfo } from '../src/metainfo/index.js';
 import type { WebSeedFailureKind } from '../src/webseed/index.js';
 import { liveStatus, logLines, mountTorrent, seedWithBtmount, sha256Via, statusJson, timedRead, type MountedTorrent } from './helpers/mount.js';
 import { haveNginx, startNginx } from './helpers/nginx.js';
-import { freePort, makeDataset, type Dataset } from './helpers/peers.js';
+import { BTMOUNT_BIN, freePort, makeDataset, startProcess, type Dataset } from './helpers/peers.js';
 import { btmount, run } from './helpers/run.js';
 import { startWebSeedServer, type WebSeedServer } from './helpers/web-seed-server.js';
 
@@ -214,6 +214,31 @@ test('a --web-seed that is not an http(s) URL is one line naming the flag, befor
   const res = await btmount(['mount', ds.torrentPath, mnt, '--cache', path.join(base, 'cache-bad-url'), '--no-dht', '--web-seed', 'ftp://mirror.example/ds/'], { timeoutMs: 60_000 });
   t.is(res.code, 1);
   t.is(res.stderr, 'btmount: cannot mount: --web-seed: a web seed must be an http:// or https:// URL, not ftp://mirror.example/ds/\n');
+});
+
+test('seed --web-seed fills the pieces its dataset lacks (a truncated file, a changed byte) from the origin, without writing the dataset; a mount gets every byte from that seed alone', async (t) => {
+  const damaged = path.join(base, 'damaged', 'ds');
+  await cp(ds.root, damaged, { recursive: true });
+  const truncated = path.join(damaged, 'train/c.bin');
+  await truncate(truncated, 30_000);
+  const changed = path.join(damaged, 'labels.csv');
+  const labels = await readFile(changed);
+  labels[100]! ^= 0xff;
+  await writeFile(changed, labels);
+  const port = await freePort();
+  const seeder = startProcess(process.execPath, [
+    BTMOUNT_BIN, 'seed', ds.torrentPath, damaged, '--host', '127.0.0.1', '--port', String(port), '--no-dht',
+    '--cache', path.join(base, 'cache-seed-fill'), '--web-seed', `${server.base}/good/`,
+  ]);
+  t.teardown(() => seeder.stop().then(() => undefined));
+  await seeder.waitFor(/seeding .* on port/, 60_000);
+  t.regex(seeder.output(), /btmount: \d+ missing or damaged pieces were fetched from web seeds; serving every piece \(the dataset itself is unchanged\)/);
+  // The dataset is as it was: the filled pieces live in the seed's cache.
+  t.is((await readFile(truncated)).length, 30_000);
+  t.true((await readFile(changed)).equals(labels));
+  const m = await mountFor(t, 'from-filled-seed', ds.torrentPath, [], { peers: [`127.0.0.1:${port}`] });
+  await assertEveryFileExact(t, m);
+  t.deepEqual((await liveStatus(m.mountpoint)).webSeeds, []);
 });
 
 function escape(text: string): string {
