@@ -14,7 +14,7 @@ import { createTorrentFile } from '../src/cli/create.js';
 import type { MountStatus } from '../src/control/status-schema.js';
 import { loadMetainfo, type Metainfo } from '../src/metainfo/index.js';
 import type { WebSeedFailureKind } from '../src/webseed/index.js';
-import { liveStatus, logLines, mountTorrent, seedWithBtmount, sha256Via, statusJson, timedRead, type MountedTorrent } from './helpers/mount.js';
+import { liveStatus, logLines, mountTorrent, mountWithCli, seedWithBtmount, sha256Via, statusJson, timedRead, type MountedTorrent } from './helpers/mount.js';
 import { haveNginx, startNginx } from './helpers/nginx.js';
 import { BTMOUNT_BIN, freePort, makeDataset, startProcess, type Dataset } from './helpers/peers.js';
 import { btmount, run } from './helpers/run.js';
@@ -35,6 +35,8 @@ let ds: Dataset;
 let single: { torrentPath: string; metainfo: Metainfo; sha256: string };
 let server: WebSeedServer;
 let tlsServer: WebSeedServer;
+/** The self-signed certificate of tlsServer (untrusted unless given as NODE_EXTRA_CA_CERTS). */
+let tlsCert: string;
 
 test.before(async () => {
   base = await mkdtemp(path.join(tmpdir(), 'btmount-mount-webseed-'));
@@ -53,6 +55,7 @@ test.before(async () => {
   const r = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`openssl: ${r.stderr}`);
   tlsServer = await startWebSeedServer(base, { key: await readFile(key), cert: await readFile(cert) });
+  tlsCert = cert;
 });
 
 test.after.always(async () => {
@@ -136,6 +139,19 @@ test('no peer, only a node web seed: every file of a multi-file (url-list) and a
     t.is(ws?.failures, 0);
   }
   t.regex(await readFile(path.join(nginx.dir, 'access.log'), 'utf8'), /" 206 /, 'nginx answered range requests');
+});
+
+test('an https web seed whose CA is given as NODE_EXTRA_CA_CERTS (a private bucket) is trusted: every file read exactly', async (t) => {
+  const mountpoint = path.join(base, 'mnt-private-ca');
+  await mkdir(mountpoint, { recursive: true });
+  const env = { ...process.env, NODE_EXTRA_CA_CERTS: tlsCert };
+  const args = ['mount', ds.torrentPath, mountpoint, '--cache', path.join(base, 'cache-private-ca'), '--port', '0', '--no-dht', '--read-timeout', '30', '--web-seed', `${tlsServer.base}/good/`];
+  const m = await mountWithCli(mountpoint, args, { env });
+  t.teardown(m.unmount);
+  await assertEveryFileExact(t, m);
+  const [ws] = (await liveStatus(m.mountpoint)).webSeeds;
+  t.is(ws?.failures, 0);
+  t.true((ws?.piecesFetched ?? 0) >= ds.metainfo.layout.pieceCount);
 });
 
 /** Each hostile origin: the URL the mount is given, and the failure kind it must report. */
