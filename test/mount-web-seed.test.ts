@@ -101,7 +101,8 @@ test('no peer, only a node web seed: every file of a multi-file (url-list) and a
   // The multi-file torrent names its web seed in url-list, as `btmount create --web-seed` writes it.
   const withUrlList = path.join(base, 'ds-url-list.torrent');
   await createTorrentFile(ds.root, { output: withUrlList, pieceSize: PIECE, tracker: [], webSeed: [`${server.base}/good/`] });
-  const multi = await mountFor(t, 'node-multi', withUrlList, []);
+  const metricsPort = await freePort();
+  const multi = await mountFor(t, 'node-multi', withUrlList, ['--metrics', String(metricsPort)]);
   await assertEveryFileExact(t, multi);
   const s = await liveStatus(multi.mountpoint);
   t.is(s.peers.length, 0);
@@ -113,6 +114,9 @@ test('no peer, only a node web seed: every file of a multi-file (url-list) and a
   t.true(ws.piecesFetched >= ds.metainfo.layout.pieceCount, `${ws.piecesFetched} pieces`);
   t.true(ws.bytesFetched >= ds.metainfo.layout.totalLength, `${ws.bytesFetched} bytes`);
   t.is(ws.failures, 0);
+  const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const counter = Number(/^btmount_web_seed_bytes_total (\d+)$/m.exec(scraped)?.[1]);
+  t.true(counter >= ds.metainfo.layout.totalLength, `btmount_web_seed_bytes_total ${counter}`);
   const text = await statusText(multi.mountpoint);
   t.regex(text, /^ {2}web seeds {2}1$/m);
   t.regex(text, new RegExp(`^ {4}${escape(server.base)}/good/ {2}ready; \\d+ pieces \\(.+\\) fetched$`, 'm'));

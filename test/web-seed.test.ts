@@ -12,6 +12,7 @@ import { freePort, makeDataset, type Dataset } from './helpers/peers.js';
 import { run, BTMOUNT_BIN } from './helpers/run.js';
 import { startWebSeedServer, type WebSeedServer } from './helpers/web-seed-server.js';
 import { haveNginx, startNginx } from './helpers/nginx.js';
+import { webSeedLine } from '../src/cli/status.js';
 
 const PIECE = 16 * 1024;
 let base: string;
@@ -318,4 +319,18 @@ test("a mount's web seeds share one rate cap (--web-seed-limit is per mount), ea
   // One bucket (64 KiB burst) for both: a lower bound that one bucket per seed (twice the rate) would break.
   const floor = (total - 64 * 1024) / rate;
   t.true(seconds >= floor * 0.9, `${total} bytes in ${seconds.toFixed(2)} s at a shared ${rate} B/s cap`);
+});
+
+test("status's web-seed line: URL, state, pieces and bytes, the last failure with its kind", (t) => {
+  const line = webSeedLine({
+    url: 'https://bucket.example/ds/',
+    state: 'backing-off',
+    retryAt: '2026-12-02T14:02:11.000Z',
+    lastFailure: { kind: 'stalled', message: 'no bytes from bucket.example for 15000 ms', at: '2026-12-02T14:02:07.123Z' },
+    piecesFetched: 3,
+    bytesFetched: 3 * 262_144,
+    failures: 2,
+  });
+  t.is(line, 'https://bucket.example/ds/  backing off until 14:02:11; 3 pieces (768 KiB) fetched; 2 failures, last 14:02:07 stalled: no bytes from bucket.example for 15000 ms');
+  t.is(webSeedLine({ url: 'http://h/', state: 'ready', piecesFetched: 1, bytesFetched: 10, failures: 0 }), 'http://h/  ready; 1 piece (10 B) fetched');
 });
