@@ -8,9 +8,11 @@ import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Pr
 import { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { chooseUnchoked } from './choker.js';
 import { SharePolicy, type ShareMode } from './share-policy.js';
-import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
+import { PeerConnection, type PeerSource, type UploadResponder, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
+import type { WebPieceSource } from './web-piece-source.js';
+import { pickWebSeedFetches, type WantedPieceSupply } from './web-seed-picker.js';
 
 
 export interface SwarmOptions {
@@ -71,8 +73,22 @@ export interface SwarmStats {
   wanted: number;
   /** SHA-1 checks of received pieces: how many, and the event-loop time they took. */
   verify: { pieces: number; totalMs: number; maxMs: number };
-  /** Bytes moved by where the peer came from (the metrics' per-source counters); absent kinds moved nothing. */
-  bySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>>;
+  /** Bytes moved by where the peer came from (the metrics' per-source counters), web seeds apart; absent kinds moved nothing. */
+  bySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>>;
+  /** One per web seed added, in the order added. */
+  webSeeds: SwarmWebSeedStats[];
+}
+
+/** Where bytes came from: a peer (by how we found it) or a web seed. */
+export type TransferSource = PeerSource | 'webSeed';
+
+export interface SwarmWebSeedStats {
+  name: string;
+  /** Verified pieces it delivered that the swarm took. */
+  piecesFetched: number;
+  bytesFetched: number;
+  /** Pieces asked of it and not yet settled. */
+  inflight: number;
 }
 
 type Source = Exclude<PeerSource, 'incoming'>;
@@ -93,7 +109,7 @@ interface UploadRequest {
   index: PieceIndex;
   offset: number;
   length: number;
-  respond: (err: Error | null, buf?: Uint8Array) => void;
+  respond: UploadResponder;
 }
 
 interface Conn {
@@ -111,6 +127,16 @@ interface Conn {
    * faster do not restart the clock of a peer that has sent nothing since.
    */
   owingSince: number;
+}
+
+/** A web seed as the swarm schedules it: the source and the fetches it has running. */
+interface WebSeedSlot {
+  readonly id: number;
+  readonly source: WebPieceSource;
+  /** Per piece asked of it: aborts the HTTP fetch when a peer delivers first or nobody wants the piece. */
+  readonly inflight: Map<PieceIndex, AbortController>;
+  piecesFetched: number;
+  bytesFetched: number;
 }
 
 interface Waiter {
@@ -159,6 +185,11 @@ const READ_BUFFER_BYTES = 256 * 1024;
 const MAX_POOLED_BYTES = 80 * 1024 * 1024;
 const IDLE_POOLED_BUFFERS = 4;
 const POOL_IDLE_MS = 10_000;
+/**
+ * Wanted non-urgent pieces looked at per web-seed pick (in the order they were wanted): the
+ * check is per peer for pieces some peer has, and picks run after most swarm events.
+ */
+const WEB_SEED_SCAN_LIMIT = 512;
 
 /**
  * The swarm engine for one torrent: connects to peers, asks the scheduler what
@@ -198,7 +229,8 @@ export class Swarm extends EventEmitter {
   readonly #verifyTime = { pieces: 0, totalMs: 0, maxMs: 0 };
   #downloaded = 0;
   #uploaded = 0;
-  readonly #transferBySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>> = {};
+  readonly #transferBySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>> = {};
+  readonly #webSeeds: WebSeedSlot[] = [];
   #scheduled = false;
   #tickTimer: NodeJS.Timeout | undefined;
   #readingPaused = false;
@@ -287,6 +319,19 @@ export class Swarm extends EventEmitter {
   }
 
   /**
+   * A source of whole verified pieces (an HTTP origin). It is asked only for what the
+   * connected peers cannot deliver (see web-seed-picker.ts); the swarm closes it in close().
+   */
+  addWebSeed(source: WebPieceSource): void {
+    if (this.#closed) {
+      source.close();
+      return;
+    }
+    this.#webSeeds.push({ id: this.#webSeeds.length, source, inflight: new Map(), piecesFetched: 0, bytesFetched: 0 });
+    this.#requestSchedule();
+  }
+
+  /**
    * Resolves once the storage holds the piece. Callers asking for the same
    * piece share one fetch; the highest priority among them wins. An aborted
    * caller is rejected with the signal's reason; when none are left the piece
@@ -342,10 +387,10 @@ export class Swarm extends EventEmitter {
         source: c.pc.source,
         client: c.pc.peerClient,
         downloadRate: Math.round(this.#scheduler.rate(c.key, now)),
-        uploadRate: Math.round(c.pc.wire.uploadSpeed()),
-        choked: c.pc.wire.peerChoking,
-        choking: c.pc.wire.amChoking,
-        interested: c.pc.wire.peerInterested,
+        uploadRate: Math.round(c.pc.uploadSpeed()),
+        choked: c.pc.peerChoking,
+        choking: c.pc.amChoking,
+        interested: c.pc.peerInterested,
         inflight: this.#scheduler.inflightCount(c.key),
       });
     }
@@ -358,6 +403,7 @@ export class Swarm extends EventEmitter {
       wanted: this.#fetches.size,
       verify: { ...this.#verifyTime },
       bySource: Object.fromEntries(Object.entries(this.#transferBySource).map(([k, v]) => [k, { ...v }])),
+      webSeeds: this.#webSeeds.map((w) => ({ name: w.source.name, piecesFetched: w.piecesFetched, bytesFetched: w.bytesFetched, inflight: w.inflight.size })),
     };
   }
 
@@ -383,6 +429,13 @@ export class Swarm extends EventEmitter {
         else parts.push(`piece ${index} requested from ${unchoked} of ${ready.length} peers`);
       }
     }
+    if (this.#webSeeds.length > 0) {
+      const fetching = this.#webSeeds.reduce((n, w) => n + w.inflight.size, 0);
+      const backingOff = this.#webSeeds.filter((w) => !w.source.ready).length;
+      parts.push(
+        `${this.#webSeeds.length} web seed${this.#webSeeds.length === 1 ? '' : 's'}: ${fetching} pieces in flight` + (backingOff > 0 ? `, ${backingOff} backing off` : ''),
+      );
+    }
     if (this.#hashFailures > 0) parts.push(`${this.#hashFailures} hash failures`);
     if (this.#bannedHosts.size > 0) parts.push(`${this.#bannedHosts.size} banned`);
     return parts.join('; ');
@@ -401,6 +454,11 @@ export class Swarm extends EventEmitter {
       }
     }
     this.#fetches.clear();
+    for (const w of this.#webSeeds) {
+      for (const ac of w.inflight.values()) ac.abort(new Error('swarm closing'));
+      w.inflight.clear();
+      w.source.close();
+    }
     for (const c of [...this.#conns.values()]) c.pc.destroy('swarm closing');
     const server = this.#server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -462,7 +520,7 @@ export class Swarm extends EventEmitter {
     const withPieces = [...this.#conns.values()].filter((c) => this.#hasAny(c, urgent));
     const stalled = (c: Conn): boolean => this.#scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
     // Someone to give the blocks to: unchoking us, or sending (allowed-fast pieces) while it chokes.
-    const better = withPieces.filter((c) => !stalled(c) && (!c.pc.wire.peerChoking || now - c.lastBlockAt < STALLED_MS));
+    const better = withPieces.filter((c) => !stalled(c) && (!c.pc.peerChoking || now - c.lastBlockAt < STALLED_MS));
     if (better.length === 0) return;
     for (const c of withPieces) {
       if (!stalled(c)) continue;
@@ -543,68 +601,42 @@ export class Swarm extends EventEmitter {
     }
     conn.peerId = peerId;
     const { pc } = conn;
-    const wire = pc.wire;
     const key = conn.key;
-    this.#log.debug({ peer: pc.address, direction: pc.direction, fast: wire.hasFast }, 'peer connected');
-    this.#scheduler.addPeer(key, Date.now(), { fast: wire.hasFast });
+    this.#log.debug({ peer: pc.address, direction: pc.direction, fast: pc.hasFast }, 'peer connected');
+    this.#scheduler.addPeer(key, Date.now(), { fast: pc.hasFast });
     if (conn.candidate && conn.candidate.failures > 0) conn.candidate.failures = 0;
-    this.#sendOurPieces(wire);
-    wire.setKeepAlive(true);
+    pc.sendPieceSet([...this.#storage.haveIndices()], this.layout.pieceCount);
 
-    // Events can still come out of the wire after the connection closed (it parses what it had buffered).
-    const live = (): boolean => !pc.closed && this.#scheduler.hasPeer(key);
-    const on = (event: string, handler: (...args: never[]) => void): void => {
-      wire.on(event, (...args: unknown[]) => {
-        if (live()) handler(...(args as never[]));
-      });
+    // A closed connection calls no handler; one the scheduler dropped (closing) neither.
+    const live = (): boolean => this.#scheduler.hasPeer(key);
+    /** A change to what the peer has or allows: the scheduler learns it, then runs. */
+    const update = (change: () => void): void => {
+      if (!live()) return;
+      change();
+      this.#requestSchedule();
     };
-    on('bitfield', (bf: { buffer: Uint8Array }) => {
-      this.#scheduler.peerBitfield(key, bf.buffer);
-      this.#requestSchedule();
+    pc.handle({
+      bitfield: (bits) => update(() => this.#scheduler.peerBitfield(key, bits)),
+      have: (index) => update(() => this.#scheduler.peerHave(key, index as PieceIndex)),
+      haveAll: () => update(() => this.#scheduler.peerHaveAll(key)),
+      choke: () => live() && this.#scheduler.setChoked(key, true),
+      unchoke: () => update(() => this.#scheduler.setChoked(key, false)),
+      interested: () => live() && this.#onPeerInterested(conn),
+      uninterested: () => {
+        if (live()) conn.uploadQueue.length = 0;
+      },
+      piece: (index, offset, block) => live() && this.#onBlock(conn, index as PieceIndex, offset, block),
+      reject: (index, offset) => update(() => this.#scheduler.onReject(key, index as PieceIndex, offset, Date.now())),
+      allowedFast: (index) => live() && this.#scheduler.allowedFast(key, index as PieceIndex),
+      request: (index, offset, length, respond) => live() && this.#onRequest(conn, index as PieceIndex, offset, length, respond),
+      cancel: (index, offset, length) => {
+        if (live()) conn.uploadQueue = conn.uploadQueue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
+      },
     });
-    on('have', (index: number) => {
-      this.#scheduler.peerHave(key, index as PieceIndex);
-      this.#requestSchedule();
-    });
-    on('have-all', () => {
-      this.#scheduler.peerHaveAll(key);
-      this.#requestSchedule();
-    });
-    on('choke', () => this.#scheduler.setChoked(key, true));
-    on('unchoke', () => {
-      this.#scheduler.setChoked(key, false);
-      this.#requestSchedule();
-    });
-    on('interested', () => this.#onPeerInterested(conn));
-    on('uninterested', () => {
-      conn.uploadQueue.length = 0;
-    });
-    on('piece', (index: number, offset: number, block: Uint8Array) => this.#onBlock(conn, index as PieceIndex, offset, block));
-    on('reject', (index: number, offset: number) => {
-      this.#scheduler.onReject(key, index as PieceIndex, offset, Date.now());
-      this.#requestSchedule();
-    });
-    on('allowed-fast', (index: number) => this.#scheduler.allowedFast(key, index as PieceIndex));
-    on('request', (index: number, offset: number, length: number, respond: UploadRequest['respond']) =>
-      this.#onRequest(conn, index as PieceIndex, offset, length, respond),
-    );
-    on('cancel', (index: number, offset: number, length: number) => {
-      conn.uploadQueue = conn.uploadQueue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
-    });
-    pc.on('extended-handshake', () => live() && this.#scheduler.setReqq(key, pc.peerReqq));
+    pc.on('extended-handshake', () => !pc.closed && live() && this.#scheduler.setReqq(key, pc.peerReqq));
     pc.on('drain', () => this.#pumpUploads(conn));
     this.#requestSchedule();
     this.emit('peer-ready', pc);
-  }
-
-  #sendOurPieces(wire: PeerConnection['wire']): void {
-    const have = [...this.#storage.haveIndices()];
-    if (wire.hasFast && have.length === 0) return wire.haveNone();
-    if (wire.hasFast && have.length === this.layout.pieceCount) return wire.haveAll();
-    if (have.length === 0) return;
-    const bits = new Uint8Array(Math.ceil(this.layout.pieceCount / 8));
-    for (const i of have) bits[i >> 3]! |= 0x80 >> (i & 7);
-    wire.bitfield(bits);
   }
 
   #onClose(conn: Conn, reason: string): void {
@@ -640,6 +672,7 @@ export class Swarm extends EventEmitter {
     if (!waiters || waiters.size === 0) {
       this.#fetches.delete(index);
       this.#dropAssembly(index);
+      this.#abortWebFetches(index, 'nobody wants the piece any more');
       this.#sendCancels(this.#scheduler.unwant(index));
       this.#requestSchedule();
       return;
@@ -749,7 +782,18 @@ export class Swarm extends EventEmitter {
       this.#releasePiece(data);
       return;
     }
+    this.#takeVerified(piece, true);
+  }
+
+  /**
+   * A verified piece, from peers' blocks or a web seed, into the storage: HAVE to every
+   * peer, other sources for it stopped, waiters resolved once stored. A buffer of our pool
+   * (`pooled`) comes back to it when the storage is done with it; a web seed's stays its own.
+   */
+  #takeVerified(piece: VerifiedPiece, pooled: boolean): void {
+    const { index, data } = piece;
     this.#sendCancels(this.#scheduler.pieceVerified(index));
+    this.#abortWebFetches(index, 'the piece came from another source');
     this.#clearSuspects(index, data);
     this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
@@ -760,7 +804,7 @@ export class Swarm extends EventEmitter {
       this.#storing.delete(index);
       this.#announcedEarly.delete(index);
       this.#storingBytes -= data.length;
-      this.#releasePiece(data); // the storage has written or copied it
+      if (pooled) this.#releasePiece(data); // the storage has written or copied it
     };
     this.#storage.put(piece).then(
       (stored) => {
@@ -836,6 +880,7 @@ export class Swarm extends EventEmitter {
   #pieceAvailable(index: PieceIndex): void {
     if (this.#closed) return;
     this.#dropAssembly(index);
+    this.#abortWebFetches(index, 'the piece is here');
     if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
     this.#pumpAllUploads();
@@ -858,7 +903,7 @@ export class Swarm extends EventEmitter {
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
       if (this.#scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
-      c.pc.wire.have(index);
+      c.pc.have(index);
     }
   }
 
@@ -901,12 +946,11 @@ export class Swarm extends EventEmitter {
       const { requests, cancels } = this.#scheduler.schedule(Date.now());
       this.#sendCancels(cancels);
       for (const [key, list] of requests) this.#sendRequests(this.#conns.get(key), list);
+      this.#startWebSeedFetches(Date.now());
     }
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
-      const want = this.#scheduler.isInteresting(c.key);
-      if (want && !c.pc.wire.amInterested) c.pc.wire.interested();
-      else if (!want && c.pc.wire.amInterested) c.pc.wire.uninterested();
+      c.pc.setInterested(this.#scheduler.isInteresting(c.key));
     }
   }
 
@@ -935,12 +979,94 @@ export class Swarm extends EventEmitter {
     this.#runSchedule();
   }
 
+  // ── web seeds ──────────────────────────────────────────────────────────────
+
+  /** Asks the web seeds for what the peers cannot deliver (see web-seed-picker.ts). */
+  #startWebSeedFetches(now: number): void {
+    if (this.#webSeeds.length === 0 || this.#fetches.size === 0) return;
+    const seeds = this.#webSeeds.map((w) => ({ id: w.id, ready: w.source.ready, freeSlots: w.source.parallelPieces - w.inflight.size }));
+    if (!seeds.some((s) => s.ready && s.freeSlots > 0)) return;
+    const picks = pickWebSeedFetches(this.#webSeedCandidates(now), seeds, now, { random: Math.random });
+    for (const pick of picks) this.#fetchFromWebSeed(this.#webSeeds[pick.seed]!, pick.index);
+  }
+
+  /** Wanted pieces no web seed is fetching, with what the peers can do for each: every urgent one, the first others. */
+  *#webSeedCandidates(now: number): Generator<WantedPieceSupply> {
+    let others = 0;
+    for (const index of this.#scheduler.wantedPieces()) {
+      if (this.#storing.has(index) || this.#webSeeds.some((w) => w.inflight.has(index))) continue;
+      const priority = this.#scheduler.priorityOf(index)!;
+      const urgent = priority === 'urgent';
+      if (!urgent && ++others > WEB_SEED_SCAN_LIMIT) continue; // keep going: urgent pieces may come later in the order
+      const supply = this.#scheduler.peerSupply(index, now, urgent);
+      yield { index, priority, deadline: urgent ? this.#deadlineOf(index) : undefined, ...supply };
+    }
+  }
+
+  /** The soonest deadline among an urgent piece's waiters. */
+  #deadlineOf(index: PieceIndex): number | undefined {
+    let deadline: number | undefined;
+    for (const w of this.#fetches.get(index) ?? []) if (w.priority === 'urgent' && w.deadline !== undefined) deadline = Math.min(deadline ?? Infinity, w.deadline);
+    return deadline;
+  }
+
+  #fetchFromWebSeed(seed: WebSeedSlot, index: PieceIndex): void {
+    const ac = new AbortController();
+    seed.inflight.set(index, ac);
+    let fetched: Promise<VerifiedPiece>;
+    try {
+      fetched = seed.source.fetchVerifiedPiece(index, ac.signal);
+    } catch (err) {
+      fetched = Promise.reject(err);
+    }
+    fetched.then(
+      (piece) => {
+        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
+        if (piece.index !== index) return this.#webSeedFailed(seed, index, new Error(`sent piece ${piece.index} when asked for ${index}`));
+        const size = piece.data.length;
+        seed.piecesFetched++;
+        seed.bytesFetched += size;
+        this.#downloaded += size;
+        (this.#transferBySource.webSeed ??= { downloaded: 0, uploaded: 0 }).downloaded += size;
+        if (this.#closed || ac.signal.aborted || this.#storing.has(index) || this.#storage.has(index) || !this.#scheduler.isWanted(index)) {
+          this.#requestSchedule();
+          return;
+        }
+        if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
+        this.#dropAssembly(index); // blocks peers sent of it are not needed now
+        this.#takeVerified(piece, false);
+        this.#requestSchedule();
+      },
+      (err: unknown) => {
+        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
+        if (this.#closed || ac.signal.aborted) return;
+        this.#webSeedFailed(seed, index, err);
+      },
+    );
+  }
+
+  /** The piece stays with the peers (the scheduler never let go of it); a blocked read keeps its deadline. */
+  #webSeedFailed(seed: WebSeedSlot, index: PieceIndex, err: unknown): void {
+    this.#log.info({ webSeed: seed.source.name, index, reason: (err as Error)?.message ?? String(err) }, 'web seed did not deliver a piece; peers may');
+    this.emit('web-seed-failure', seed.source.name, index, err);
+    this.#requestSchedule();
+  }
+
+  #abortWebFetches(index: PieceIndex, why: string): void {
+    for (const w of this.#webSeeds) {
+      const ac = w.inflight.get(index);
+      if (!ac) continue;
+      w.inflight.delete(index);
+      ac.abort(new Error(why));
+    }
+  }
+
   // ── uploading ──────────────────────────────────────────────────────────────
 
   #onPeerInterested(conn: Conn): void {
     let unchoked = 0;
-    for (const c of this.#conns.values()) if (c.pc.ready && !c.pc.wire.amChoking) unchoked++;
-    if (unchoked < this.#uploadSlots + 1) conn.pc.wire.unchoke();
+    for (const c of this.#conns.values()) if (c.pc.ready && !c.pc.amChoking) unchoked++;
+    if (unchoked < this.#uploadSlots + 1) conn.pc.unchoke();
   }
 
   #rechoke(now: number): void {
@@ -951,17 +1077,17 @@ export class Swarm extends EventEmitter {
     const decision = chooseUnchoked(
       ready.map((c) => ({
         key: c.key,
-        interested: c.pc.wire.peerInterested,
+        interested: c.pc.peerInterested,
         downloadRate: this.#scheduler.rate(c.key, now),
-        uploadRate: c.pc.wire.uploadSpeed(),
+        uploadRate: c.pc.uploadSpeed(),
       })),
       { slots: this.#uploadSlots, seeding: this.#fetches.size === 0, optimistic: this.#optimistic, rotateOptimistic: rotate },
     );
     this.#optimistic = decision.optimistic;
     for (const c of ready) {
-      if (decision.unchoke.has(c.key)) c.pc.wire.unchoke();
-      else if (!c.pc.wire.amChoking) {
-        c.pc.wire.choke();
+      if (decision.unchoke.has(c.key)) c.pc.unchoke();
+      else if (!c.pc.amChoking) {
+        c.pc.choke();
         c.uploadQueue.length = 0;
       }
     }
@@ -977,7 +1103,7 @@ export class Swarm extends EventEmitter {
       (this.#storage.has(index) || this.#announcedEarly.has(index));
     if (!valid) return respond(new Error('not available'));
     if (conn.uploadQueue.length >= this.#ourReqq) return respond(new Error('request queue full'));
-    if (this.#sharePolicy && conn.pc.wire.hasFast && this.#seedingAll()) {
+    if (this.#sharePolicy && conn.pc.hasFast && this.#seedingAll()) {
       const now = Date.now();
       if (this.#sharePolicy.decide(conn.key, index, now, (piece, peer) => this.#anotherPeerHas(piece as PieceIndex, peer)) === 'reject') {
         return respond(new Error('another peer has it')); // a reject message: the peer asks that one
@@ -1032,7 +1158,7 @@ export class Swarm extends EventEmitter {
       this.#storage.readBlock(next.index, next.offset, next.length).then(
         (buf) => {
           conn.uploadsActive--;
-          if (conn.pc.closed || conn.pc.wire.amChoking) return;
+          if (conn.pc.closed || conn.pc.amChoking) return;
           this.#uploaded += buf.length;
           this.#sourceTotals(conn).uploaded += buf.length;
           next.respond(null, buf);
