@@ -118,7 +118,8 @@ export function renderStatus(s: MountStatus): string {
 /** `URL  ready; 12 pieces (3 MiB) fetched; 1 failure, last 12:00:01 stalled: no bytes from … for 15000 ms`. */
 export function webSeedLine(w: MountStatus['webSeeds'][number]): string {
   const state = w.state === 'backing-off' && w.retryAt ? `backing off until ${w.retryAt.slice(11, 19)}` : w.state;
-  const fetched = `${count(w.piecesFetched, 'piece')} (${formatSize(w.bytesFetched)}) fetched`;
+  const inflight = w.inflight ? `, ${w.inflight} in flight` : '';
+  const fetched = `${count(w.piecesFetched, 'piece')} (${formatSize(w.bytesFetched)}) fetched${inflight}`;
   const failed = w.lastFailure
     ? `; ${count(w.failures, 'failure')}, last ${w.lastFailure.at.slice(11, 19)} ${w.lastFailure.kind}: ${w.lastFailure.message}`
     : '';

@@ -3,7 +3,8 @@ import type { Logger } from '../log.js';
 import type { Metainfo, PieceIndex, TorrentFile } from '../metainfo/index.js';
 import type { Priority } from '../scheduler/index.js';
 import type { SwarmStats } from '../swarm/index.js';
-import type { FuseStatus, WebSeedReport } from './status-schema.js';
+import type { FuseStatus } from './status-schema.js';
+import type { WebSeedStatus } from '../webseed/index.js';
 
 /**
  * What the control server sees of a running mount (MountSession provides it):
@@ -23,7 +24,7 @@ export interface MountView {
   /** The FUSE backend serving the mount (none yet while the control socket starts before it). */
   fuse?(): FuseStatus;
   /** The mount's web seeds (url-list, ws=, --web-seed); none when absent. */
-  webSeeds?(): WebSeedReport[];
+  webSeeds?(): WebSeedStatus[];
   log: Logger;
 }
 

@@ -77,7 +77,10 @@ export interface MountStatus {
  * bad-content-range, range-ignored, redirect-loop, stalled, tls, connect, hash-mismatch, …);
  * `bytesFetched` counts every byte received, `piecesFetched` only pieces that verified.
  */
-export type WebSeedReport = WebSeedStatus;
+export type WebSeedReport = WebSeedStatus & {
+  /** Pieces the swarm is fetching from this seed now. */
+  inflight: number;
+};
 
 /** Which FUSE implementation serves the mount. */
 export interface FuseStatus {

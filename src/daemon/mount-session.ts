@@ -195,8 +195,7 @@ export class MountSession {
       await this.metricsServer?.close().catch((err: unknown) => log.error({ err }, 'closing the metrics server failed'));
       await this.fuse.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
       await this.config.discovery?.stop().catch((err: unknown) => log.error({ err }, 'stopping peer discovery failed'));
-      // Web-seed requests in flight end first, so the swarm's close does not wait on an HTTP body.
-      this.webSeeds.close();
+      // The swarm closes its web seeds (their requests in flight end with it).
       await this.swarm.close().catch((err: unknown) => log.error({ err }, 'closing the swarm failed'));
       await this.store.close().catch((err: unknown) => log.error({ err }, 'closing the cache failed'));
       log.info('stopped');

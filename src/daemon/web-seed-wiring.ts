@@ -1,25 +1,15 @@
 import type { Logger } from '../log.js';
-import type { WebPieceSource } from '../swarm/web-piece-source.js';
+import type { Swarm } from '../swarm/index.js';
 import type { WebSeedSet } from '../webseed/index.js';
 
 /**
  * How a session hands its web seeds to the swarm. The swarm schedules them (peers
  * first; a web seed for what no connected peer has, or cannot deliver by a read's
- * deadline); the session only builds, reports and closes them.
+ * deadline) and closes them with itself; the session builds them and reports them.
  */
 
-/** The part of the swarm a web seed is given to (optional until every swarm schedules web seeds). */
-export interface WebSeedTarget {
-  stats(): unknown;
-  addWebSeed?(source: WebPieceSource): void;
-}
-
-export function addWebSeedsToSwarm(swarm: WebSeedTarget, webSeeds: WebSeedSet, log: Logger): void {
+export function addWebSeedsToSwarm(swarm: Pick<Swarm, 'addWebSeed'>, webSeeds: WebSeedSet, log: Logger): void {
   for (const seed of webSeeds.seeds) {
-    if (!swarm.addWebSeed) {
-      log.warn({ webSeed: seed.name }, `web seed ${seed.name} not used: this swarm cannot schedule web seeds`);
-      continue;
-    }
     swarm.addWebSeed(seed);
     log.info({ webSeed: seed.name }, `web seed ${seed.name}: asked for pieces no connected peer can deliver in time`);
   }

@@ -132,8 +132,8 @@ export class WebSeed implements WebPieceSource {
         }),
       );
     } catch (err) {
-      // A caller that gave up (the piece came from a peer first) is not the seed's failure.
-      if (!(err instanceof WebSeedError) || signal?.aborted) throw err;
+      // A caller that gave up (the piece came from a peer first), or the seed closing, is not the seed's failure.
+      if (!(err instanceof WebSeedError) || signal?.aborted || this.#closing.signal.aborted) throw err;
       throw this.#failed(err, piece);
     }
     this.#stats.bytesFetched += plan.ranges.reduce((sum, r) => sum + r.length, 0);
