@@ -37,7 +37,8 @@ export interface HttpBenchData {
   root: string;
   torrent: string;
   metainfo: Metainfo;
-  files: ReadonlyArray<{ path: string; length: number }>;
+  /** With each file's SHA-1: the reader checks every byte it reads. */
+  files: ReadonlyArray<{ path: string; length: number; sha1: string }>;
 }
 
 export interface HttpOriginResult {
@@ -174,13 +175,14 @@ async function startHttpCluster(data: HttpBenchData, server: CappedServer, n: nu
   return { nodes, stop };
 }
 
-/** Every node reads every file, `readers` at a time, through bench-cluster's reader mode; seconds until the last is done. */
+/** Every node reads every file, `readers` at a time, through bench-cluster's reader mode (which checks each file's SHA-1); seconds until the last is done. */
 async function readEverything(script: string, base: string, nodes: readonly MountedTorrent[], data: HttpBenchData, readers: string): Promise<number> {
   const started = performance.now();
   await Promise.all(
     nodes.map(async (m, i) => {
       const listFile = path.join(base, `http-${i}.list`);
-      await writeFile(listFile, data.files.map((f) => path.join(m.mountpoint, f.path)).join('\n') + '\n');
+      // bench-cluster's reader list: `<sha1> <length> <path>` a line.
+      await writeFile(listFile, data.files.map((f) => `${f.sha1} ${f.length} ${path.join(m.mountpoint, f.path)}`).join('\n') + '\n');
       const reader = startProcess(process.execPath, [script, '--read', listFile, readers]);
       const code = await reader.exited;
       if (code !== 0) throw new Error(`node ${i} (http origin) failed to read its files: ${reader.output().slice(-500)}`);
