@@ -208,7 +208,7 @@ test('every hostile origin at once, then a real peer (btmount seed) appears: eve
   t.true(after.peers.length >= 1);
 });
 
-test("a magnet whose only source is a web seed (ws=) says the metadata needs a peer; with a peer, ws= is one of the mount's web seeds", async (t) => {
+test("a magnet whose only source is a web seed (ws=) says the metadata needs a peer; with a peer, ws= is one of the mount's web seeds; with the metadata cached, the web seed alone serves it", async (t) => {
   const ws = `${server.base}/good/`;
   const magnet = `magnet:?xt=urn:btih:${ds.metainfo.infoHash}&dn=ds&ws=${encodeURIComponent(ws)}`;
   const lonely = path.join(base, 'mnt-magnet-lonely');
@@ -226,6 +226,16 @@ test("a magnet whose only source is a web seed (ws=) says the metadata needs a p
   const m = await mountFor(t, 'magnet-ws', magnet, [], { peers: [`127.0.0.1:${port}`] });
   t.deepEqual((await liveStatus(m.mountpoint)).webSeeds.map((w) => w.url), [ws]);
   t.is(await sha256Via(path.join(m.mountpoint, 'train/c.bin')), ds.files[2]!.sha256);
+
+  // The metadata is now in that cache: the same magnet mounts again with no peer at all, and
+  // every byte comes from the web seed (the piece cache is emptied first).
+  await m.unmount();
+  await seeder.stop();
+  await rm(path.join(base, 'cache-magnet-ws', ds.metainfo.infoHash), { recursive: true, force: true });
+  const again = await mountFor(t, 'magnet-ws', magnet, []);
+  await assertEveryFileExact(t, again);
+  const [w] = (await liveStatus(again.mountpoint)).webSeeds;
+  t.true((w?.piecesFetched ?? 0) >= ds.metainfo.layout.pieceCount);
 });
 
 test('a --web-seed that is not an http(s) URL is one line naming the flag, before anything starts', async (t) => {
