@@ -9,6 +9,7 @@ import { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { type ShareMode } from './share-policy.js';
 import { Uploader } from './uploader.js';
 import { PieceAssembly, type Charge } from './piece-assembly.js';
+import { dialPeer, PeerList, type PeerCandidate } from './peer-list.js';
 import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
@@ -94,17 +95,7 @@ export interface SwarmWebSeedStats {
 
 type Source = Exclude<PeerSource, 'incoming'>;
 
-interface Candidate {
-  host: string;
-  port: number;
-  source: Source;
-  failures: number;
-  nextAttemptAt: number;
-  lastAttemptAt: number;
-  /** Connections to it dropped for stalling reads: it is then re-dialled at its backoff only. */
-  stalls: number;
-  conn: Conn | undefined;
-}
+type Candidate = PeerCandidate<Conn, Source>;
 
 interface Conn {
   key: string;
@@ -142,7 +133,6 @@ interface Waiter {
 const CLIENT_PREFIX = '-BM0100-';
 const MAX_UNREQUESTED_BLOCKS = 16;
 const IDLE_TIMEOUT_MS = 150_000;
-const CONNECT_TIMEOUT_MS = 10_000;
 /**
  * Reads starve when urgent pieces are wanted and no block of one has come for
  * this long: no connected peer has them, or those that say so send nothing.
@@ -192,7 +182,7 @@ export class Swarm extends EventEmitter {
   readonly #downloadBucket: TokenBucket;
   #server: net.Server | undefined;
   #listenPort = 0;
-  readonly #candidates = new Map<string, Candidate>();
+  readonly #peerList = new PeerList<Conn, Source>();
   readonly #conns = new Map<string, Conn>();
   #connSeq = 0;
   readonly #fetches = new Map<PieceIndex, Set<Waiter>>();
@@ -200,7 +190,6 @@ export class Swarm extends EventEmitter {
   readonly #storing = new Set<PieceIndex>();
   readonly #assembly: PieceAssembly;
   #storingBytes = 0;
-  readonly #bannedHosts = new Set<string>();
   #downloaded = 0;
   readonly #transferBySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>> = {};
   readonly #webSeeds: WebSeedSlot[] = [];
@@ -291,12 +280,7 @@ export class Swarm extends EventEmitter {
   /** A peer to connect to. Static peers are retried for ever (with backoff); others three times. */
   addPeer(host: string, port: number, source: Source = 'static'): void {
     if (this.#closed || !Number.isInteger(port) || port <= 0 || port > 65535) return;
-    host = normalizeHost(host);
-    if (this.#bannedHosts.has(host)) return;
-    const address = `${host}:${port}`;
-    if (this.#candidates.has(address)) return;
-    this.#candidates.set(address, { host, port, source, failures: 0, nextAttemptAt: 0, lastAttemptAt: 0, stalls: 0, conn: undefined });
-    this.#connectSome();
+    if (this.#peerList.add(normalizeHost(host), port, source, source === 'static')) this.#connectSome();
   }
 
   /**
@@ -380,7 +364,7 @@ export class Swarm extends EventEmitter {
       downloaded: this.#downloaded,
       uploaded: this.#uploader.uploaded,
       hashFailures: this.#assembly.hashFailures,
-      banned: [...this.#bannedHosts],
+      banned: [...this.#peerList.bannedHosts],
       wanted: this.#fetches.size,
       verify: this.#assembly.verifyTime,
       bySource: Object.fromEntries(Object.entries(this.#transferBySource).map(([k, v]) => [k, { ...v }])),
@@ -399,7 +383,7 @@ export class Swarm extends EventEmitter {
     const ready = [...this.#conns.values()].filter((c) => c.pc.ready);
     const parts: string[] = [];
     if (ready.length === 0) {
-      parts.push(this.#candidates.size > 0 ? `no peers connected (${this.#candidates.size} known)` : 'no peers');
+      parts.push(this.#peerList.size > 0 ? `no peers connected (${this.#peerList.size} known)` : 'no peers');
     } else {
       const index = this.#mostWantedPiece();
       if (index === undefined) parts.push(`nothing wanted (${ready.length} peers)`);
@@ -418,7 +402,7 @@ export class Swarm extends EventEmitter {
       );
     }
     if (this.#assembly.hashFailures > 0) parts.push(`${this.#assembly.hashFailures} hash failures`);
-    if (this.#bannedHosts.size > 0) parts.push(`${this.#bannedHosts.size} banned`);
+    if (this.#peerList.bannedHosts.size > 0) parts.push(`${this.#peerList.bannedHosts.size} banned`);
     return parts.join('; ');
   }
 
@@ -450,12 +434,9 @@ export class Swarm extends EventEmitter {
   #connectSome(): void {
     if (this.#closed) return;
     const now = Date.now();
-    const starving = this.#starving(now);
-    for (const cand of this.#candidates.values()) {
+    for (const cand of this.#peerList.due(now, this.#starving(now) ? STARVING_REDIAL_MS : undefined)) {
       if (this.#conns.size >= this.#maxConnections) return;
-      const due = starving && cand.stalls === 0 ? Math.min(cand.nextAttemptAt, cand.lastAttemptAt + STARVING_REDIAL_MS) : cand.nextAttemptAt;
-      if (cand.conn || due > now) continue;
-      this.#dial(cand);
+      this.#dial(cand, now);
     }
   }
 
@@ -510,11 +491,10 @@ export class Swarm extends EventEmitter {
     }
   }
 
-  #dial(cand: Candidate): void {
-    cand.lastAttemptAt = Date.now();
+  #dial(cand: Candidate, now: number): void {
     // One read buffer per connection, reused for every read (see PeerConnection.receive).
     let conn: Conn | undefined;
-    const socket = net.connect({
+    const socket = dialPeer({
       host: cand.host,
       port: cand.port,
       ...(this.#opts.host && !isWildcardHost(this.#opts.host) ? { localAddress: this.#opts.host } : {}),
@@ -526,17 +506,13 @@ export class Swarm extends EventEmitter {
         },
       },
     });
-    const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), CONNECT_TIMEOUT_MS);
-    timer.unref();
-    socket.once('connect', () => clearTimeout(timer));
-    socket.once('close', () => clearTimeout(timer));
     conn = this.#attach(socket, 'out', cand.host, cand.port, cand.source, cand, true);
-    cand.conn = conn;
+    this.#peerList.dialled(cand, conn, now);
   }
 
   #accept(socket: net.Socket): void {
     const host = normalizeHost(socket.remoteAddress ?? '');
-    if (this.#closed || this.#bannedHosts.has(host) || (this.#conns.size >= this.#maxConnections && !this.#makeRoom(Date.now()))) {
+    if (this.#closed || this.#peerList.isBanned(host) || (this.#conns.size >= this.#maxConnections && !this.#makeRoom(Date.now()))) {
       socket.destroy();
       return;
     }
@@ -585,7 +561,7 @@ export class Swarm extends EventEmitter {
     const key = conn.key;
     this.#log.debug({ peer: pc.address, direction: pc.direction, fast: pc.hasFast }, 'peer connected');
     this.#scheduler.addPeer(key, Date.now(), { fast: pc.hasFast });
-    if (conn.candidate && conn.candidate.failures > 0) conn.candidate.failures = 0;
+    if (conn.candidate) this.#peerList.connected(conn.candidate);
     pc.sendPieceSet([...this.#storage.haveIndices()], this.layout.pieceCount);
 
     // A closed connection calls no handler; one the scheduler dropped (closing) neither.
@@ -623,17 +599,13 @@ export class Swarm extends EventEmitter {
     this.#uploader.removePeer(conn.key);
     this.#log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
     const cand = conn.candidate;
-    if (cand && cand.conn === conn && reason === 'connected to ourselves') {
-      this.#candidates.delete(`${cand.host}:${cand.port}`);
-    } else if (cand && cand.conn === conn) {
-      cand.conn = undefined;
+    if (cand && cand.conn === conn) {
       const now = Date.now();
-      const lived = now - conn.pc.connectedAt;
-      if (!conn.pc.ready || lived < 30_000) cand.failures++;
+      const self = reason === 'connected to ourselves';
+      // While reads starve every address is kept and re-dialled soon: any may turn out to have the data.
       const starving = this.#starving(now);
-      if (cand.source !== 'static' && cand.failures >= 3 && !starving) this.#candidates.delete(`${cand.host}:${cand.port}`);
-      else cand.nextAttemptAt = now + Math.min(60_000, 500 * 2 ** Math.min(cand.failures, 7));
-      if (starving) this.#redialSoon();
+      this.#peerList.ended(cand, conn, { self, failed: !conn.pc.ready || now - conn.pc.connectedAt < 30_000, keep: starving }, now);
+      if (starving && !self) this.#redialSoon();
     }
     if (!this.#closed) {
       this.emit('peer-closed', conn.pc.address, reason);
@@ -792,10 +764,8 @@ export class Swarm extends EventEmitter {
   }
 
   #ban(host: string, reason: string): void {
-    if (this.#bannedHosts.has(host)) return;
-    this.#bannedHosts.add(host);
+    if (!this.#peerList.ban(host)) return;
     this.#log.warn({ host, reason }, 'peer banned');
-    for (const [address, cand] of this.#candidates) if (cand.host === host) this.#candidates.delete(address);
     for (const c of [...this.#conns.values()]) if (c.pc.host === host) c.pc.destroy(`banned: ${reason}`);
     this.emit('ban', host, reason);
   }
