@@ -38,6 +38,7 @@ test('every node of the tree is in the snapshot once, with its name, parent, siz
   const s = snapshotTree(metainfo.tree);
   const { tree } = metainfo;
   t.is(s.nodeCount, 1 + tree.fileCount + tree.dirCount);
+  t.is(s.totalBytes, 40_000 + 7 + 1234 + 0);
   const { isDir, sizes, streamOffsets, fileIndex, firstChild, childCount, parents } = s.arrays;
   const paths = new Set<string>();
   for (let node = 1; node < s.nodeCount; node++) {

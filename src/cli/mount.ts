@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { isDaemonChild, reportToParent, runMountProcess, spawnMountDaemon } from '../daemon/mount-daemon.js';
 import { mountpointProblem } from '../fs/mountpoint.js';
-import { loadSource, type TorrentSource } from '../metainfo/index.js';
+import { loadSource, loadSourceInfoHash, type TorrentSource } from '../metainfo/index.js';
 import { DEFAULT_CACHE_BUDGET_RULE, defaultCacheRoot } from '../store/cache-location.js';
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from '../user-error.js';
@@ -75,13 +75,14 @@ export function registerMount(program: Command): void {
 
 async function mount(spec: string, mountpoint: string, opts: MountOptions, debug: boolean): Promise<void> {
   const daemonChild = isDaemonChild();
-  let source: TorrentSource;
+  let source: TorrentSource | undefined;
   let cacheRoot: string;
   let logFile: string | undefined;
   const access = accessFromOptions(opts);
   try {
-    source = await readSource(spec);
-    const infoHash = source.kind === 'torrent' ? source.metainfo.infoHash : source.infoHash;
+    // Without --foreground the daemon parses the torrent; here only its infohash is needed (at a million files a parse is seconds).
+    if (opts.foreground) source = await readSource(spec);
+    const infoHash = source ? (source.kind === 'torrent' ? source.metainfo.infoHash : source.infoHash) : await readInfoHash(spec);
     const problem = (await mountpointProblem(mountpoint)) ?? accessProblem(access, process.getuid?.() ?? 0, await readFuseConf());
     if (problem) throw new UserError(ACTION, problem);
     cacheRoot = path.resolve(opts.cache ?? defaultCacheRoot());
@@ -97,7 +98,7 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
     return;
   }
   await runMountProcess({
-    source,
+    source: source!,
     mountpoint,
     cacheRoot,
     logFile,
@@ -122,6 +123,14 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
 async function readSource(spec: string): Promise<TorrentSource> {
   try {
     return await loadSource(spec);
+  } catch (err) {
+    throw new UserError(`cannot read torrent ${spec}`, (err as Error).message);
+  }
+}
+
+async function readInfoHash(spec: string): Promise<string> {
+  try {
+    return await loadSourceInfoHash(spec);
   } catch (err) {
     throw new UserError(`cannot read torrent ${spec}`, (err as Error).message);
   }

@@ -15,7 +15,7 @@ export interface DecodedTorrent {
   pieceLength: number;
   pieceHashes: Buffer;
   /** Files in torrent order (single-file torrents have one, with an empty path). */
-  files: DecodedFile[];
+  files: DecodedFiles;
   totalLength: number;
   private: boolean;
   announce: string[];
@@ -32,6 +32,70 @@ export interface DecodedFile {
   pad: boolean;
 }
 
+/**
+ * The file list as flat arrays of numbers: a path component is a [start, end) of the
+ * torrent's bytes, made into a ByteString only when asked for. At a million files an
+ * object per file and per component, alive from the parse to the end of the tree, was
+ * most of what the garbage collector copied at mount (146 scavenges, 3 s of a 7 s parse).
+ */
+export class DecodedFiles {
+  readonly #lengths: number[] = [];
+  readonly #pad: boolean[] = [];
+  /** File i's components are #begins/#ends[#firstComponent[i] .. #firstComponent[i + 1]). */
+  readonly #firstComponent: number[] = [0];
+  readonly #begins: number[] = [];
+  readonly #ends: number[] = [];
+
+  constructor(readonly source: Buffer) {}
+
+  add(file: DecodedFile): void {
+    this.#lengths.push(file.length);
+    this.#pad.push(file.pad);
+    for (const part of file.path) {
+      this.#begins.push(part.start);
+      this.#ends.push(part.end);
+    }
+    this.#firstComponent.push(this.#begins.length);
+  }
+
+  get length(): number {
+    return this.#lengths.length;
+  }
+
+  lengthOf(i: number): number {
+    return this.#lengths[i]!;
+  }
+
+  isPad(i: number): boolean {
+    return this.#pad[i]!;
+  }
+
+  componentCount(i: number): number {
+    return this.#firstComponent[i + 1]! - this.#firstComponent[i]!;
+  }
+
+  /**
+   * File i's folder components exactly as bencoded ("5:train9:n01440764"), as a string to
+   * key a map by: two files have the same key only if they have the same raw folders
+   * (a run of bencoded strings decodes one way only). Undefined for a file at the top.
+   */
+  folderKey(i: number): string | undefined {
+    const first = this.#firstComponent[i]!;
+    const lastFolder = this.#firstComponent[i + 1]! - 2;
+    if (lastFolder < first) return undefined;
+    const begin = this.#begins[first]!;
+    const prefix = String(this.#ends[first]! - begin).length + 1; // "<length>:"
+    return this.source.toString('latin1', begin - prefix, this.#ends[lastFolder]!);
+  }
+
+  /** File i's path components as the torrent spells them (new views each call). */
+  path(i: number): ByteString[] {
+    const parts: ByteString[] = [];
+    for (let c = this.#firstComponent[i]!; c < this.#firstComponent[i + 1]!; c++) parts.push(new ByteString(this.source, this.#begins[c]!, this.#ends[c]!));
+    return parts;
+  }
+}
+
 export const MIN_PIECE_LENGTH = 16 * 1024;
 export const MAX_PIECE_LENGTH = 64 * 1024 * 1024;
 /** 2^53 - 1 bytes is already absurd; anything above cannot even be addressed exactly. */
@@ -41,9 +105,9 @@ type Dict = BencodeDict;
 
 export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
   const bytesOf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  const streamedFiles: DecodedFile[] = [];
+  const streamedFiles = new DecodedFiles(bytesOf);
   const { value: top, infoSpan } = readBencode(bytesOf, {
-    onInfoFile: (entry, i) => streamedFiles.push(decodeFileEntry(entry, i)),
+    onInfoFile: (entry, i) => streamedFiles.add(decodeFileEntry(entry, i)),
   });
   if (!isDict(top)) throw new InvalidTorrentError('not a torrent: the file is not a bencoded dictionary');
   const info = field(top, 'info');
@@ -72,8 +136,8 @@ export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
 
   const files = decodeFiles(info, streamedFiles);
   let totalLength = 0;
-  for (const file of files) {
-    totalLength += file.length;
+  for (let i = 0; i < files.length; i++) {
+    totalLength += files.lengthOf(i);
     if (totalLength > MAX_TOTAL_LENGTH) throw new InvalidTorrentError('total size is absurdly large (over 2^53 bytes)');
   }
   const pieceCount = piecesField.length / 20;
@@ -85,7 +149,8 @@ export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
   }
 
   // The infohash is of the info dictionary's bytes exactly as written, as every client computes it.
-  const infoBuffer = Buffer.from(bytesOf.subarray(infoSpan![0], infoSpan![1]));
+  // A view, not a copy: the file list's names are views of the same bytes, which keep them alive anyway.
+  const infoBuffer = bytesOf.subarray(infoSpan![0], infoSpan![1]);
   const infoHash = asInfoHash(createHash('sha1').update(infoBuffer).digest('hex'));
 
   const decoded: DecodedTorrent = {
@@ -111,10 +176,12 @@ export function decodeTorrent(raw: Uint8Array): DecodedTorrent {
   return decoded;
 }
 
-function decodeFiles(info: Dict, streamed: DecodedFile[]): DecodedFile[] {
+function decodeFiles(info: Dict, streamed: DecodedFiles): DecodedFiles {
   const list = field(info, 'files');
   if (list === undefined) {
-    return [{ path: [], length: integer(field(info, 'length'), 'info.length'), pad: false }];
+    const single = new DecodedFiles(streamed.source);
+    single.add({ path: [], length: integer(field(info, 'length'), 'info.length'), pad: false });
+    return single;
   }
   // The reader handed every entry of the list to decodeFileEntry as it went (see readBencode).
   if (!Array.isArray(list) || streamed.length === 0) throw new InvalidTorrentError('"info.files" is not a non-empty list');

@@ -1,7 +1,7 @@
 import { InvalidTorrentError } from './errors.js';
 import { sanitizeComponent, NAME_MAX_BYTES, truncateUtf8 } from './sanitize-path.js';
 import type { ByteString } from './bencode-reader.js';
-import type { DecodedFile } from './decode-torrent.js';
+import type { DecodedFiles } from './decode-torrent.js';
 
 /** One file of the torrent, at its place in the torrent's byte stream. */
 export class TorrentFile {
@@ -21,7 +21,11 @@ export class TorrentFile {
 export class TorrentDir {
   readonly kind = 'dir';
   readonly children = new Map<string, TreeNode>();
-  constructor(readonly path: string) {}
+  /** `path/` ('' at the root), shared by the paths of its files rather than made per file. */
+  readonly childPrefix: string;
+  constructor(readonly path: string) {
+    this.childPrefix = path === '' ? '' : `${path}/`;
+  }
 }
 
 export type TreeNode = TorrentFile | TorrentDir;
@@ -47,7 +51,7 @@ export class FileTree {
   readonly fileCount: number;
   readonly dirCount: number;
 
-  constructor(singleFileName: ByteString | undefined, decoded: readonly DecodedFile[]) {
+  constructor(singleFileName: ByteString | undefined, decoded: DecodedFiles) {
     let dirCount = 0;
     const makeDir = (parent: TorrentDir, name: string): TorrentDir => {
       const existing = parent.children.get(name);
@@ -63,30 +67,42 @@ export class FileTree {
     // the previous file's, its parent is reused without sanitizing or hashing again.
     const placeParent: Array<TorrentDir | undefined> = [];
     const placeName: string[] = [];
+    // Files of one folder need not be neighbours (a torrent may interleave its classes):
+    // each raw folder path is sanitized and walked once, then found by its raw bytes.
+    const folders = new Map<string, { parent: TorrentDir; dirBytes: number }>();
     let previousDirs: readonly ByteString[] = [];
     let previousParent = this.root;
     let previousDirBytes = 0;
-    decoded.forEach((file, i) => {
-      if (file.pad) {
+    for (let i = 0; i < decoded.length; i++) {
+      if (decoded.isPad(i)) {
         placeParent.push(undefined);
         placeName.push('');
-        return;
+        continue;
       }
-      const raw = singleFileName ? [singleFileName] : file.path;
+      const raw = singleFileName ? [singleFileName] : decoded.path(i);
       let name = sanitizeComponent(raw[raw.length - 1]!);
       let parent = previousParent;
       let dirBytes = previousDirBytes;
       const rawDirs = raw.slice(0, -1);
       if (name === '' || !sameComponents(rawDirs, previousDirs)) {
-        const parts = raw.map(sanitizeComponent).filter((p) => p !== '');
-        if (parts.length === 0) throw new InvalidTorrentError(`file #${i} has an empty path`);
-        if (parts.length > MAX_PATH_DEPTH) {
-          throw new InvalidTorrentError(`file #${i} is nested ${parts.length} levels deep (limit ${MAX_PATH_DEPTH})`);
+        // Only with a plain file name: an empty one is dropped and the folder before it becomes the name.
+        const key = name === '' || singleFileName ? undefined : decoded.folderKey(i);
+        const known = key === undefined ? undefined : folders.get(key);
+        if (known) {
+          parent = known.parent;
+          dirBytes = known.dirBytes;
+        } else {
+          const parts = raw.map(sanitizeComponent).filter((p) => p !== '');
+          if (parts.length === 0) throw new InvalidTorrentError(`file #${i} has an empty path`);
+          if (parts.length > MAX_PATH_DEPTH) {
+            throw new InvalidTorrentError(`file #${i} is nested ${parts.length} levels deep (limit ${MAX_PATH_DEPTH})`);
+          }
+          name = parts.pop()!;
+          parent = this.root;
+          for (const dir of parts) parent = makeDir(parent, dir);
+          dirBytes = parts.reduce((sum, p) => sum + Buffer.byteLength(p) + 1, 0);
+          if (key !== undefined) folders.set(key, { parent, dirBytes });
         }
-        name = parts.pop()!;
-        parent = this.root;
-        for (const dir of parts) parent = makeDir(parent, dir);
-        dirBytes = parts.reduce((sum, p) => sum + Buffer.byteLength(p) + 1, 0);
         // Only a plain folder path is worth remembering for the next file.
         if (raw[raw.length - 1]!.length > 0) {
           previousDirs = rawDirs;
@@ -100,28 +116,29 @@ export class FileTree {
       }
       placeParent.push(parent);
       placeName.push(name);
-    });
+    }
 
     // Pass 2: files, renamed where their name is already taken.
     const files: TorrentFile[] = [];
     let offset = 0;
     let fileCount = 0;
-    decoded.forEach((file, i) => {
+    for (let i = 0; i < decoded.length; i++) {
       const parent = placeParent[i];
       let path = '';
       let name = '';
       if (parent) {
         name = freeName(parent, placeName[i]!);
-        path = parent.path === '' ? name : `${parent.path}/${name}`;
+        path = parent.childPrefix + name;
       }
-      const entry = new TorrentFile(i, path, file.length, offset, file.pad);
+      const length = decoded.lengthOf(i);
+      const entry = new TorrentFile(i, path, length, offset, decoded.isPad(i));
       if (parent) {
         parent.children.set(name, entry);
         fileCount++;
       }
       files.push(entry);
-      offset += file.length;
-    });
+      offset += length;
+    }
     this.files = files;
     this.fileCount = fileCount;
     this.dirCount = dirCount;
@@ -156,8 +173,16 @@ function sameComponents(a: readonly ByteString[], b: readonly ByteString[]): boo
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
-    if (x !== y && x.source.compare(y.source, y.start, y.end, x.start, x.end) !== 0) return false;
+    if (x !== y && !sameBytes(x, y)) return false;
   }
+  return true;
+}
+
+/** Byte by byte: names are short, and Buffer.compare's native call cost more than the loop (once per file). */
+function sameBytes(x: ByteString, y: ByteString): boolean {
+  const length = x.end - x.start;
+  if (length !== y.end - y.start) return false;
+  for (let k = 0; k < length; k++) if (x.source[x.start + k] !== y.source[y.start + k]) return false;
   return true;
 }
 

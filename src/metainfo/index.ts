@@ -1,5 +1,5 @@
 export { Metainfo } from './metainfo.js';
-export { loadSource, loadMetainfo, type TorrentSource } from './source.js';
+export { loadSource, loadSourceInfoHash, loadMetainfo, type TorrentSource } from './source.js';
 export { InvalidTorrentError } from './errors.js';
 export { FileTree, TorrentDir, TorrentFile, type TreeNode } from './file-tree.js';
 export { ByteMap, type PieceSpan, type FileSpan } from './byte-map.js';

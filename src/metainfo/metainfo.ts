@@ -1,6 +1,6 @@
 import { ByteMap } from './byte-map.js';
 import type { ByteString } from './bencode-reader.js';
-import { decodeTorrent, type DecodedTorrent } from './decode-torrent.js';
+import { decodeTorrent, type DecodedFiles, type DecodedTorrent } from './decode-torrent.js';
 import { FileTree, type TorrentFile } from './file-tree.js';
 import { sanitizeComponent } from './sanitize-path.js';
 import { PieceLayout, type InfoHash } from './piece-layout.js';
@@ -27,7 +27,8 @@ export class Metainfo {
    * undeduplicated): a web seed (BEP 19) serves files under these names, not the mount's.
    */
   readonly rawName: ByteString;
-  readonly rawPaths: readonly (readonly ByteString[])[];
+  readonly #decodedFiles: DecodedFiles;
+  #rawPaths: readonly (readonly ByteString[])[] | undefined;
 
   constructor(decoded: DecodedTorrent, multiFile: boolean) {
     this.infoHash = decoded.infoHash;
@@ -44,7 +45,16 @@ export class Metainfo {
     this.comment = decoded.comment;
     this.multiFile = multiFile;
     this.rawName = decoded.name;
-    this.rawPaths = decoded.files.map((f) => f.path);
+    this.#decodedFiles = decoded.files;
+  }
+
+  /** Made on first use (web seeds only): an array per file is not kept for torrents that never need it. */
+  get rawPaths(): readonly (readonly ByteString[])[] {
+    if (!this.#rawPaths) {
+      const files = this.#decodedFiles;
+      this.#rawPaths = Array.from({ length: files.length }, (_, i) => files.path(i));
+    }
+    return this.#rawPaths;
   }
 
   /** All files in torrent order, pad files included. */
@@ -55,7 +65,7 @@ export class Metainfo {
   /** Parses the bytes of a .torrent file; throws InvalidTorrentError with a readable reason. */
   static fromTorrentFile(raw: Uint8Array): Metainfo {
     const decoded = decodeTorrent(raw);
-    const multiFile = decoded.files.length !== 1 || decoded.files[0]!.path.length > 0;
+    const multiFile = decoded.files.length !== 1 || decoded.files.componentCount(0) > 0;
     return new Metainfo(decoded, multiFile);
   }
 }

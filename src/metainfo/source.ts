@@ -1,6 +1,7 @@
 import parseTorrent from 'parse-torrent';
 import { readFile } from 'node:fs/promises';
 import { InvalidTorrentError } from './errors.js';
+import { peekInfoHash } from './info-hash-peek.js';
 import { Metainfo } from './metainfo.js';
 import { asInfoHash, type InfoHash } from './piece-layout.js';
 
@@ -17,15 +18,28 @@ const BARE_HASH = /^[0-9a-fA-F]{40}$|^[a-zA-Z2-7]{32}$/;
 /** Reads a .torrent path, a magnet URI or a bare infohash (40 hex or 32 base32). */
 export async function loadSource(spec: string): Promise<TorrentSource> {
   if (spec.startsWith('magnet:') || BARE_HASH.test(spec)) return parseHashSource(spec);
-  let raw: Buffer;
+  return { kind: 'torrent', metainfo: Metainfo.fromTorrentFile(await readTorrentFile(spec)) };
+}
+
+async function readTorrentFile(spec: string): Promise<Buffer> {
   try {
-    raw = await readFile(spec);
+    return await readFile(spec);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
     throw new InvalidTorrentError(`${why} (expected a .torrent file, magnet URI or infohash)`);
   }
-  return { kind: 'torrent', metainfo: Metainfo.fromTorrentFile(raw) };
+}
+
+/**
+ * Only the infohash a source names, and whether it can be read: for a .torrent file a scan to
+ * its info dictionary, not a parse (a caller that hands the torrent to another process that
+ * parses it). A file the scan cannot make sense of gets the full parse, for its error.
+ */
+export async function loadSourceInfoHash(spec: string): Promise<InfoHash> {
+  if (spec.startsWith('magnet:') || BARE_HASH.test(spec)) return (await parseHashSource(spec)).infoHash;
+  const raw = await readTorrentFile(spec);
+  return peekInfoHash(raw) ?? Metainfo.fromTorrentFile(raw).infoHash;
 }
 
 /** Like loadSource, but the caller needs the file tree now (no metadata fetch). */
@@ -35,7 +49,7 @@ export async function loadMetainfo(spec: string): Promise<Metainfo> {
   throw new InvalidTorrentError(`${spec} names only a hash; this command needs the .torrent file`);
 }
 
-async function parseHashSource(spec: string): Promise<TorrentSource> {
+async function parseHashSource(spec: string): Promise<Extract<TorrentSource, { kind: 'hash' }>> {
   let parsed;
   try {
     parsed = await parseTorrent(spec);

@@ -61,19 +61,29 @@ class ReadStream {
   lastReadAt = 0;
   /** Who read it last (an open file): a jump by its only reader ends it. */
   lastReader: object | undefined;
-  readonly #abort = new AbortController();
+  /**
+   * Made when the stream first asks for read-ahead: most streams never do (each random read
+   * starts one), and an AbortController per read, aborted with an Error, cost the native
+   * backend's JS thread more than all its other work per cached read.
+   */
+  #abort: AbortController | undefined;
+  #ended = false;
 
-  constructor(readonly order: ReadOrder) {
-    // Every read-ahead fetch of the stream listens to this one signal: dozens at once is normal.
-    setMaxListeners(0, this.#abort.signal);
-  }
+  constructor(readonly order: ReadOrder) {}
 
   /** Cancels its read-ahead that has not arrived yet. */
   end(why: string): void {
-    this.#abort.abort(new Error(why));
+    this.#ended = true;
+    this.#abort?.abort(new Error(why));
   }
 
   get signal(): AbortSignal {
+    if (!this.#abort) {
+      this.#abort = new AbortController();
+      // Every read-ahead fetch of the stream listens to this one signal: dozens at once is normal.
+      setMaxListeners(0, this.#abort.signal);
+      if (this.#ended) this.#abort.abort(new Error('read-ahead stream ended'));
+    }
     return this.#abort.signal;
   }
 }

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
-import utMetadata from 'ut_metadata';
 import type { InfoHash } from '../metainfo/piece-layout.js';
 import { FramingError, MessageFramer } from './message-framer.js';
+import { metadataServingExtension } from './metadata-serving.js';
 
 /** bittorrent-protocol 5 internals used here, on purpose (see `receive`, `request`). */
 interface WireInternals {
@@ -112,7 +112,7 @@ export class PeerConnection extends EventEmitter {
       v: 'btmount',
       ...(opts.listenPort ? { p: opts.listenPort } : {}),
     };
-    if (opts.infoBuffer) this.wire.use(utMetadata(opts.infoBuffer));
+    if (opts.infoBuffer) this.wire.use(metadataServingExtension(opts.infoBuffer));
     for (const ext of opts.extensions ?? []) this.wire.use(ext);
 
     const socket = this.#socket;

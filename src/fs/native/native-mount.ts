@@ -56,7 +56,6 @@ export class NativeMount {
   static mount(addon: NativeAddon, mountpoint: string, opts: MountFilesystemOptions): NativeMount {
     const snapshot = snapshotTree(opts.tree);
     const mount = new NativeMount(mountpoint, addon, opts, snapshot.arrays.fileIndex, snapshot.dirs);
-    const totalBytes = opts.tree.files.reduce((sum, f) => sum + f.length, 0);
     mount.#handle = addon.mount({
       mountpoint,
       mountOptions: kernelMountOptions(opts.mount).join(','),
@@ -65,7 +64,7 @@ export class NativeMount {
       fileMode: opts.mount.fileMode,
       dirMode: opts.mount.dirMode,
       mtime: Math.floor(opts.mtime.getTime() / 1000),
-      totalBytes,
+      totalBytes: snapshot.totalBytes,
       debug: opts.mount.debug ? 1 : 0,
       // Test only (the eviction-churn test widens the race the slot generations must catch).
       readDelayMicros: Number(process.env.BTMOUNT_NATIVE_READ_DELAY_US ?? 0) || 0,

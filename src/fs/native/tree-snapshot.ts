@@ -22,6 +22,8 @@ export interface TreeSnapshot {
     fileIndex: Int32Array;
   };
   nodeCount: number;
+  /** Bytes of all files in the tree (pad files are not in it). */
+  totalBytes: number;
   /** The directories by node (few: a folder per class, not per file). */
   dirs: Map<number, TorrentDir>;
 }
@@ -35,9 +37,10 @@ export function snapshotTree(tree: FileTree): TreeSnapshot {
   const sizes = new Float64Array(nodeCount);
   const streamOffsets = new Float64Array(nodeCount);
   const fileIndex = new Int32Array(nodeCount).fill(-1);
-  const nameOffsets = new Uint32Array(nodeCount + 1);
-  let names = Buffer.allocUnsafe(Math.max(1024, nodeCount * 16));
-  let namesLength = 0;
+  // Names are gathered, then encoded in one call: a Buffer.write per name was most of the snapshot's time.
+  const nameList: string[] = new Array<string>(nodeCount);
+  nameList[0] = '';
+  let totalBytes = 0;
 
   // Breadth-first: a directory's children get consecutive node numbers when it is dequeued.
   const queue: TorrentDir[] = [tree.root];
@@ -54,14 +57,7 @@ export function snapshotTree(tree: FileTree): TreeSnapshot {
     dir.children.forEach((child, name) => {
       const node = next++;
       parents[node] = dirNode;
-      // A name is at most 255 bytes (sanitized), so one check before writing is enough.
-      if (namesLength + 1024 > names.length) {
-        const grown = Buffer.allocUnsafe(names.length * 2);
-        names.copy(grown, 0, 0, namesLength);
-        names = grown;
-      }
-      namesLength += names.write(name, namesLength, 'utf8');
-      nameOffsets[node + 1] = namesLength;
+      nameList[node] = name;
       if (child instanceof TorrentDir) {
         isDir[node] = 1;
         queue.push(child);
@@ -72,13 +68,16 @@ export function snapshotTree(tree: FileTree): TreeSnapshot {
         sizes[node] = file.length;
         streamOffsets[node] = file.offset;
         fileIndex[node] = file.index;
+        totalBytes += file.length;
       }
     });
   }
   if (next !== nodeCount) throw new Error(`file tree snapshot: ${next} nodes, expected ${nodeCount}`);
+  const { names, nameOffsets } = encodeNames(nameList);
   return {
+    totalBytes,
     arrays: {
-      names: names.subarray(0, namesLength),
+      names,
       nameOffsets,
       parents,
       firstChild,
@@ -91,4 +90,19 @@ export function snapshotTree(tree: FileTree): TreeSnapshot {
     nodeCount,
     dirs,
   };
+}
+
+/** UTF-8 names back to back and where each starts (one more offset than names: the end). */
+function encodeNames(list: readonly string[]): { names: Buffer; nameOffsets: Uint32Array } {
+  const joined = list.join('');
+  const names = Buffer.from(joined, 'utf8');
+  const nameOffsets = new Uint32Array(list.length + 1);
+  // All one byte per character (the usual case): a name's bytes are its length.
+  const oneByte = names.length === joined.length;
+  let at = 0;
+  for (let i = 0; i < list.length; i++) {
+    at += oneByte ? list[i]!.length : Buffer.byteLength(list[i]!, 'utf8');
+    nameOffsets[i + 1] = at;
+  }
+  return { names, nameOffsets };
 }
