@@ -14,7 +14,8 @@ import { PeerConnection, type PeerSource, type WireExtension } from './peer-conn
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
 import type { WebPieceSource } from './web-piece-source.js';
-import { pickWebSeedFetches, type WantedPieceSupply } from './web-seed-picker.js';
+import { WebSeedFetches, type WebSeedStats } from './web-seed-fetches.js';
+import type { WantedPieceSupply } from './web-seed-picker.js';
 
 
 export interface SwarmOptions {
@@ -84,14 +85,7 @@ export interface SwarmStats {
 /** Where bytes came from: a peer (by how we found it) or a web seed. */
 export type TransferSource = PeerSource | 'webSeed';
 
-export interface SwarmWebSeedStats {
-  name: string;
-  /** Verified pieces it delivered that the swarm took. */
-  piecesFetched: number;
-  bytesFetched: number;
-  /** Pieces asked of it and not yet settled. */
-  inflight: number;
-}
+export type SwarmWebSeedStats = WebSeedStats;
 
 type Source = Exclude<PeerSource, 'incoming'>;
 
@@ -110,16 +104,6 @@ interface Conn {
    * faster do not restart the clock of a peer that has sent nothing since.
    */
   owingSince: number;
-}
-
-/** A web seed as the swarm schedules it: the source and the fetches it has running. */
-interface WebSeedSlot {
-  readonly id: number;
-  readonly source: WebPieceSource;
-  /** Per piece asked of it: aborts the HTTP fetch when a peer delivers first or nobody wants the piece. */
-  readonly inflight: Map<PieceIndex, AbortController>;
-  piecesFetched: number;
-  bytesFetched: number;
 }
 
 interface Waiter {
@@ -192,7 +176,10 @@ export class Swarm extends EventEmitter {
   #storingBytes = 0;
   #downloaded = 0;
   readonly #transferBySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>> = {};
-  readonly #webSeeds: WebSeedSlot[] = [];
+  readonly #webSeeds = new WebSeedFetches({
+    deliver: (piece) => this.#onWebSeedPiece(piece),
+    failed: (seed, index, err) => this.#onWebSeedFailure(seed, index, err),
+  });
   #scheduled = false;
   #tickTimer: NodeJS.Timeout | undefined;
   #readingPaused = false;
@@ -288,11 +275,7 @@ export class Swarm extends EventEmitter {
    * connected peers cannot deliver (see web-seed-picker.ts); the swarm closes it in close().
    */
   addWebSeed(source: WebPieceSource): void {
-    if (this.#closed) {
-      source.close();
-      return;
-    }
-    this.#webSeeds.push({ id: this.#webSeeds.length, source, inflight: new Map(), piecesFetched: 0, bytesFetched: 0 });
+    this.#webSeeds.add(source);
     this.#requestSchedule();
   }
 
@@ -368,7 +351,7 @@ export class Swarm extends EventEmitter {
       wanted: this.#fetches.size,
       verify: this.#assembly.verifyTime,
       bySource: Object.fromEntries(Object.entries(this.#transferBySource).map(([k, v]) => [k, { ...v }])),
-      webSeeds: this.#webSeeds.map((w) => ({ name: w.source.name, piecesFetched: w.piecesFetched, bytesFetched: w.bytesFetched, inflight: w.inflight.size })),
+      webSeeds: this.#webSeeds.stats(),
     };
   }
 
@@ -394,13 +377,8 @@ export class Swarm extends EventEmitter {
         else parts.push(`piece ${index} requested from ${unchoked} of ${ready.length} peers`);
       }
     }
-    if (this.#webSeeds.length > 0) {
-      const fetching = this.#webSeeds.reduce((n, w) => n + w.inflight.size, 0);
-      const backingOff = this.#webSeeds.filter((w) => !w.source.ready).length;
-      parts.push(
-        `${this.#webSeeds.length} web seed${this.#webSeeds.length === 1 ? '' : 's'}: ${fetching} pieces in flight` + (backingOff > 0 ? `, ${backingOff} backing off` : ''),
-      );
-    }
+    const webSeeds = this.#webSeeds.summary();
+    if (webSeeds) parts.push(webSeeds);
     if (this.#assembly.hashFailures > 0) parts.push(`${this.#assembly.hashFailures} hash failures`);
     if (this.#peerList.bannedHosts.size > 0) parts.push(`${this.#peerList.bannedHosts.size} banned`);
     return parts.join('; ');
@@ -419,11 +397,7 @@ export class Swarm extends EventEmitter {
       }
     }
     this.#fetches.clear();
-    for (const w of this.#webSeeds) {
-      for (const ac of w.inflight.values()) ac.abort(new Error('swarm closing'));
-      w.inflight.clear();
-      w.source.close();
-    }
+    this.#webSeeds.close();
     for (const c of [...this.#conns.values()]) c.pc.destroy('swarm closing');
     const server = this.#server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -620,7 +594,7 @@ export class Swarm extends EventEmitter {
     if (!waiters || waiters.size === 0) {
       this.#fetches.delete(index);
       this.#assembly.discard(index);
-      this.#abortWebFetches(index, 'nobody wants the piece any more');
+      this.#webSeeds.stop(index, 'nobody wants the piece any more');
       this.#sendCancels(this.#scheduler.unwant(index));
       this.#requestSchedule();
       return;
@@ -723,7 +697,7 @@ export class Swarm extends EventEmitter {
   #takeVerified(piece: VerifiedPiece): void {
     const { index, data } = piece;
     this.#sendCancels(this.#scheduler.pieceVerified(index));
-    this.#abortWebFetches(index, 'the piece came from another source');
+    this.#webSeeds.stop(index, 'the piece came from another source');
     this.#applyCharges(this.#assembly.convict(piece));
     this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
@@ -773,7 +747,7 @@ export class Swarm extends EventEmitter {
   #pieceAvailable(index: PieceIndex): void {
     if (this.#closed) return;
     this.#assembly.discard(index);
-    this.#abortWebFetches(index, 'the piece is here');
+    this.#webSeeds.stop(index, 'the piece is here');
     if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
     this.#uploader.pumpAll();
@@ -839,7 +813,7 @@ export class Swarm extends EventEmitter {
       const { requests, cancels } = this.#scheduler.schedule(Date.now());
       this.#sendCancels(cancels);
       for (const [key, list] of requests) this.#sendRequests(this.#conns.get(key), list);
-      this.#startWebSeedFetches(Date.now());
+      if (this.#webSeeds.canStart && this.#fetches.size > 0) this.#webSeeds.start(this.#webSeedCandidates(Date.now()), Date.now());
     }
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
@@ -874,20 +848,11 @@ export class Swarm extends EventEmitter {
 
   // ── web seeds ──────────────────────────────────────────────────────────────
 
-  /** Asks the web seeds for what the peers cannot deliver (see web-seed-picker.ts). */
-  #startWebSeedFetches(now: number): void {
-    if (this.#webSeeds.length === 0 || this.#fetches.size === 0) return;
-    const seeds = this.#webSeeds.map((w) => ({ id: w.id, ready: w.source.ready, freeSlots: w.source.parallelPieces - w.inflight.size }));
-    if (!seeds.some((s) => s.ready && s.freeSlots > 0)) return;
-    const picks = pickWebSeedFetches(this.#webSeedCandidates(now), seeds, now, { random: Math.random });
-    for (const pick of picks) this.#fetchFromWebSeed(this.#webSeeds[pick.seed]!, pick.index);
-  }
-
   /** Wanted pieces no web seed is fetching, with what the peers can do for each: every urgent one, the first others. */
   *#webSeedCandidates(now: number): Generator<WantedPieceSupply> {
     let others = 0;
     for (const index of this.#scheduler.wantedPieces()) {
-      if (this.#storing.has(index) || this.#webSeeds.some((w) => w.inflight.has(index))) continue;
+      if (this.#storing.has(index) || this.#webSeeds.isFetching(index)) continue;
       const priority = this.#scheduler.priorityOf(index)!;
       const urgent = priority === 'urgent';
       if (!urgent && ++others > WEB_SEED_SCAN_LIMIT) continue; // keep going: urgent pieces may come later in the order
@@ -903,55 +868,24 @@ export class Swarm extends EventEmitter {
     return deadline;
   }
 
-  #fetchFromWebSeed(seed: WebSeedSlot, index: PieceIndex): void {
-    const ac = new AbortController();
-    seed.inflight.set(index, ac);
-    let fetched: Promise<VerifiedPiece>;
-    try {
-      fetched = seed.source.fetchVerifiedPiece(index, ac.signal);
-    } catch (err) {
-      fetched = Promise.reject(err);
+  /** A web seed's verified piece: counted, then taken like a peer-assembled one if it is still wanted. */
+  #onWebSeedPiece(piece: VerifiedPiece): void {
+    const { index } = piece;
+    this.#downloaded += piece.data.length;
+    (this.#transferBySource.webSeed ??= { downloaded: 0, uploaded: 0 }).downloaded += piece.data.length;
+    if (!this.#closed && !this.#storing.has(index) && !this.#storage.has(index) && this.#scheduler.isWanted(index)) {
+      if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
+      this.#assembly.discard(index); // blocks peers sent of it are not needed now
+      this.#takeVerified(piece);
     }
-    fetched.then(
-      (piece) => {
-        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
-        if (piece.index !== index) return this.#webSeedFailed(seed, index, new Error(`sent piece ${piece.index} when asked for ${index}`));
-        const size = piece.data.length;
-        seed.piecesFetched++;
-        seed.bytesFetched += size;
-        this.#downloaded += size;
-        (this.#transferBySource.webSeed ??= { downloaded: 0, uploaded: 0 }).downloaded += size;
-        if (this.#closed || ac.signal.aborted || this.#storing.has(index) || this.#storage.has(index) || !this.#scheduler.isWanted(index)) {
-          this.#requestSchedule();
-          return;
-        }
-        if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
-        this.#assembly.discard(index); // blocks peers sent of it are not needed now
-        this.#takeVerified(piece);
-        this.#requestSchedule();
-      },
-      (err: unknown) => {
-        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
-        if (this.#closed || ac.signal.aborted) return;
-        this.#webSeedFailed(seed, index, err);
-      },
-    );
-  }
-
-  /** The piece stays with the peers (the scheduler never let go of it); a blocked read keeps its deadline. */
-  #webSeedFailed(seed: WebSeedSlot, index: PieceIndex, err: unknown): void {
-    this.#log.info({ webSeed: seed.source.name, index, reason: (err as Error)?.message ?? String(err) }, 'web seed did not deliver a piece; peers may');
-    this.emit('web-seed-failure', seed.source.name, index, err);
     this.#requestSchedule();
   }
 
-  #abortWebFetches(index: PieceIndex, why: string): void {
-    for (const w of this.#webSeeds) {
-      const ac = w.inflight.get(index);
-      if (!ac) continue;
-      w.inflight.delete(index);
-      ac.abort(new Error(why));
-    }
+  /** The piece stays with the peers (the scheduler never let go of it); a blocked read keeps its deadline. */
+  #onWebSeedFailure(seed: string, index: PieceIndex, err: unknown): void {
+    this.#log.info({ webSeed: seed, index, reason: (err as Error)?.message ?? String(err) }, 'web seed did not deliver a piece; peers may');
+    this.emit('web-seed-failure', seed, index, err);
+    this.#requestSchedule();
   }
 }
 
