@@ -4,11 +4,12 @@ import net from 'node:net';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
-import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
+import { Scheduler, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
 import { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { type ShareMode } from './share-policy.js';
 import { Uploader } from './uploader.js';
 import { PieceAssembly, type Charge } from './piece-assembly.js';
+import { PieceWaiters } from './piece-waiters.js';
 import { dialPeer, PeerList, type PeerCandidate } from './peer-list.js';
 import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
@@ -106,14 +107,6 @@ interface Conn {
   owingSince: number;
 }
 
-interface Waiter {
-  priority: Priority;
-  deadline: number | undefined;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-  cleanup: () => void;
-}
-
 const CLIENT_PREFIX = '-BM0100-';
 const MAX_UNREQUESTED_BLOCKS = 16;
 const IDLE_TIMEOUT_MS = 150_000;
@@ -169,7 +162,7 @@ export class Swarm extends EventEmitter {
   readonly #peerList = new PeerList<Conn, Source>();
   readonly #conns = new Map<string, Conn>();
   #connSeq = 0;
-  readonly #fetches = new Map<PieceIndex, Set<Waiter>>();
+  readonly #waiters = new PieceWaiters((index) => this.#rewant(index));
   /** Verified pieces on their way into storage. */
   readonly #storing = new Set<PieceIndex>();
   readonly #assembly: PieceAssembly;
@@ -185,8 +178,6 @@ export class Swarm extends EventEmitter {
   #readingPaused = false;
   /** When the current urgent wait began or last received an urgent block (see STARVING_AFTER_MS). */
   #urgentProgressAt = 0;
-  /** Waiters of urgent fetches (reads), so that "are reads waiting" costs nothing. */
-  readonly #urgentWaiters = new Set<Waiter>();
   #redialTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #onAdded = (index: PieceIndex): void => this.#pieceAvailable(index);
@@ -214,7 +205,7 @@ export class Swarm extends EventEmitter {
       ...(opts.shareMode ? { shareMode: opts.shareMode } : {}),
       announcedEarly: (index) => this.#announcedEarly.has(index),
       downloadRate: (key, now) => this.#scheduler.rate(key, now),
-      downloading: () => this.#fetches.size > 0,
+      downloading: () => this.#waiters.size > 0,
       anotherPeerHas: (index, except) => this.#anotherPeerHas(index, except),
       uploaded: (key, bytes) => {
         const conn = this.#conns.get(key);
@@ -294,35 +285,8 @@ export class Swarm extends EventEmitter {
     if (this.#closed) return Promise.reject(new Error('swarm is closed'));
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (priority === 'urgent' && deadline === undefined) deadline = Date.now() + (this.#opts.urgentDeadlineMs ?? 3000);
-    if (priority === 'urgent' && this.#urgentWaiters.size === 0) this.#urgentProgressAt = Date.now();
-    let waiters = this.#fetches.get(index);
-    if (!waiters) {
-      waiters = new Set();
-      this.#fetches.set(index, waiters);
-    }
-    const set = waiters;
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        set.delete(waiter);
-        this.#urgentWaiters.delete(waiter);
-        reject(signal!.reason);
-        this.#rewant(index);
-      };
-      const waiter: Waiter = {
-        priority,
-        deadline,
-        resolve,
-        reject,
-        cleanup: () => {
-          signal?.removeEventListener('abort', onAbort);
-          this.#urgentWaiters.delete(waiter);
-        },
-      };
-      set.add(waiter);
-      if (priority === 'urgent') this.#urgentWaiters.add(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#rewant(index);
-    });
+    if (priority === 'urgent' && this.#waiters.urgentCount === 0) this.#urgentProgressAt = Date.now();
+    return this.#waiters.wait(index, priority, deadline, signal);
   }
 
   stats(): SwarmStats {
@@ -348,7 +312,7 @@ export class Swarm extends EventEmitter {
       uploaded: this.#uploader.uploaded,
       hashFailures: this.#assembly.hashFailures,
       banned: [...this.#peerList.bannedHosts],
-      wanted: this.#fetches.size,
+      wanted: this.#waiters.size,
       verify: this.#assembly.verifyTime,
       bySource: Object.fromEntries(Object.entries(this.#transferBySource).map(([k, v]) => [k, { ...v }])),
       webSeeds: this.#webSeeds.stats(),
@@ -390,13 +354,7 @@ export class Swarm extends EventEmitter {
     clearInterval(this.#tickTimer);
     clearTimeout(this.#redialTimer);
     this.#storage.off('added', this.#onAdded);
-    for (const [index, waiters] of this.#fetches) {
-      for (const w of waiters) {
-        w.cleanup();
-        w.reject(new Error(`swarm closed before piece ${index} arrived`));
-      }
-    }
-    this.#fetches.clear();
+    this.#waiters.rejectAll((index) => new Error(`swarm closed before piece ${index} arrived`));
     this.#webSeeds.close();
     for (const c of [...this.#conns.values()]) c.pc.destroy('swarm closing');
     const server = this.#server;
@@ -415,7 +373,7 @@ export class Swarm extends EventEmitter {
   }
 
   #starving(now: number): boolean {
-    return this.#urgentWaiters.size > 0 && now - this.#urgentProgressAt >= STARVING_AFTER_MS;
+    return this.#waiters.urgentCount > 0 && now - this.#urgentProgressAt >= STARVING_AFTER_MS;
   }
 
   /** One timer for all failed dials while reads starve (the 1 s tick alone would make it up to 2 s). */
@@ -451,7 +409,7 @@ export class Swarm extends EventEmitter {
 
   /** See STALLED_MS. */
   #dropStalled(now: number): void {
-    if (this.#readingPaused || this.#urgentWaiters.size === 0) return; // paused by --download-limit: nobody can deliver
+    if (this.#readingPaused || this.#waiters.urgentCount === 0) return; // paused by --download-limit: nobody can deliver
     const urgent = this.#urgentPieces();
     const withPieces = [...this.#conns.values()].filter((c) => this.#hasAny(c, urgent));
     const stalled = (c: Conn): boolean => this.#scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
@@ -590,22 +548,15 @@ export class Swarm extends EventEmitter {
   // ── downloading ────────────────────────────────────────────────────────────
 
   #rewant(index: PieceIndex): void {
-    const waiters = this.#fetches.get(index);
-    if (!waiters || waiters.size === 0) {
-      this.#fetches.delete(index);
+    const want = this.#waiters.want(index);
+    if (!want) {
       this.#assembly.discard(index);
       this.#webSeeds.stop(index, 'nobody wants the piece any more');
       this.#sendCancels(this.#scheduler.unwant(index));
       this.#requestSchedule();
       return;
     }
-    let priority: Priority = 'warm';
-    let deadline: number | undefined;
-    for (const w of waiters) {
-      priority = higherPriority(priority, w.priority);
-      if (w.priority === 'urgent' && w.deadline !== undefined) deadline = Math.min(deadline ?? Infinity, w.deadline);
-    }
-    if (!this.#storing.has(index)) this.#scheduler.want(index, priority, priority === 'urgent' ? deadline : undefined);
+    if (!this.#storing.has(index)) this.#scheduler.want(index, want.priority, want.deadline);
     this.#requestSchedule();
   }
 
@@ -717,14 +668,14 @@ export class Swarm extends EventEmitter {
         settled();
         if (!available) {
           this.#uploader.pumpAll(); // requests waiting for it are now rejected
-          this.#failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
+          this.#waiters.reject(index, new Error(`piece ${index} was verified but the cache had no room for it`));
         }
       },
       (err: unknown) => {
         settled();
         this.#uploader.pumpAll();
         this.#log.error({ err, index }, 'storing a verified piece failed');
-        this.#failFetch(index, err);
+        this.#waiters.reject(index, err);
       },
     );
     this.emit('verified', index);
@@ -751,12 +702,7 @@ export class Swarm extends EventEmitter {
     if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
     this.#uploader.pumpAll();
-    const waiters = this.#fetches.get(index);
-    this.#fetches.delete(index);
-    for (const w of waiters ?? []) {
-      w.cleanup();
-      w.resolve();
-    }
+    this.#waiters.resolve(index);
     this.#requestSchedule();
   }
 
@@ -771,15 +717,6 @@ export class Swarm extends EventEmitter {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
       if (this.#scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
       c.pc.have(index);
-    }
-  }
-
-  #failFetch(index: PieceIndex, err: unknown): void {
-    const waiters = this.#fetches.get(index);
-    this.#fetches.delete(index);
-    for (const w of waiters ?? []) {
-      w.cleanup();
-      w.reject(err);
     }
   }
 
@@ -813,7 +750,7 @@ export class Swarm extends EventEmitter {
       const { requests, cancels } = this.#scheduler.schedule(Date.now());
       this.#sendCancels(cancels);
       for (const [key, list] of requests) this.#sendRequests(this.#conns.get(key), list);
-      if (this.#webSeeds.canStart && this.#fetches.size > 0) this.#webSeeds.start(this.#webSeedCandidates(Date.now()), Date.now());
+      if (this.#webSeeds.canStart && this.#waiters.size > 0) this.#webSeeds.start(this.#webSeedCandidates(Date.now()), Date.now());
     }
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
@@ -857,15 +794,8 @@ export class Swarm extends EventEmitter {
       const urgent = priority === 'urgent';
       if (!urgent && ++others > WEB_SEED_SCAN_LIMIT) continue; // keep going: urgent pieces may come later in the order
       const supply = this.#scheduler.peerSupply(index, now, urgent);
-      yield { index, priority, deadline: urgent ? this.#deadlineOf(index) : undefined, ...supply };
+      yield { index, priority, deadline: urgent ? this.#waiters.want(index)?.deadline : undefined, ...supply };
     }
-  }
-
-  /** The soonest deadline among an urgent piece's waiters. */
-  #deadlineOf(index: PieceIndex): number | undefined {
-    let deadline: number | undefined;
-    for (const w of this.#fetches.get(index) ?? []) if (w.priority === 'urgent' && w.deadline !== undefined) deadline = Math.min(deadline ?? Infinity, w.deadline);
-    return deadline;
   }
 
   /** A web seed's verified piece: counted, then taken like a peer-assembled one if it is still wanted. */
