@@ -20,11 +20,17 @@ test('callers of one piece share it: the highest priority and the soonest urgent
   t.deepEqual(waiters.want(p), { priority: 'urgent', deadline: 4000 });
   t.is(waiters.urgentCount, 2);
   t.is(waiters.size, 1);
-  t.deepEqual(changes, [p, p, p, p]);
+  const other = waiters.wait(pieceIndex(9), 'urgent', 100);
+  void waiters.wait(pieceIndex(10), 'warm', undefined);
+  t.deepEqual([...waiters.urgentPieces()], [p, pieceIndex(9)], 'each piece a read waits for, once');
+  waiters.resolve(pieceIndex(9));
+  await other;
+  t.deepEqual(changes, [p, p, p, p, pieceIndex(9), pieceIndex(10)]);
   waiters.resolve(p);
   t.deepEqual(await Promise.all([warm, read1, read2, ahead].map(settled)), ['resolved', 'resolved', 'resolved', 'resolved']);
-  t.is(waiters.size, 0);
+  t.is(waiters.size, 1);
   t.is(waiters.urgentCount, 0);
+  t.deepEqual([...waiters.urgentPieces()], []);
   t.is(waiters.want(p), undefined);
 });
 

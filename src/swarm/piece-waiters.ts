@@ -17,6 +17,7 @@ export interface Want {
 }
 
 interface Waiter {
+  readonly index: PieceIndex;
   readonly priority: Priority;
   readonly deadline: number | undefined;
   resolve(): void;
@@ -63,6 +64,7 @@ export class PieceWaiters {
         this.#onChange(index);
       };
       const waiter: Waiter = {
+        index,
         priority,
         deadline,
         resolve,
@@ -77,6 +79,13 @@ export class PieceWaiters {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#onChange(index);
     });
+  }
+
+  /** Pieces a blocked read waits for, each once (cheap: walks the urgent callers only). */
+  urgentPieces(): Set<PieceIndex> {
+    const pieces = new Set<PieceIndex>();
+    for (const w of this.#urgent) pieces.add(w.index);
+    return pieces;
   }
 
   /** What the piece is wanted at now, or undefined when nobody waits for it. */

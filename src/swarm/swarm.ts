@@ -386,8 +386,9 @@ export class Swarm extends EventEmitter {
     this.#redialTimer.unref();
   }
 
+  /** Pieces blocked reads wait for that are being fetched (not those verified and being stored). */
   #urgentPieces(): PieceIndex[] {
-    return [...this.#scheduler.wantedPieces()].filter((i) => this.#scheduler.priorityOf(i) === 'urgent');
+    return [...this.#waiters.urgentPieces()].filter((i) => this.#scheduler.priorityOf(i) === 'urgent');
   }
 
   /** The connection is a peer that has some of the pieces reads wait for. */
@@ -785,16 +786,21 @@ export class Swarm extends EventEmitter {
 
   // ── web seeds ──────────────────────────────────────────────────────────────
 
-  /** Wanted pieces no web seed is fetching, with what the peers can do for each: every urgent one, the first others. */
+  /**
+   * Wanted pieces no web seed is fetching, with what the peers can do for each: every urgent
+   * one, then the first WEB_SEED_SCAN_LIMIT others in the order they were wanted.
+   */
   *#webSeedCandidates(now: number): Generator<WantedPieceSupply> {
+    const open = (index: PieceIndex): boolean => !this.#storing.has(index) && !this.#webSeeds.isFetching(index);
+    for (const index of this.#urgentPieces()) {
+      if (open(index)) yield { index, priority: 'urgent', deadline: this.#waiters.want(index)?.deadline, ...this.#scheduler.peerSupply(index, now, true) };
+    }
     let others = 0;
     for (const index of this.#scheduler.wantedPieces()) {
-      if (this.#storing.has(index) || this.#webSeeds.isFetching(index)) continue;
       const priority = this.#scheduler.priorityOf(index)!;
-      const urgent = priority === 'urgent';
-      if (!urgent && ++others > WEB_SEED_SCAN_LIMIT) continue; // keep going: urgent pieces may come later in the order
-      const supply = this.#scheduler.peerSupply(index, now, urgent);
-      yield { index, priority, deadline: urgent ? this.#waiters.want(index)?.deadline : undefined, ...supply };
+      if (priority === 'urgent' || !open(index)) continue;
+      if (++others > WEB_SEED_SCAN_LIMIT) return;
+      yield { index, priority, deadline: undefined, ...this.#scheduler.peerSupply(index, now, false) };
     }
   }
 
