@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
 import { Scheduler, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
-import { VerifiedPiece } from '../metainfo/verified-piece.js';
+import type { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { type ShareMode } from './share-policy.js';
 import { Uploader } from './uploader.js';
 import { PieceAssembly, type Charge } from './piece-assembly.js';
@@ -17,7 +17,6 @@ import { TokenBucket } from './rate-limiter.js';
 import type { WebPieceSource } from './web-piece-source.js';
 import { WebSeedFetches, type WebSeedStats } from './web-seed-fetches.js';
 import type { WantedPieceSupply } from './web-seed-picker.js';
-
 
 export interface SwarmOptions {
   infoHash: InfoHash;
@@ -141,9 +140,12 @@ const READ_BUFFER_BYTES = 256 * 1024;
 const WEB_SEED_SCAN_LIMIT = 512;
 
 /**
- * The swarm engine for one torrent: connects to peers, asks the scheduler what
- * to request, assembles and verifies pieces, stores them, and serves what the
- * storage holds to other peers. It knows pieces and peers, nothing of paths.
+ * The swarm engine for one torrent: it keeps the peer connections and feeds the
+ * units that decide — the Scheduler (which block from which peer), the web seeds
+ * (WebSeedFetches: what peers cannot deliver), PieceAssembly (blocks to verified
+ * pieces, blame), the Uploader (what we send), the PeerList (whom to dial) — and
+ * puts every verified piece, from either kind of source, into the storage on one
+ * path. It knows pieces and peers, nothing of paths.
  */
 export class Swarm extends EventEmitter {
   readonly infoHash: InfoHash;
