@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BLOCK_SIZE, PieceLayout, pieceIndex, type PieceIndex } from '../src/metainfo/piece-layout.js';
 import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { MemoryPieceStorage, TokenBucket } from '../src/swarm/index.js';
+import type { UploadResponder } from '../src/swarm/peer-connection.js';
 import { Uploader, type UploadConnection, type UploaderOptions } from '../src/swarm/uploader.js';
 
 // The upload unit against fake connections and a real in-memory storage.
@@ -39,16 +40,30 @@ async function storageWith(pieces: number[]): Promise<MemoryPieceStorage> {
   return storage;
 }
 
-/** Collects responses: block bytes or error messages, in the order they came. */
-function responses(): { got: Array<Buffer | string>; respond: (err: Error | null, block?: Uint8Array) => void; settled: (n: number) => Promise<void> } {
+/**
+ * Collects responses: block bytes or error messages, in the order they came. A block "goes
+ * out" (the responder returns true) unless `cancelled` is set: then the peer had cancelled
+ * the request while it was read, as the wire reports it.
+ */
+function responses(): {
+  got: Array<Buffer | string>;
+  cancelled: boolean;
+  respond: UploadResponder;
+  settled: (n: number) => Promise<void>;
+} {
   const got: Array<Buffer | string> = [];
-  return {
+  const r = {
     got,
-    respond: (err, block) => void got.push(err ? err.message : Buffer.from(block!)),
-    settled: async (n) => {
+    cancelled: false,
+    respond: (err: Error | null, block?: Uint8Array): boolean => {
+      got.push(err ? err.message : Buffer.from(block!));
+      return !err && !r.cancelled;
+    },
+    settled: async (n: number): Promise<void> => {
       for (let i = 0; i < 200 && got.length < n; i++) await sleep(5);
     },
   };
+  return r;
 }
 
 function uploader(storage: MemoryPieceStorage, over: Partial<UploaderOptions> = {}): { up: Uploader; uploadedBy: Map<string, number>; early: Set<PieceIndex> } {
@@ -88,6 +103,23 @@ test('valid requests for held pieces are served from the storage and counted; ot
   t.deepEqual(r.got.filter((x) => typeof x === 'string'), ['not available', 'not available', 'not available', 'not available']);
   t.deepEqual(r.got.filter((x) => typeof x !== 'string'), [blockOf(1, BLOCK_SIZE, BLOCK_SIZE)]);
   t.is(up.uploaded, BLOCK_SIZE);
+  t.is(uploadedBy.get('p'), BLOCK_SIZE);
+});
+
+test('a block is counted as uploaded only when it went out, not when its request was cancelled during the read', async (t) => {
+  const { up, uploadedBy } = uploader(await storageWith([0, 1]));
+  const conn = new FakeConnection();
+  up.addPeer('p', conn);
+  up.interested('p');
+  const sent = responses();
+  const cancelledMeanwhile = responses();
+  cancelledMeanwhile.cancelled = true;
+  up.request('p', pieceIndex(0), 0, BLOCK_SIZE, sent.respond);
+  up.request('p', pieceIndex(1), 0, BLOCK_SIZE, cancelledMeanwhile.respond);
+  await sent.settled(1);
+  await cancelledMeanwhile.settled(1);
+  t.is(cancelledMeanwhile.got.length, 1, 'the block was read and handed to the wire');
+  t.is(up.uploaded, BLOCK_SIZE, 'only the block that went out');
   t.is(uploadedBy.get('p'), BLOCK_SIZE);
 });
 

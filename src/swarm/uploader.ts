@@ -19,6 +19,9 @@ import { SharePolicy, type ShareMode } from './share-policy.js';
  * the origin's CPU profile.
  */
 const ANOTHER_PEER_HAS_IT = new Error('another peer has it');
+/** The other reasons for a reject, shared for the same reason. */
+const NOT_AVAILABLE = new Error('not available');
+const QUEUE_FULL = new Error('request queue full');
 
 /** The part of a peer connection uploads use (PeerConnection has it). */
 export interface UploadConnection {
@@ -135,12 +138,19 @@ export class Uploader {
       offset >= 0 &&
       offset + length <= layout.pieceSize(index) &&
       (storage.has(index) || this.#opts.announcedEarly(index));
-    if (!valid) return respond(new Error('not available'));
-    if (peer.queue.length >= this.#opts.queueLimit) return respond(new Error('request queue full'));
+    if (!valid) {
+      respond(NOT_AVAILABLE);
+      return;
+    }
+    if (peer.queue.length >= this.#opts.queueLimit) {
+      respond(QUEUE_FULL);
+      return;
+    }
     if (this.#sharePolicy && peer.conn.hasFast && this.#seedingAll()) {
       const now = Date.now();
       if (this.#sharePolicy.decide(key, index, now, (piece, other) => this.#opts.anotherPeerHas(piece as PieceIndex, other)) === 'reject') {
-        return respond(ANOTHER_PEER_HAS_IT); // a reject message: the peer asks that one
+        respond(ANOTHER_PEER_HAS_IT); // a reject message: the peer asks that one
+        return;
       }
       this.#sharePolicy.serving(key, index, now);
     }
@@ -175,7 +185,7 @@ export class Uploader {
       if (!storage.has(next.index)) {
         if (this.#opts.announcedEarly(next.index)) return; // verified, being written: pumped again when it is readable
         peer.queue.shift();
-        next.respond(new Error('not available'));
+        next.respond(NOT_AVAILABLE);
         continue;
       }
       const wait = bucket.waitFor(next.length);
@@ -190,9 +200,11 @@ export class Uploader {
         (buf) => {
           peer.active--;
           if (conn.closed || conn.amChoking) return;
-          this.#uploaded += buf.length;
-          this.#opts.uploaded(key, buf.length);
-          next.respond(null, buf);
+          // Counted only if it went out: the peer may have cancelled the request meanwhile.
+          if (next.respond(null, buf)) {
+            this.#uploaded += buf.length;
+            this.#opts.uploaded(key, buf.length);
+          }
           this.pump(key);
         },
         (err: unknown) => {
