@@ -82,7 +82,9 @@ static void on_hits_pending(void *ctx) {
   napi_call_threadsafe_function(h->events, NULL, napi_tsfn_nonblocking);
 }
 
-/* On the JS thread: a miss (data) → onMiss(id, fh, node, offset, length); NULL → onHits(records). */
+/* On the JS thread: a miss (data) → onMiss(id, fh, node, offset, length); NULL → onHits(): hits are
+ * waiting, for JS to take with takeHits when it chooses (a little later, so that one wake-up of the
+ * JS thread carries many: with 16 readers hitting the cache, a wake-up per batch was one per read or two). */
 static void deliver_event(napi_env env, napi_value on_miss_fn, void *context, void *data) {
   struct mount_handle *h = context;
   struct miss *m = data;
@@ -103,25 +105,9 @@ static void deliver_event(napi_env env, napi_value on_miss_fn, void *context, vo
     napi_call_function(env, undefined, on_miss_fn, 5, argv, &result);
     return;
   }
-  double *records;
-  size_t count;
-  session_take_hits(h->session, &records, &count);
-  if (count == 0) {
-    free(records);
-    return;
-  }
-  void *copy;
-  napi_value buffer, array, on_hits_fn;
-  size_t bytes = count * HIT_RECORD_DOUBLES * sizeof(double);
-  if (napi_create_arraybuffer(env, bytes, &copy, &buffer) != napi_ok) {
-    free(records);
-    return;
-  }
-  memcpy(copy, records, bytes);
-  free(records);
-  napi_create_typedarray(env, napi_float64_array, count * HIT_RECORD_DOUBLES, buffer, 0, &array);
+  napi_value on_hits_fn;
   napi_get_reference_value(env, h->on_hits, &on_hits_fn);
-  napi_call_function(env, undefined, on_hits_fn, 1, &array, &result);
+  napi_call_function(env, undefined, on_hits_fn, 0, NULL, &result);
 }
 
 static void finalize_events(napi_env env, void *data, void *hint) {
@@ -299,6 +285,35 @@ static struct mount_handle *handle_arg(napi_env env, napi_value v) {
   return data;
 }
 
+/* takeHits(handle) → Float64Array of the hit records logged since the last call, or undefined. */
+static napi_value js_take_hits(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg, undefined;
+  CHECK(env, napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
+  struct mount_handle *h = argc == 1 ? handle_arg(env, arg) : NULL;
+  if (!h) return NULL;
+  napi_get_undefined(env, &undefined);
+  if (h->stopping || !h->session) return undefined;
+  double *records;
+  size_t count;
+  session_take_hits(h->session, &records, &count);
+  if (count == 0) {
+    free(records);
+    return undefined;
+  }
+  void *copy;
+  napi_value buffer, array;
+  size_t bytes = count * HIT_RECORD_DOUBLES * sizeof(double);
+  if (napi_create_arraybuffer(env, bytes, &copy, &buffer) != napi_ok) {
+    free(records);
+    return undefined;
+  }
+  memcpy(copy, records, bytes);
+  free(records);
+  CHECK(env, napi_create_typedarray(env, napi_float64_array, count * HIT_RECORD_DOUBLES, buffer, 0, &array));
+  return array;
+}
+
 /* replyData(handle, id, buffer, length) */
 static napi_value js_reply_data(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -416,6 +431,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyError", NULL, js_reply_error, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"takeHits", NULL, js_take_hits, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
