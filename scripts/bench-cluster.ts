@@ -18,19 +18,21 @@
  * Per run: time until every node has read its files; the bound (full:
  * max(F/u_s, N·F/(u_s+Σu_i)); shards: per epoch, the bytes each node lacks,
  * spread over every uploader, and for epoch 1 at least F/u_s); the origin factor
- * (bytes the origin sent / F, from the nodes' own counters: Σ downloaded − Σ
- * uploaded, the nodes being the only downloaders); the central-server time N·F/u_s.
+ * (bytes the origin sent / F, the origin's own count, read from its --metrics
+ * endpoint); the central-server time N·F/u_s; and the CPU seconds (user + system)
+ * the mount daemons, the origin and the readers used while the nodes read.
  *
  *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
  *     [--rate 20M] [--workloads full,shards] [--rounds 1] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
+ *     [--profile DIR]   (CPU profiles of the daemons and the origin: see scripts/cpu-profile.ts)
  *
  * Prints a markdown table on stdout; progress on stderr. Needs FUSE and (for
  * --plot) python3-matplotlib. Never uses an address outside 127.0.0.0/8.
  */
 import { execFile } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createTorrentFile } from '../src/cli/create.js';
@@ -54,17 +56,38 @@ function arg(name: string, fallback: string): string {
 // ── reader mode: one child process per node reads a list of files through its mount ──
 
 /**
- * `--read <list> <concurrency>`: reads every file named in the list (one path a line),
- * `concurrency` at a time, as a DataLoader's workers do; prints the bytes.
+ * `--read <list> <concurrency>`: reads every file of the list (`<sha1> <length> <path>` a line)
+ * to its end, `concurrency` at a time, as a DataLoader's workers do, and checks each one's
+ * length and SHA-1; prints the bytes read and its own CPU time. One process per node, each
+ * worker with one reused buffer: the readers' CPU is part of what the machine spends.
  */
 async function readerMain(listFile: string, concurrency: number): Promise<void> {
-  const files = (await readFile(listFile, 'utf8')).split('\n').filter(Boolean);
+  const files = (await readFile(listFile, 'utf8')).split('\n').filter(Boolean).map((line) => {
+    const [sha1, length, ...file] = line.split(' ');
+    return { sha1: sha1!, length: Number(length), file: file.join(' ') };
+  });
   let next = 0;
   let bytes = 0;
   const worker = async (): Promise<void> => {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
     while (next < files.length) {
-      const file = files[next++]!;
-      bytes += (await readFile(file)).length;
+      const { sha1, length, file } = files[next++]!;
+      const handle = await open(file, 'r');
+      const hash = createHash('sha1');
+      let got = 0;
+      try {
+        for (;;) {
+          const { bytesRead } = await handle.read(buf, 0, buf.length, got);
+          if (bytesRead === 0) break;
+          hash.update(buf.subarray(0, bytesRead));
+          got += bytesRead;
+        }
+      } finally {
+        await handle.close();
+      }
+      if (got !== length) throw new Error(`${file}: read ${got} bytes, the dataset's file has ${length}`);
+      if (hash.digest('hex') !== sha1) throw new Error(`${file}: the bytes read differ from the dataset's (SHA-1)`);
+      bytes += got;
     }
   };
   try {
@@ -73,7 +96,8 @@ async function readerMain(listFile: string, concurrency: number): Promise<void> 
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(1); // the other reads would each wait out the read timeout
   }
-  process.stdout.write(`read ${bytes}\n`);
+  const cpu = process.cpuUsage();
+  process.stdout.write(`read ${bytes} cpu ${cpu.user} ${cpu.system}\n`);
 }
 
 // ── the dataset ──────────────────────────────────────────────────────────────
@@ -82,8 +106,15 @@ interface Data {
   root: string;
   torrent: string;
   metainfo: Metainfo;
-  /** Files in torrent order (no pad files). */
-  files: Array<{ path: string; offset: number; length: number }>;
+  /** Files in torrent order (no pad files), with the SHA-1 of their bytes (the readers check it). */
+  files: DataFile[];
+}
+
+interface DataFile {
+  path: string;
+  offset: number;
+  length: number;
+  sha1: string;
 }
 
 /** Image-like files: 40–200 KB each, random bytes (incompressible, like JPEGs), 256 KiB pieces. */
@@ -105,7 +136,12 @@ async function makeData(dir: string, mib: number): Promise<Data> {
     await writeFile(marker, '');
   }
   const metainfo = await loadMetainfo(torrent);
-  const files = metainfo.files.filter((f) => !f.pad).map((f) => ({ path: f.path, offset: f.offset, length: f.length }));
+  const files: DataFile[] = [];
+  for (const f of metainfo.files) {
+    if (f.pad) continue;
+    const sha1 = createHash('sha1').update(await readFile(path.join(root, ...f.path.split('/')))).digest('hex');
+    files.push({ path: f.path, offset: f.offset, length: f.length, sha1 });
+  }
   return { root, torrent, metainfo, files };
 }
 
@@ -148,27 +184,31 @@ function permutation(n: number, seed: number): number[] {
 
 interface Cluster {
   origin: Proc;
+  /** The origin's Prometheus endpoint (its own upload count). */
+  originMetrics: string;
   nodes: MountedTorrent[];
-  /** Stops everything; resolves with what the origin says it uploaded (`stopped: uploaded 256.3 MiB`), to 0.1 MiB. */
-  stop(): Promise<number | undefined>;
+  stop(): Promise<void>;
 }
-
-const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB };
 
 async function startCluster(data: Data, n: number, rate: number, base: string): Promise<Cluster> {
   const tracker = await startTrackerServer();
   const originPort = await freePort(ORIGIN_HOST);
+  const metricsPort = await freePort(ORIGIN_HOST);
   const common = ['--no-dht', '--tracker', tracker.httpUrl, '--upload-limit', String(rate)];
-  const origin = startProcess(process.execPath, [
-    BTMOUNT_BIN, 'seed', data.torrent, data.root, '--host', ORIGIN_HOST, '--port', String(originPort), '--share', arg('share', 'distinct'), ...common,
-  ]);
+  const env = daemonEnv();
+  const origin = startProcess(
+    process.execPath,
+    [
+      BTMOUNT_BIN, 'seed', data.torrent, data.root, '--host', ORIGIN_HOST, '--port', String(originPort), '--share', arg('share', 'distinct'),
+      '--metrics', `${ORIGIN_HOST}:${metricsPort}`, ...common,
+    ],
+    { env },
+  );
   const nodes: MountedTorrent[] = [];
-  const stop = async (): Promise<number | undefined> => {
+  const stop = async (): Promise<void> => {
     await Promise.all(nodes.map((m) => m.unmount()));
     await origin.stop();
     await tracker.close();
-    const said = /stopped: uploaded ([\d.]+) (B|KiB|MiB|GiB)/.exec(origin.output());
-    return said ? Number(said[1]) * UNITS[said[2]!]! : undefined;
   };
   try {
     await origin.waitFor(/seeding .* on port/, 120_000);
@@ -179,7 +219,7 @@ async function startCluster(data: Data, n: number, rate: number, base: string): 
         const port = await freePort(nodeHost(i));
         const args = ['mount', data.torrent, mnt, '--cache', path.join(base, `cache${i}`), '--cache-size', `${2 * data.metainfo.layout.totalLength}`];
         args.push('--host', nodeHost(i), '--port', String(port), '--read-timeout', '60', ...common);
-        nodes[i] = await mountWithCli(mnt, args, { timeoutMs: 120_000 });
+        nodes[i] = await mountWithCli(mnt, args, { timeoutMs: 120_000, env });
       }),
     );
     // The cluster is formed when every node is connected to the origin and to every other node.
@@ -197,7 +237,15 @@ async function startCluster(data: Data, n: number, rate: number, base: string): 
     await stop();
     throw err;
   }
-  return { origin, nodes, stop };
+  return { origin, originMetrics: `http://${ORIGIN_HOST}:${metricsPort}/metrics`, nodes, stop };
+}
+
+/** The environment of the origin and the mount daemons: with --profile, each writes a CPU profile there on exit. */
+function daemonEnv(): NodeJS.ProcessEnv {
+  const dir = arg('profile', '');
+  if (!dir) return process.env;
+  const preload = new URL('./cpu-profile.js', import.meta.url).href;
+  return { ...process.env, BTMOUNT_CPU_PROFILE_DIR: path.resolve(dir), NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import ${preload}`.trim() };
 }
 
 async function status(m: MountedTorrent): Promise<MountStatus> {
@@ -205,50 +253,86 @@ async function status(m: MountedTorrent): Promise<MountStatus> {
   return JSON.parse(stdout) as MountStatus;
 }
 
-/** Bytes the origin has sent so far: the nodes are the only downloaders, so Σ downloaded − Σ uploaded. */
-async function originBytes(nodes: readonly MountedTorrent[]): Promise<number> {
-  const all = await Promise.all(nodes.map(status));
-  return all.reduce((sum, s) => sum + s.transfer.downloadedBytes - s.transfer.uploadedBytes, 0);
+/**
+ * Bytes the origin has sent so far, by its own count (btmount_uploaded_bytes_total, summed over
+ * peer sources). Not the nodes' Σ downloaded − Σ uploaded: a node counts a block as uploaded when
+ * it has read it for a peer, also when the request is cancelled before it goes out, which made
+ * that difference dip below zero (epoch 2 showed an origin factor of −0.01).
+ */
+async function originBytes(cluster: Cluster): Promise<number> {
+  const res = await fetch(cluster.originMetrics);
+  if (!res.ok) throw new Error(`origin metrics: HTTP ${res.status}`);
+  let bytes = 0;
+  for (const line of (await res.text()).split('\n')) {
+    const m = /^btmount_uploaded_bytes_total(?:\{[^}]*\})? ([\d.e+]+)$/.exec(line);
+    if (m) bytes += Number(m[1]);
+  }
+  return bytes;
 }
 
-/** Every node reads its list at the same moment; resolves with the seconds until the last one is done. */
-async function readAll(base: string, nodes: readonly MountedTorrent[], lists: ReadonlyArray<readonly string[]>, tag: string): Promise<number> {
+/**
+ * Every node reads its list at the same moment (one reader process per node); resolves with the
+ * seconds until the last one is done and the CPU seconds the readers used.
+ */
+async function readAll(
+  base: string,
+  nodes: readonly MountedTorrent[],
+  lists: ReadonlyArray<readonly DataFile[]>,
+  tag: string,
+): Promise<{ seconds: number; readerCpu: CpuTime }> {
   const started = performance.now();
-  await Promise.all(
+  const cpu = await Promise.all(
     nodes.map(async (m, i) => {
       const listFile = path.join(base, `${tag}-${i}.list`);
-      await writeFile(listFile, lists[i]!.map((p) => path.join(m.mountpoint, p)).join('\n') + '\n');
+      await writeFile(listFile, lists[i]!.map((f) => `${f.sha1} ${f.length} ${path.join(m.mountpoint, f.path)}`).join('\n') + '\n');
       const reader = startProcess(process.execPath, [process.argv[1]!, '--read', listFile, arg('readers', '16')]);
       const code = await reader.exited;
       if (code !== 0) throw new Error(`node ${i} (${tag}) failed to read its files: ${reader.output().slice(-500)}`);
+      const said = / cpu (\d+) (\d+)/.exec(reader.output());
+      return { user: Number(said?.[1] ?? 0) / 1e6, system: Number(said?.[2] ?? 0) / 1e6 };
     }),
   );
-  return (performance.now() - started) / 1000;
+  return { seconds: (performance.now() - started) / 1000, readerCpu: cpu.reduce(addCpu, { user: 0, system: 0 }) };
 }
 
 // ── the runs ─────────────────────────────────────────────────────────────────
 
-/** CPU seconds (user + system) the processes have used: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
-async function cpuSeconds(pids: readonly number[]): Promise<number> {
-  let ticks = 0;
+interface CpuTime {
+  user: number;
+  system: number;
+}
+
+const addCpu = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user + b.user, system: a.system + b.system });
+
+/** CPU seconds the processes have used, user and system apart: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
+async function cpuTime(pids: readonly number[]): Promise<CpuTime> {
+  const t = { user: 0, system: 0 };
   for (const pid of pids) {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+    t.user += Number(fields[11] ?? 0) / 100;
+    t.system += Number(fields[12] ?? 0) / 100;
   }
-  return ticks / 100;
+  return t;
 }
 
-const clusterPids = (c: Cluster): number[] => [c.origin.pid, ...c.nodes.map((m) => m.pid)];
+/** The CPU the cluster's processes use from now until `done()`: the mount daemons and the origin apart. */
+async function cpuMeter(c: Cluster): Promise<() => Promise<{ nodes: CpuTime; origin: CpuTime }>> {
+  const nodePids = c.nodes.map((m) => m.pid);
+  const [nodes0, origin0] = [await cpuTime(nodePids), await cpuTime([c.origin.pid])];
+  return async () => {
+    const [nodes1, origin1] = [await cpuTime(nodePids), await cpuTime([c.origin.pid])];
+    const diff = (a: CpuTime, b: CpuTime): CpuTime => ({ user: b.user - a.user, system: b.system - a.system });
+    return { nodes: diff(nodes0, nodes1), origin: diff(origin0, origin1) };
+  };
+}
 
 interface Result {
   workload: 'full' | 'shards';
   n: number;
   seconds: number;
-  /** The origin's own upload count / F (its exit line, 0.1 MiB resolution), beside the nodes' Σ downloaded − Σ uploaded. */
-  originOwnFactor?: number | undefined;
-  /** CPU seconds the origin and the mount daemons used while the nodes read (the machine has `nproc` cores). */
-  cpuSeconds: number;
+  /** CPU seconds while the nodes read (the machine has `nproc` cores): the mount daemons, the origin, the reader processes. */
+  cpu: { nodes: CpuTime; origin: CpuTime; readers: CpuTime };
   bound: number;
   originFactor: number;
   centralSeconds: number;
@@ -263,15 +347,16 @@ async function runFull(data: Data, n: number, rate: number, base: string): Promi
   const F = data.metainfo.layout.totalLength;
   const cluster = await startCluster(data, n, rate, base);
   try {
-    const order = data.files.map((f) => f.path);
-    const cpuBefore = await cpuSeconds(clusterPids(cluster));
-    const seconds = await readAll(base, cluster.nodes, cluster.nodes.map(() => order), 'full');
-    const cpu = (await cpuSeconds(clusterPids(cluster))) - cpuBefore;
-    const origin = await originBytes(cluster.nodes);
+    const order = data.files;
+    const origin0 = await originBytes(cluster);
+    const meter = await cpuMeter(cluster);
+    const { seconds, readerCpu } = await readAll(base, cluster.nodes, cluster.nodes.map(() => order), 'full');
+    const cpu = { ...(await meter()), readers: readerCpu };
+    const origin = (await originBytes(cluster)) - origin0;
     const bound = Math.max(F / rate, (n * F) / (rate + n * rate));
     const load = await loadAverage();
-    const own = await cluster.stop();
-    return { workload: 'full', n, seconds, cpuSeconds: cpu, bound, originFactor: origin / F, originOwnFactor: own === undefined ? undefined : own / F, centralSeconds: (n * F) / rate, load };
+    await cluster.stop();
+    return { workload: 'full', n, seconds, cpu, bound, originFactor: origin / F, centralSeconds: (n * F) / rate, load };
   } catch (err) {
     await cluster.stop();
     throw err;
@@ -295,19 +380,21 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
 
   const cluster = await startCluster(data, n, rate, base);
   try {
-    const cpuBefore = await cpuSeconds(clusterPids(cluster));
-    const s1 = await readAll(base, cluster.nodes, epoch1.map((fs) => fs.map((f) => f.path)), 'epoch1');
-    const o1 = await originBytes(cluster.nodes);
-    const s2 = await readAll(base, cluster.nodes, epoch2.map((fs) => fs.map((f) => f.path)), 'epoch2');
-    const o2 = await originBytes(cluster.nodes);
-    const cpu = (await cpuSeconds(clusterPids(cluster))) - cpuBefore;
+    const o0 = await originBytes(cluster);
+    const meter = await cpuMeter(cluster);
+    const r1 = await readAll(base, cluster.nodes, epoch1, 'epoch1');
+    const o1 = (await originBytes(cluster)) - o0;
+    const r2 = await readAll(base, cluster.nodes, epoch2, 'epoch2');
+    const o2 = (await originBytes(cluster)) - o0;
+    const cpu = { ...(await meter()), readers: addCpu(r1.readerCpu, r2.readerCpu) };
+    const [s1, s2] = [r1.seconds, r2.seconds];
     const load = await loadAverage();
-    const own = await cluster.stop();
+    await cluster.stop();
     return {
       workload: 'shards',
       n,
       seconds: s1 + s2,
-      cpuSeconds: cpu,
+      cpu,
       bound: bound1 + bound2,
       originFactor: o2 / F,
       centralSeconds: (sum(need1) + sum(need2)) / rate,
@@ -315,7 +402,6 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
         { seconds: s1, bound: bound1, originFactor: o1 / F },
         { seconds: s2, bound: bound2, originFactor: (o2 - o1) / F },
       ],
-      originOwnFactor: own === undefined ? undefined : own / F,
       load,
     };
   } catch (err) {
@@ -324,18 +410,23 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
   }
 }
 
+const cpuText = (c: Result['cpu']): string =>
+  `${c.nodes.user.toFixed(1)} + ${c.nodes.system.toFixed(1)}, ${(c.origin.user + c.origin.system).toFixed(1)}, ${c.readers.user.toFixed(1)} + ${c.readers.system.toFixed(1)}`;
+
 function printTable(results: readonly Result[], mib: number, rate: number): void {
   const out: string[] = [];
   out.push(`F = ${mib} MiB, u_s = u_i = ${(rate / MiB).toFixed(1)} MiB/s; bound = swarm lower bound; central = N·F/u_s (full) or Σ bytes needed / u_s (shards)`);
   out.push('');
-  out.push('| workload | N | time (s) | bound (s) | time / bound | origin factor | central server (s) | epochs: time / bound, origin factor | btmount CPU s | load average |');
+  out.push(
+    '| workload | N | time (s) | bound (s) | time / bound | origin factor | central server (s) | epochs: time / bound, origin factor | CPU s: nodes user + sys, origin, readers user + sys | load average |',
+  );
   out.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const epochs = r.epochs
       ? r.epochs.map((e, k) => `e${k + 1} ${e.seconds.toFixed(1)} s / ${e.bound.toFixed(1)} s, ${e.originFactor.toFixed(2)}`).join('; ')
       : '';
     out.push(
-      `| ${r.workload} | ${r.n} | ${r.seconds.toFixed(1)} | ${r.bound.toFixed(1)} | ${(r.seconds / r.bound).toFixed(2)} | ${r.originFactor.toFixed(2)} (own count ${r.originOwnFactor?.toFixed(2) ?? '?'}) | ${r.centralSeconds.toFixed(1)} | ${epochs} | ${r.cpuSeconds.toFixed(1)} | ${r.load} |`,
+      `| ${r.workload} | ${r.n} | ${r.seconds.toFixed(1)} | ${r.bound.toFixed(1)} | ${(r.seconds / r.bound).toFixed(2)} | ${r.originFactor.toFixed(2)} | ${r.centralSeconds.toFixed(1)} | ${epochs} | ${cpuText(r.cpu)} | ${r.load} |`,
     );
   }
   process.stdout.write(out.join('\n') + '\n');
@@ -388,7 +479,7 @@ async function main(): Promise<void> {
         process.stderr.write(
           `${workload} N=${n}: ${r.seconds.toFixed(1)} s (bound ${r.bound.toFixed(1)} s, ×${(r.seconds / r.bound).toFixed(2)}), origin factor ${r.originFactor.toFixed(2)}${
             r.epochs ? ` (epoch 1 ${r.epochs[0]!.originFactor.toFixed(2)}, epoch 2 ${r.epochs[1]!.originFactor.toFixed(2)})` : ''
-          }, btmount CPU ${r.cpuSeconds.toFixed(1)} s, load ${r.load}\n`,
+          }, CPU s: nodes ${r.cpu.nodes.user.toFixed(1)} user + ${r.cpu.nodes.system.toFixed(1)} sys, origin ${(r.cpu.origin.user + r.cpu.origin.system).toFixed(1)}, readers ${r.cpu.readers.user.toFixed(1)} user + ${r.cpu.readers.system.toFixed(1)} sys; load ${r.load}\n`,
         );
         await rm(base, { recursive: true, force: true });
       }

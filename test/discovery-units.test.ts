@@ -4,7 +4,7 @@ import { Metainfo } from '../src/metainfo/index.js';
 import { makePeerId, parsePeerAddress, torrentFileBytes } from '../src/discovery/index.js';
 import { TrackerAnnouncer } from '../src/discovery/tracker-announcer.js';
 import { memoryLogger } from './helpers/store-fixtures.js';
-import { waitUntil } from './helpers/discovery.js';
+import { startTrackerServer, waitUntil } from './helpers/discovery.js';
 
 test('peer addresses from trackers, the DHT and PEX: usable ones only', (t) => {
   t.deepEqual(parsePeerAddress('10.1.2.3:6881'), { host: '10.1.2.3', port: 6881 });
@@ -44,6 +44,27 @@ test('trackers: WebRTC and unknown schemes are skipped with a log line; an unrea
   t.not(status!.lastResult, 'ok');
   t.is(status!.peers, 0);
   await announcer.stop();
+});
+
+test('trackers: each tracker is re-announced to at the interval it asks for, over HTTP and over UDP', async (t) => {
+  // The server asks for 5 s (btmount's floor). Before, a UDP tracker's interval was replaced by a
+  // half-hour default, so a swarm tracked over UDP saw a mount again only after 30 minutes.
+  const tracker = await startTrackerServer({ intervalMs: 5_000 });
+  t.teardown(tracker.close);
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const announcer = new TrackerAnnouncer({
+    infoHash: 'f'.repeat(40),
+    peerId: makePeerId(),
+    port,
+    urls: [tracker.httpUrl, tracker.udpUrl],
+    counters: () => ({ uploaded: 0, downloaded: 0, left: 10 }),
+    log: memoryLogger().log,
+  });
+  announcer.start();
+  t.teardown(() => announcer.stop());
+  const reannounced = (type: string) => tracker.announces.some((a) => a.port === port && a.type === type && a.event !== 'started' && a.event !== 'stopped');
+  await waitUntil('a re-announce over HTTP and over UDP', () => reannounced('http') && reannounced('udp'), 20_000);
+  t.pass();
 });
 
 test("a dictionary-model HTTP tracker peer, as bittorrent-tracker stringifies its ip bytes, is read as its address", (t) => {

@@ -11,13 +11,6 @@ import { corpusOf, fuzzFor, replayCorpus } from './fuzz/runner.js';
  */
 const TOTAL_SECONDS = Number(process.env['FUZZ_TEST_SECONDS'] ?? 30);
 
-// bittorrent-tracker arms a timer with a hostile interval before TrackerAnnouncer re-arms it;
-// Node warns each time. Expected here (the tracker target sends such intervals): not printed.
-process.removeAllListeners('warning');
-process.on('warning', (w) => {
-  if (w.name !== 'TimeoutOverflowWarning' && w.name !== 'TimeoutNegativeWarning') console.warn(`${w.name}: ${w.message}`);
-});
-
 test('a tracker interval is kept within 5 s .. 24 h; junk means the default half hour', (t) => {
   t.is(announceIntervalMs(1800), 1_800_000);
   t.is(announceIntervalMs(2 ** 31 - 1), 86_400_000);

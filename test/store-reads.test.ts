@@ -1,5 +1,6 @@
 import test from 'ava';
-import { readdir } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { PieceStore } from '../src/store/piece-store.js';
 import { idx, makeTorrent, tempDir } from './helpers/store-fixtures.js';
 
@@ -28,15 +29,67 @@ test('readBlock returns exactly the requested bytes, and rejects ranges outside 
   await t.throwsAsync(store.readBlock(idx(1), 0, 1), { name: 'PieceMissingError', message: 'piece 1 is not in the cache' });
 });
 
-test('a 4 KiB read does not copy the whole piece', async (t) => {
+test('without piece memory, a 4 KiB read does not copy the whole piece', async (t) => {
   const root = await tempDir(t);
   const torrent = makeTorrent({ pieceLength: 4 * MiB, pieceCount: 2 });
-  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 16 * MiB });
+  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: 16 * MiB, recentPieceBytes: 0 });
   t.teardown(() => store.close());
   await store.put(torrent.piece(1));
   const block = await store.readBlock(idx(1), MiB, 4096);
   t.true(block.equals(torrent.data(1).subarray(MiB, MiB + 4096)));
   t.true(block.buffer.byteLength < 64 * KiB, `backing store is ${block.buffer.byteLength} bytes`);
+});
+
+/** Overwrites the store's data file with zeros behind its back: what it serves afterwards came from memory. */
+async function zeroDataFile(store: PieceStore): Promise<void> {
+  const file = await open(path.join(store.dir, 'data'), 'r+');
+  const { size } = await file.stat();
+  await file.write(Buffer.alloc(size), 0, size, 0);
+  await file.close();
+}
+
+test('blocks of pieces just stored are served from memory, a copy the caller may reuse; the memory is bounded', async (t) => {
+  const root = await tempDir(t);
+  const torrent = makeTorrent({ pieceLength: 64 * KiB, pieceCount: 8 });
+  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: MiB, recentPieceBytes: 4 * 64 * KiB });
+  t.teardown(() => store.close());
+  for (let i = 0; i < 8; i++) {
+    const piece = torrent.piece(i);
+    await store.put(piece);
+    piece.data.fill(0xee); // the swarm reuses its buffer once put settles
+  }
+  await zeroDataFile(store);
+  // The last four stored are in memory: right bytes, from readBlock (views) and readInto alike.
+  for (let i = 4; i < 8; i++) {
+    t.true((await store.readBlock(idx(i), 16 * KiB, 16 * KiB)).equals(torrent.data(i).subarray(16 * KiB, 32 * KiB)), `piece ${i}`);
+    const into = Buffer.alloc(100);
+    await store.readInto(idx(i), 1000, 100, into, 0);
+    t.true(into.equals(torrent.data(i).subarray(1000, 1100)), `piece ${i} readInto`);
+  }
+  // The first four are not (4 pieces' worth of memory): they come from the (zeroed) disk.
+  for (let i = 0; i < 4; i++) t.true((await store.readBlock(idx(i), 0, 16)).equals(Buffer.alloc(16)), `piece ${i}`);
+});
+
+test('a piece read for a peer is read from disk once, whole, for all its blocks; eviction drops it from memory', async (t) => {
+  const root = await tempDir(t);
+  const torrent = makeTorrent({ pieceLength: 256 * KiB, pieceCount: 4 });
+  const store = await PieceStore.open({ cacheRoot: root, infoHash: torrent.infoHash, layout: torrent.layout, budgetBytes: MiB, recentPieceBytes: 256 * KiB });
+  t.teardown(() => store.close());
+  await store.put(torrent.piece(0));
+  await store.put(torrent.piece(1)); // pushes piece 0 out of memory
+  // Sixteen concurrent block requests for piece 0: one whole-piece read, then every block from it.
+  const blocks = await Promise.all(Array.from({ length: 16 }, (_, k) => store.readBlock(idx(0), k * 16 * KiB, 16 * KiB)));
+  t.true(Buffer.concat(blocks).equals(torrent.data(0)));
+  t.true(blocks.every((b) => b.buffer === blocks[0]!.buffer), 'all blocks are views of one read');
+  await zeroDataFile(store);
+  t.true((await store.readBlock(idx(0), 0, 16 * KiB)).equals(torrent.data(0).subarray(0, 16 * KiB)), 'now from memory');
+  // Blocks handed out stay valid after eviction; the piece itself is gone, from memory too.
+  await store.evict(idx(0));
+  t.true(blocks[3]!.equals(torrent.data(0).subarray(3 * 16 * KiB, 4 * 16 * KiB)));
+  await t.throwsAsync(store.readBlock(idx(0), 0, 1), { name: 'PieceMissingError' });
+  await t.throwsAsync(store.readInto(idx(0), 0, 1, Buffer.alloc(1), 0), { name: 'PieceMissingError' });
+  t.true(await store.put(torrent.piece(0)));
+  t.true((await store.readBlock(idx(0), 0, 256 * KiB)).equals(torrent.data(0)));
 });
 
 // Serial: it counts the process's fds, which the other tests of this file would change.

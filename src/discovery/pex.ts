@@ -67,30 +67,28 @@ export class PeerExchange {
   }
 
   #add(pc: PeerConnection): void {
-    const ext = (pc.wire as unknown as { ut_pex?: PexExtension }).ut_pex;
+    const ext = pc.extension<PexExtension>('ut_pex');
     if (this.#closed || !ext || pc.closed) return;
     const x: Exchange = { pc, ext, listen: undefined, ipv6: false, active: false, learned: 0, timer: undefined };
     this.#exchanges.set(pc, x);
     pc.once('close', () => this.#remove(x));
     ext.on('peer', (text: string) => this.#learn(x, text));
     ext.on('warning', (err: Error) => this.#log.debug({ peer: pc.address, reason: err.message }, 'pex warning'));
-    const handshake = pc.wire.peerExtendedHandshake as Record<string, unknown> | undefined;
-    if (handshake && Object.keys(handshake).length > 0) this.#begin(x);
+    if (pc.peerExtendedHandshake) this.#begin(x);
     else pc.once('extended-handshake', () => this.#begin(x));
   }
 
   #begin(x: Exchange): void {
     if (this.#closed || x.pc.closed || !this.#exchanges.has(x.pc)) return;
     const { pc } = x;
-    const p = pc.wire.peerExtendedHandshake['p'];
+    const p = pc.peerExtendedHandshake?.['p'];
     const port = pc.direction === 'out' ? pc.port : typeof p === 'number' ? p : 0;
     const address = usableAddress(pc.host, port);
     if (address) {
       x.listen = formatPeerAddress(address);
       x.ipv6 = address.host.includes(':');
     }
-    const mapping = (pc.wire as unknown as { peerExtendedMapping?: Record<string, number> }).peerExtendedMapping;
-    x.active = Boolean(mapping?.['ut_pex']);
+    x.active = pc.peerSpeaks('ut_pex');
     for (const other of this.#exchanges.values()) {
       if (other === x) continue;
       if (x.active && other.listen) advertise(x.ext, other);

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Client, type AnnounceCounters, type AnnounceUpdate } from 'bittorrent-tracker';
+import { Client, type AnnounceCounters } from 'bittorrent-tracker';
 import { Agent } from 'undici';
 import type { Logger } from '../log.js';
 import { parsePeerAddress, type PeerAddress } from './peer-address.js';
@@ -156,13 +156,9 @@ export class TrackerAnnouncer extends EventEmitter {
       log.warn({ err, tracker: url }, 'tracker client failed');
       return undefined;
     }
+    clampAnnounceIntervals(client);
     if (/^https?:/i.test(url)) guardAnswerHandling(client);
-    client.on('update', (answer: AnnounceUpdate) => {
-      // bittorrent-tracker has just armed a timer with the tracker's interval as given: a negative
-      // one, or one above 2^31 ms (24.8 days), becomes 1 ms in Node, an announce loop. Re-arm it
-      // within bounds before that timer can fire. (A UDP answer's 'update' carries no interval:
-      // UDP trackers get bittorrent-tracker's default half hour.)
-      client.setInterval(announceIntervalMs(answer.interval || answer['min interval']));
+    client.on('update', () => {
       status.lastAnnounceAt = new Date().toISOString();
       status.lastResult = 'ok';
       status.peers = 0;
@@ -186,10 +182,30 @@ export class TrackerAnnouncer extends EventEmitter {
 }
 
 type RequestCallback = (err: Error | null, data?: unknown) => void;
-interface HttpTrackerInternals {
+interface TrackerInternals {
   _request?: (url: string, params: unknown, cb: RequestCallback) => Promise<void>;
-  setInterval(ms: number): void;
+  setInterval(ms?: number): void;
   client: { emit(event: 'warning', err: Error): void };
+}
+
+function trackersOf(client: Client): TrackerInternals[] {
+  return (client as unknown as { _trackers?: TrackerInternals[] })._trackers ?? [];
+}
+
+/**
+ * bittorrent-tracker arms its re-announce timer with the interval a tracker sends, as sent
+ * (HTTP: `interval * 1000`, UDP: a uint32 of seconds * 1000). A negative, NaN or above 2^31 ms
+ * (24.8 days) interval becomes 1 ms in Node: an announce loop. Every tracker's timer is armed
+ * within bounds here, so each tracker's own interval is followed, UDP's included.
+ */
+function clampAnnounceIntervals(client: Client): void {
+  for (const tracker of trackersOf(client)) {
+    const arm = tracker.setInterval;
+    tracker.setInterval = function (ms?: number) {
+      // No argument: the library's own default (30 minutes); anything a tracker said: clamped.
+      arm.call(this, ms === undefined || ms === null ? undefined : announceIntervalMs(ms / 1000));
+    };
+  }
 }
 
 /**
@@ -201,21 +217,14 @@ interface HttpTrackerInternals {
  */
 function guardAnswerHandling(client: Client): void {
   // Only HTTP trackers: the UDP one's _request is another function (sync, other arguments).
-  const trackers = (client as unknown as { _trackers?: HttpTrackerInternals[] })._trackers ?? [];
-  for (const tracker of trackers) {
+  for (const tracker of trackersOf(client)) {
     const request = tracker._request;
     if (typeof request !== 'function') continue;
     tracker._request = function (url, params, cb) {
       let answered = false;
       const once: RequestCallback = (err, data) => {
         answered = true;
-        try {
-          cb(err, data);
-        } finally {
-          // Reading the answer may throw after the interval was armed and before 'update' re-arms it.
-          const answer = (err ? undefined : data) as AnnounceUpdate | undefined;
-          if (answer && typeof answer === 'object') this.setInterval(announceIntervalMs(answer.interval || answer['min interval']));
-        }
+        cb(err, data);
       };
       return request.call(this, url, params, once).catch((err: unknown) => {
         const error = err instanceof Error ? err : new Error(String(err));

@@ -625,6 +625,29 @@ export class Scheduler {
     return { total, unchoked };
   }
 
+  /**
+   * What the connected peers can do for a piece, for a source the scheduler does not drive
+   * (a web seed): how many have it, how many of those may be asked now (not choking us, or
+   * allowed-fast, and not snubbed), and when the soonest of those would deliver what is
+   * missing of it (ms since the epoch; only with `withDelivery`, else the count stops at the
+   * first usable peer).
+   */
+  peerSupply(index: PieceIndex, now: number, withDelivery: boolean): { availability: number; usablePeers: number; peerDeliveryAt: number } {
+    const availability = this.#availability[index]! + this.#haveAllPeers;
+    let usablePeers = 0;
+    let peerDeliveryAt = Infinity;
+    if (availability === 0) return { availability, usablePeers, peerDeliveryAt };
+    const piece = this.#wanted.get(index);
+    const missing = piece?.started ? (piece.blockCount - piece.receivedCount) * BLOCK_SIZE : this.#layout.pieceSize(index);
+    for (const p of this.#peers.values()) {
+      if (p.snubbed || !this.#canRequest(p, index)) continue;
+      usablePeers++;
+      if (!withDelivery) break;
+      peerDeliveryAt = Math.min(peerDeliveryAt, now + this.#etaMs(p, now, p.inflight.size * BLOCK_SIZE + missing));
+    }
+    return { availability, usablePeers, peerDeliveryAt };
+  }
+
   // ── internals ──────────────────────────────────────────────────────────────
 
   #peer(key: PeerKey): PeerState {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { LRUCache } from 'lru-cache';
 import type { InfoHash, PieceIndex, PieceLayout } from '../metainfo/piece-layout.js';
 import { silentLogger, type Logger } from '../log.js';
 import { CacheDir } from './cache-dir.js';
@@ -29,6 +30,11 @@ export interface PieceStoreOptions {
   log?: Logger;
   /** Pieces written to disk at once (default 4, the size of libuv's thread pool). */
   maxConcurrentWrites?: number;
+  /**
+   * Memory for the bytes of pieces lately stored or read whole for a peer (default 16 MiB;
+   * 0: none). See `readBlock`.
+   */
+  recentPieceBytes?: number;
 }
 
 export type PieceStoreEvents = {
@@ -122,6 +128,13 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
   readonly #roomWaiters: Array<() => void> = [];
   readonly #writeSlotWaiters: Array<() => void> = [];
   #freeWriteSlots: number;
+  /**
+   * Bytes of verified pieces lately stored or read for a peer, held only while the piece is
+   * VERIFIED (#remove drops it). Never reused once dropped: readBlock hands out views of them.
+   */
+  readonly #recent: LRUCache<number, Buffer> | undefined;
+  /** Whole-piece reads for readBlock in flight, so concurrent requests for one piece share one read. */
+  readonly #loading = new Map<number, Promise<Buffer>>();
   /** Reads of the data file in flight: close() waits for them before closing its fd. */
   #activeReads = 0;
   #readsDrained: (() => void) | undefined;
@@ -149,6 +162,9 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     this.#freeWriteSlots = opts.maxConcurrentWrites;
     this.#state = new Uint8Array(new SharedArrayBuffer(opts.layout.pieceCount));
     this.#lru = new LruList(opts.layout.pieceCount);
+    if (opts.recentPieceBytes >= file.slotSize) {
+      this.#recent = new LRUCache<number, Buffer>({ maxSize: opts.recentPieceBytes, sizeCalculation: (b) => b.length });
+    }
   }
 
   /**
@@ -156,7 +172,7 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
    * Pieces already on disk are served again, each checked on its first read.
    */
   static async open(options: PieceStoreOptions): Promise<PieceStore> {
-    const opts: Required<PieceStoreOptions> = { log: silentLogger, maxConcurrentWrites: 4, ...options };
+    const opts: Required<PieceStoreOptions> = { log: silentLogger, maxConcurrentWrites: 4, recentPieceBytes: 16 * 1024 * 1024, ...options };
     const { layout, budgetBytes } = opts;
     const dir = storeDirectory(opts.cacheRoot, opts.infoHash);
     const slotSize = slotSizeOf(layout);
@@ -271,14 +287,47 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
   }
 
   /**
-   * Reads `length` bytes at `offset` of a held piece into a new buffer of that size.
+   * `length` bytes at `offset` of a held piece, for a peer: a read-only view of the whole
+   * piece's bytes, kept in memory (recentPieceBytes) once read. Peers ask for a piece block by
+   * block, and in a cluster several peers for the same piece right after it arrived: one
+   * memory copy at `put`, or one disk read of the piece, serves them all, instead of a
+   * thread-pool read and a buffer per 16 KiB block. The view stays valid after the piece is
+   * evicted (its buffer is dropped, never reused).
    * Throws PieceMissingError when the piece is not held, or when its bytes on disk
    * turn out damaged (the piece is then dropped, so the swarm fetches it again).
    */
   async readBlock(index: PieceIndex, offset: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(length);
-    await this.readInto(index, offset, length, buf, 0);
-    return buf;
+    this.#assertOpen();
+    this.#checkRange(index, offset, length);
+    const recent = this.#recent;
+    if (!recent) {
+      const buf = Buffer.allocUnsafe(length);
+      await this.readInto(index, offset, length, buf, 0);
+      return buf;
+    }
+    const cached = this.#recentBytes(index);
+    if (cached) return cached.subarray(offset, offset + length);
+    let loading = this.#loading.get(index);
+    if (!loading) {
+      const size = this.layout.pieceSize(index);
+      const buf = Buffer.allocUnsafeSlow(size);
+      loading = this.readInto(index, 0, size, buf, 0)
+        .then(() => {
+          if (this.#state[index] === VERIFIED) recent.set(index, buf);
+          return buf;
+        })
+        .finally(() => this.#loading.delete(index));
+      this.#loading.set(index, loading);
+    }
+    return (await loading).subarray(offset, offset + length);
+  }
+
+  /** The piece's bytes if it is held, verified and in memory (marking it used in both orders). */
+  #recentBytes(index: PieceIndex): Buffer | undefined {
+    if (this.#state[index] !== VERIFIED) return undefined;
+    const bytes = this.#recent?.get(index);
+    if (bytes && this.#lru.has(index)) this.#lru.touch(index);
+    return bytes;
   }
 
   /**
@@ -295,6 +344,11 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
       s = this.#state[index];
     }
     if (s !== VERIFIED) throw new PieceMissingError(index, 'not-held');
+    const cached = this.#recentBytes(index);
+    if (cached) {
+      cached.copy(target, targetOffset, offset, offset + length);
+      return;
+    }
     if (this.#lru.has(index)) this.#lru.touch(index);
     if (length === 0) return;
     const slot = this.#slots.pieceSlot[index]!;
@@ -435,6 +489,8 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
         this.#writingCount--;
         if (stored) {
           this.#state[index] = VERIFIED;
+          // A copy: the caller reuses `data` once put settles. Peers and waiting reads want it next.
+          this.#recent?.set(index, Buffer.from(data));
           this.#bytesUsed += data.length;
           this.#haveCount++;
           if (!this.#pins.has(index)) this.#lru.touch(index);
@@ -527,6 +583,7 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
     if (s !== VERIFIED && s !== UNVERIFIED) return false;
     const slot = this.#slots.pieceSlot[index]!;
     this.#state[index] = ABSENT;
+    this.#recent?.delete(index);
     this.#lru.remove(index);
     this.#bytesUsed -= this.layout.pieceSize(index);
     this.#haveCount--;

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import Wire from 'bittorrent-protocol';
-import utMetadata from 'ut_metadata';
 import type { InfoHash } from '../metainfo/piece-layout.js';
 import { FramingError, MessageFramer } from './message-framer.js';
+import { metadataServingExtension } from './metadata-serving.js';
 
 /** bittorrent-protocol 5 internals used here, on purpose (see `receive`, `request`). */
 interface WireInternals {
@@ -42,11 +42,34 @@ export interface PeerConnectionOptions {
 /** A bittorrent-protocol extension class, as `wire.use` takes it. */
 export type WireExtension = Parameters<Wire['use']>[0];
 
+/** How a peer answers one of its requests: the block, or an error (a reject with the fast extension). */
+export type UploadResponder = (err: Error | null, block?: Uint8Array) => void;
+
+/**
+ * The peer's protocol messages, as the swarm handles them. None is called once the
+ * connection is closed (the wire may still parse what it had buffered).
+ */
+export interface PeerMessageHandlers {
+  bitfield(bits: Uint8Array): void;
+  have(index: number): void;
+  haveAll(): void;
+  choke(): void;
+  unchoke(): void;
+  interested(): void;
+  uninterested(): void;
+  piece(index: number, offset: number, block: Uint8Array): void;
+  reject(index: number, offset: number): void;
+  allowedFast(index: number): void;
+  request(index: number, offset: number, length: number, respond: UploadResponder): void;
+  cancel(index: number, offset: number, length: number): void;
+}
+
 /**
  * One peer: a socket, the framing guard and a bittorrent-protocol Wire. It
  * checks the handshake (protocol, infohash, not ourselves) and emits 'ready'
- * when both handshakes are done, 'close'(reason) once when it ends. The Swarm
- * listens to `wire` for the protocol messages themselves.
+ * when both handshakes are done, 'close'(reason) once when it ends. The protocol
+ * is spoken through its methods (`handle` for what the peer sends, `choke`, `have`,
+ * … for what we send); `wire` is for tests and the extensions' own plumbing.
  */
 export class PeerConnection extends EventEmitter {
   readonly wire: Wire;
@@ -89,7 +112,7 @@ export class PeerConnection extends EventEmitter {
       v: 'btmount',
       ...(opts.listenPort ? { p: opts.listenPort } : {}),
     };
-    if (opts.infoBuffer) this.wire.use(utMetadata(opts.infoBuffer));
+    if (opts.infoBuffer) this.wire.use(metadataServingExtension(opts.infoBuffer));
     for (const ext of opts.extensions ?? []) this.wire.use(ext);
 
     const socket = this.#socket;
@@ -129,6 +152,103 @@ export class PeerConnection extends EventEmitter {
   request(index: number, offset: number, length: number): void {
     if (this.closed) return;
     (this.wire as unknown as WireInternals)._message(6, [index, offset, length], null);
+  }
+
+  /** Routes the peer's messages to `handlers` (once, after 'ready'). */
+  handle(handlers: PeerMessageHandlers): void {
+    const wire = this.wire;
+    const on = <A extends unknown[]>(event: string, handler: (...args: A) => void): void => {
+      wire.on(event, (...args: unknown[]) => {
+        if (!this.closed) handler(...(args as A));
+      });
+    };
+    on('bitfield', (bf: { buffer: Uint8Array }) => handlers.bitfield(bf.buffer));
+    on('have', handlers.have);
+    on('have-all', handlers.haveAll);
+    on('choke', handlers.choke);
+    on('unchoke', handlers.unchoke);
+    on('interested', handlers.interested);
+    on('uninterested', handlers.uninterested);
+    on('piece', handlers.piece);
+    on('reject', handlers.reject);
+    on('allowed-fast', handlers.allowedFast);
+    on('request', handlers.request);
+    on('cancel', handlers.cancel);
+  }
+
+  /** The peer chokes us. */
+  get peerChoking(): boolean {
+    return this.wire.peerChoking;
+  }
+
+  /** We choke the peer. */
+  get amChoking(): boolean {
+    return this.wire.amChoking;
+  }
+
+  get peerInterested(): boolean {
+    return this.wire.peerInterested;
+  }
+
+  get amInterested(): boolean {
+    return this.wire.amInterested;
+  }
+
+  /** Both ends speak the fast extension (BEP 6: have-all, reject, allowed-fast). */
+  get hasFast(): boolean {
+    return this.wire.hasFast;
+  }
+
+  /** Bytes/s we send the peer. */
+  uploadSpeed(): number {
+    return this.wire.uploadSpeed();
+  }
+
+  choke(): void {
+    if (!this.closed) this.wire.choke();
+  }
+
+  unchoke(): void {
+    if (!this.closed) this.wire.unchoke();
+  }
+
+  /** Tells the peer whether we want something it has (sent only when it changes). */
+  setInterested(interested: boolean): void {
+    if (this.closed || interested === this.wire.amInterested) return;
+    if (interested) this.wire.interested();
+    else this.wire.uninterested();
+  }
+
+  have(index: number): void {
+    if (!this.closed) this.wire.have(index);
+  }
+
+  /** Our pieces, right after the handshake: have-none or have-all where the fast extension allows, else a bitfield (nothing if none). */
+  sendPieceSet(have: readonly number[], pieceCount: number): void {
+    if (this.closed) return;
+    const wire = this.wire;
+    if (wire.hasFast && have.length === 0) return wire.haveNone();
+    if (wire.hasFast && have.length === pieceCount) return wire.haveAll();
+    if (have.length === 0) return;
+    const bits = new Uint8Array(Math.ceil(pieceCount / 8));
+    for (const i of have) bits[i >> 3]! |= 0x80 >> (i & 7);
+    wire.bitfield(bits);
+  }
+
+  /** The peer's BEP 10 extended handshake, once it came. */
+  get peerExtendedHandshake(): Readonly<Record<string, unknown>> | undefined {
+    const handshake = this.wire.peerExtendedHandshake as Record<string, unknown> | undefined;
+    return handshake && Object.keys(handshake).length > 0 ? handshake : undefined;
+  }
+
+  /** Whether the peer's extended handshake maps the extension `name` (it speaks it). */
+  peerSpeaks(name: string): boolean {
+    return Boolean((this.wire as unknown as { peerExtendedMapping?: Record<string, number> }).peerExtendedMapping?.[name]);
+  }
+
+  /** The instance of one of our extensions on this connection (as `wire.use` made it), if offered. */
+  extension<T>(name: string): T | undefined {
+    return (this.wire as unknown as Record<string, T | undefined>)[name];
   }
 
   /** Cancels a block request sent with `request`. */
@@ -208,6 +328,7 @@ export class PeerConnection extends EventEmitter {
     if (peerId === this.#opts.peerId.toString('hex')) return this.destroy('connected to ourselves');
     if (this.#opts.direction === 'in') this.wire.handshake(this.#opts.infoHash, this.#opts.peerId, { fast: true, dht: false });
     clearTimeout(this.#handshakeTimer);
+    this.wire.setKeepAlive(true);
     this.ready = true;
     this.emit('ready', peerId);
   }

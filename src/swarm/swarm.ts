@@ -1,16 +1,19 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { BLOCK_SIZE, type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
+import { type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
 import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
 import { VerifiedPiece } from '../metainfo/verified-piece.js';
-import { chooseUnchoked } from './choker.js';
-import { SharePolicy, type ShareMode } from './share-policy.js';
+import { type ShareMode } from './share-policy.js';
+import { Uploader } from './uploader.js';
+import { PieceAssembly, type Charge } from './piece-assembly.js';
 import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
+import type { WebPieceSource } from './web-piece-source.js';
+import { pickWebSeedFetches, type WantedPieceSupply } from './web-seed-picker.js';
 
 
 export interface SwarmOptions {
@@ -71,8 +74,22 @@ export interface SwarmStats {
   wanted: number;
   /** SHA-1 checks of received pieces: how many, and the event-loop time they took. */
   verify: { pieces: number; totalMs: number; maxMs: number };
-  /** Bytes moved by where the peer came from (the metrics' per-source counters); absent kinds moved nothing. */
-  bySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>>;
+  /** Bytes moved by where the peer came from (the metrics' per-source counters), web seeds apart; absent kinds moved nothing. */
+  bySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>>;
+  /** One per web seed added, in the order added. */
+  webSeeds: SwarmWebSeedStats[];
+}
+
+/** Where bytes came from: a peer (by how we found it) or a web seed. */
+export type TransferSource = PeerSource | 'webSeed';
+
+export interface SwarmWebSeedStats {
+  name: string;
+  /** Verified pieces it delivered that the swarm took. */
+  piecesFetched: number;
+  bytesFetched: number;
+  /** Pieces asked of it and not yet settled. */
+  inflight: number;
 }
 
 type Source = Exclude<PeerSource, 'incoming'>;
@@ -89,20 +106,11 @@ interface Candidate {
   conn: Conn | undefined;
 }
 
-interface UploadRequest {
-  index: PieceIndex;
-  offset: number;
-  length: number;
-  respond: (err: Error | null, buf?: Uint8Array) => void;
-}
-
 interface Conn {
   key: string;
   pc: PeerConnection;
   candidate: Candidate | undefined;
   peerId: string | undefined;
-  uploadQueue: UploadRequest[];
-  uploadsActive: number;
   /** When its last block came (0: none yet). */
   lastBlockAt: number;
   /**
@@ -111,6 +119,16 @@ interface Conn {
    * faster do not restart the clock of a peer that has sent nothing since.
    */
   owingSince: number;
+}
+
+/** A web seed as the swarm schedules it: the source and the fetches it has running. */
+interface WebSeedSlot {
+  readonly id: number;
+  readonly source: WebPieceSource;
+  /** Per piece asked of it: aborts the HTTP fetch when a peer delivers first or nobody wants the piece. */
+  readonly inflight: Map<PieceIndex, AbortController>;
+  piecesFetched: number;
+  bytesFetched: number;
 }
 
 interface Waiter {
@@ -122,14 +140,9 @@ interface Waiter {
 }
 
 const CLIENT_PREFIX = '-BM0100-';
-const UPLOADS_PER_PEER = 8;
-const UPLOAD_SOCKET_HIGH_WATER = 2 * 1024 * 1024;
 const MAX_UNREQUESTED_BLOCKS = 16;
 const IDLE_TIMEOUT_MS = 150_000;
 const CONNECT_TIMEOUT_MS = 10_000;
-const RECHOKE_EVERY_MS = 10_000;
-const OPTIMISTIC_EVERY_MS = 30_000;
-const MAX_SUSPECT_PIECES = 256;
 /**
  * Reads starve when urgent pieces are wanted and no block of one has come for
  * this long: no connected peer has them, or those that say so send nothing.
@@ -149,16 +162,16 @@ const STARVING_REDIAL_MS = 1000;
 const STALLED_MS = 4000;
 /**
  * Verified pieces waiting for the storage beyond this stop new requests (disk
- * slower than the network). Their buffers come back to the pool afterwards, so
- * the pool holds up to as much again: fresh memory costs page faults and GC
- * (measured: a third of the download's CPU without reuse). An idle pool shrinks.
+ * slower than the network). Their buffers come back to the assembly's pool afterwards.
  */
 const MAX_STORING_BYTES = 64 * 1024 * 1024;
 /** Socket read size for outgoing connections. */
 const READ_BUFFER_BYTES = 256 * 1024;
-const MAX_POOLED_BYTES = 80 * 1024 * 1024;
-const IDLE_POOLED_BUFFERS = 4;
-const POOL_IDLE_MS = 10_000;
+/**
+ * Wanted non-urgent pieces looked at per web-seed pick (in the order they were wanted): the
+ * check is per peer for pieces some peer has, and picks run after most swarm events.
+ */
+const WEB_SEED_SCAN_LIMIT = 512;
 
 /**
  * The swarm engine for one torrent: connects to peers, asks the scheduler what
@@ -175,8 +188,7 @@ export class Swarm extends EventEmitter {
   readonly #scheduler: Scheduler;
   readonly #maxConnections: number;
   readonly #ourReqq: number;
-  readonly #uploadSlots: number;
-  readonly #uploadBucket: TokenBucket;
+  readonly #uploader: Uploader;
   readonly #downloadBucket: TokenBucket;
   #server: net.Server | undefined;
   #listenPort = 0;
@@ -186,25 +198,15 @@ export class Swarm extends EventEmitter {
   readonly #fetches = new Map<PieceIndex, Set<Waiter>>();
   /** Verified pieces on their way into storage. */
   readonly #storing = new Set<PieceIndex>();
-  readonly #assembling = new Map<PieceIndex, Buffer>();
-  readonly #bufferPool: Buffer[] = [];
-  #lastAllocAt = 0;
+  readonly #assembly: PieceAssembly;
   #storingBytes = 0;
   readonly #bannedHosts = new Set<string>();
-  readonly #strikes = new Map<string, number>();
-  /** Smart ban: per failed piece, who sent which block with what digest. */
-  readonly #suspects = new Map<PieceIndex, Array<{ host: string; block: number; digest: Buffer }>>();
-  #hashFailures = 0;
-  readonly #verifyTime = { pieces: 0, totalMs: 0, maxMs: 0 };
   #downloaded = 0;
-  #uploaded = 0;
-  readonly #transferBySource: Partial<Record<PeerSource, { downloaded: number; uploaded: number }>> = {};
+  readonly #transferBySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>> = {};
+  readonly #webSeeds: WebSeedSlot[] = [];
   #scheduled = false;
   #tickTimer: NodeJS.Timeout | undefined;
   #readingPaused = false;
-  #lastRechoke = 0;
-  #lastOptimisticRotation = 0;
-  #optimistic: string | undefined;
   /** When the current urgent wait began or last received an urgent block (see STARVING_AFTER_MS). */
   #urgentProgressAt = 0;
   /** Waiters of urgent fetches (reads), so that "are reads waiting" costs nothing. */
@@ -214,9 +216,6 @@ export class Swarm extends EventEmitter {
   readonly #onAdded = (index: PieceIndex): void => this.#pieceAvailable(index);
   /** Verified pieces whose HAVE went out before the storage had them (requests for them wait). */
   readonly #announcedEarly = new Set<PieceIndex>();
-  readonly #sharePolicy: SharePolicy | undefined;
-  #storedCount = 0;
-  #storedCountAt = -Infinity;
 
   constructor(opts: SwarmOptions) {
     super();
@@ -227,14 +226,28 @@ export class Swarm extends EventEmitter {
     this.#log = (opts.log ?? silentLogger).child({ swarm: opts.infoHash.slice(0, 8) });
     // Random among equally rare pieces: nodes reading the same window then fetch different pieces and trade.
     this.#scheduler = new Scheduler(opts.layout, { random: Math.random, ...opts.scheduler });
+    this.#assembly = new PieceAssembly(opts.layout, { banThreshold: opts.banThreshold ?? 2 });
     this.#maxConnections = opts.maxConnections ?? 50;
     this.#ourReqq = opts.requestQueue ?? 1000;
-    this.#uploadSlots = opts.uploadSlots ?? 8;
-    this.#uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
+    this.#uploader = new Uploader({
+      layout: opts.layout,
+      storage: opts.storage,
+      bucket: new TokenBucket(opts.uploadLimit ?? 0),
+      slots: opts.uploadSlots ?? 8,
+      queueLimit: this.#ourReqq,
+      ...(opts.shareMode ? { shareMode: opts.shareMode } : {}),
+      announcedEarly: (index) => this.#announcedEarly.has(index),
+      downloadRate: (key, now) => this.#scheduler.rate(key, now),
+      downloading: () => this.#fetches.size > 0,
+      anotherPeerHas: (index, except) => this.#anotherPeerHas(index, except),
+      uploaded: (key, bytes) => {
+        const conn = this.#conns.get(key);
+        if (conn) this.#sourceTotals(conn).uploaded += bytes;
+      },
+    });
     this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
     this.peerId = Buffer.concat([Buffer.from(CLIENT_PREFIX, 'latin1'), randomBytes(12)]);
     this.#storage.on('added', this.#onAdded);
-    this.#sharePolicy = opts.shareMode === 'distinct' ? new SharePolicy() : undefined;
     this.#tickTimer = setInterval(() => this.#tick(), 1000);
     this.#tickTimer.unref();
   }
@@ -284,6 +297,19 @@ export class Swarm extends EventEmitter {
     if (this.#candidates.has(address)) return;
     this.#candidates.set(address, { host, port, source, failures: 0, nextAttemptAt: 0, lastAttemptAt: 0, stalls: 0, conn: undefined });
     this.#connectSome();
+  }
+
+  /**
+   * A source of whole verified pieces (an HTTP origin). It is asked only for what the
+   * connected peers cannot deliver (see web-seed-picker.ts); the swarm closes it in close().
+   */
+  addWebSeed(source: WebPieceSource): void {
+    if (this.#closed) {
+      source.close();
+      return;
+    }
+    this.#webSeeds.push({ id: this.#webSeeds.length, source, inflight: new Map(), piecesFetched: 0, bytesFetched: 0 });
+    this.#requestSchedule();
   }
 
   /**
@@ -342,22 +368,23 @@ export class Swarm extends EventEmitter {
         source: c.pc.source,
         client: c.pc.peerClient,
         downloadRate: Math.round(this.#scheduler.rate(c.key, now)),
-        uploadRate: Math.round(c.pc.wire.uploadSpeed()),
-        choked: c.pc.wire.peerChoking,
-        choking: c.pc.wire.amChoking,
-        interested: c.pc.wire.peerInterested,
+        uploadRate: Math.round(c.pc.uploadSpeed()),
+        choked: c.pc.peerChoking,
+        choking: c.pc.amChoking,
+        interested: c.pc.peerInterested,
         inflight: this.#scheduler.inflightCount(c.key),
       });
     }
     return {
       peers,
       downloaded: this.#downloaded,
-      uploaded: this.#uploaded,
-      hashFailures: this.#hashFailures,
+      uploaded: this.#uploader.uploaded,
+      hashFailures: this.#assembly.hashFailures,
       banned: [...this.#bannedHosts],
       wanted: this.#fetches.size,
-      verify: { ...this.#verifyTime },
+      verify: this.#assembly.verifyTime,
       bySource: Object.fromEntries(Object.entries(this.#transferBySource).map(([k, v]) => [k, { ...v }])),
+      webSeeds: this.#webSeeds.map((w) => ({ name: w.source.name, piecesFetched: w.piecesFetched, bytesFetched: w.bytesFetched, inflight: w.inflight.size })),
     };
   }
 
@@ -383,7 +410,14 @@ export class Swarm extends EventEmitter {
         else parts.push(`piece ${index} requested from ${unchoked} of ${ready.length} peers`);
       }
     }
-    if (this.#hashFailures > 0) parts.push(`${this.#hashFailures} hash failures`);
+    if (this.#webSeeds.length > 0) {
+      const fetching = this.#webSeeds.reduce((n, w) => n + w.inflight.size, 0);
+      const backingOff = this.#webSeeds.filter((w) => !w.source.ready).length;
+      parts.push(
+        `${this.#webSeeds.length} web seed${this.#webSeeds.length === 1 ? '' : 's'}: ${fetching} pieces in flight` + (backingOff > 0 ? `, ${backingOff} backing off` : ''),
+      );
+    }
+    if (this.#assembly.hashFailures > 0) parts.push(`${this.#assembly.hashFailures} hash failures`);
     if (this.#bannedHosts.size > 0) parts.push(`${this.#bannedHosts.size} banned`);
     return parts.join('; ');
   }
@@ -401,6 +435,11 @@ export class Swarm extends EventEmitter {
       }
     }
     this.#fetches.clear();
+    for (const w of this.#webSeeds) {
+      for (const ac of w.inflight.values()) ac.abort(new Error('swarm closing'));
+      w.inflight.clear();
+      w.source.close();
+    }
     for (const c of [...this.#conns.values()]) c.pc.destroy('swarm closing');
     const server = this.#server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -462,7 +501,7 @@ export class Swarm extends EventEmitter {
     const withPieces = [...this.#conns.values()].filter((c) => this.#hasAny(c, urgent));
     const stalled = (c: Conn): boolean => this.#scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
     // Someone to give the blocks to: unchoking us, or sending (allowed-fast pieces) while it chokes.
-    const better = withPieces.filter((c) => !stalled(c) && (!c.pc.wire.peerChoking || now - c.lastBlockAt < STALLED_MS));
+    const better = withPieces.filter((c) => !stalled(c) && (!c.pc.peerChoking || now - c.lastBlockAt < STALLED_MS));
     if (better.length === 0) return;
     for (const c of withPieces) {
       if (!stalled(c)) continue;
@@ -529,7 +568,7 @@ export class Swarm extends EventEmitter {
       ...(this.#opts.infoBuffer ? { infoBuffer: this.#opts.infoBuffer } : {}),
       ...(this.#opts.extensions ? { extensions: this.#opts.extensions } : {}),
     });
-    const conn: Conn = { key, pc, candidate, peerId: undefined, uploadQueue: [], uploadsActive: 0, lastBlockAt: 0, owingSince: 0 };
+    const conn: Conn = { key, pc, candidate, peerId: undefined, lastBlockAt: 0, owingSince: 0 };
     this.#conns.set(key, conn);
     if (this.#readingPaused) pc.pauseReading();
     pc.once('ready', (peerId: string) => this.#onReady(conn, peerId));
@@ -543,76 +582,45 @@ export class Swarm extends EventEmitter {
     }
     conn.peerId = peerId;
     const { pc } = conn;
-    const wire = pc.wire;
     const key = conn.key;
-    this.#log.debug({ peer: pc.address, direction: pc.direction, fast: wire.hasFast }, 'peer connected');
-    this.#scheduler.addPeer(key, Date.now(), { fast: wire.hasFast });
+    this.#log.debug({ peer: pc.address, direction: pc.direction, fast: pc.hasFast }, 'peer connected');
+    this.#scheduler.addPeer(key, Date.now(), { fast: pc.hasFast });
     if (conn.candidate && conn.candidate.failures > 0) conn.candidate.failures = 0;
-    this.#sendOurPieces(wire);
-    wire.setKeepAlive(true);
+    pc.sendPieceSet([...this.#storage.haveIndices()], this.layout.pieceCount);
 
-    // Events can still come out of the wire after the connection closed (it parses what it had buffered).
-    const live = (): boolean => !pc.closed && this.#scheduler.hasPeer(key);
-    const on = (event: string, handler: (...args: never[]) => void): void => {
-      wire.on(event, (...args: unknown[]) => {
-        if (live()) handler(...(args as never[]));
-      });
+    // A closed connection calls no handler; one the scheduler dropped (closing) neither.
+    const live = (): boolean => this.#scheduler.hasPeer(key);
+    /** A change to what the peer has or allows: the scheduler learns it, then runs. */
+    const update = (change: () => void): void => {
+      if (!live()) return;
+      change();
+      this.#requestSchedule();
     };
-    on('bitfield', (bf: { buffer: Uint8Array }) => {
-      this.#scheduler.peerBitfield(key, bf.buffer);
-      this.#requestSchedule();
+    this.#uploader.addPeer(key, pc);
+    pc.handle({
+      bitfield: (bits) => update(() => this.#scheduler.peerBitfield(key, bits)),
+      have: (index) => update(() => this.#scheduler.peerHave(key, index as PieceIndex)),
+      haveAll: () => update(() => this.#scheduler.peerHaveAll(key)),
+      choke: () => live() && this.#scheduler.setChoked(key, true),
+      unchoke: () => update(() => this.#scheduler.setChoked(key, false)),
+      interested: () => live() && this.#uploader.interested(key),
+      uninterested: () => live() && this.#uploader.uninterested(key),
+      piece: (index, offset, block) => live() && this.#onBlock(conn, index as PieceIndex, offset, block),
+      reject: (index, offset) => update(() => this.#scheduler.onReject(key, index as PieceIndex, offset, Date.now())),
+      allowedFast: (index) => live() && this.#scheduler.allowedFast(key, index as PieceIndex),
+      request: (index, offset, length, respond) => live() && this.#uploader.request(key, index as PieceIndex, offset, length, respond),
+      cancel: (index, offset, length) => live() && this.#uploader.cancel(key, index, offset, length),
     });
-    on('have', (index: number) => {
-      this.#scheduler.peerHave(key, index as PieceIndex);
-      this.#requestSchedule();
-    });
-    on('have-all', () => {
-      this.#scheduler.peerHaveAll(key);
-      this.#requestSchedule();
-    });
-    on('choke', () => this.#scheduler.setChoked(key, true));
-    on('unchoke', () => {
-      this.#scheduler.setChoked(key, false);
-      this.#requestSchedule();
-    });
-    on('interested', () => this.#onPeerInterested(conn));
-    on('uninterested', () => {
-      conn.uploadQueue.length = 0;
-    });
-    on('piece', (index: number, offset: number, block: Uint8Array) => this.#onBlock(conn, index as PieceIndex, offset, block));
-    on('reject', (index: number, offset: number) => {
-      this.#scheduler.onReject(key, index as PieceIndex, offset, Date.now());
-      this.#requestSchedule();
-    });
-    on('allowed-fast', (index: number) => this.#scheduler.allowedFast(key, index as PieceIndex));
-    on('request', (index: number, offset: number, length: number, respond: UploadRequest['respond']) =>
-      this.#onRequest(conn, index as PieceIndex, offset, length, respond),
-    );
-    on('cancel', (index: number, offset: number, length: number) => {
-      conn.uploadQueue = conn.uploadQueue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
-    });
-    pc.on('extended-handshake', () => live() && this.#scheduler.setReqq(key, pc.peerReqq));
-    pc.on('drain', () => this.#pumpUploads(conn));
+    pc.on('extended-handshake', () => !pc.closed && live() && this.#scheduler.setReqq(key, pc.peerReqq));
+    pc.on('drain', () => this.#uploader.pump(key));
     this.#requestSchedule();
     this.emit('peer-ready', pc);
-  }
-
-  #sendOurPieces(wire: PeerConnection['wire']): void {
-    const have = [...this.#storage.haveIndices()];
-    if (wire.hasFast && have.length === 0) return wire.haveNone();
-    if (wire.hasFast && have.length === this.layout.pieceCount) return wire.haveAll();
-    if (have.length === 0) return;
-    const bits = new Uint8Array(Math.ceil(this.layout.pieceCount / 8));
-    for (const i of have) bits[i >> 3]! |= 0x80 >> (i & 7);
-    wire.bitfield(bits);
   }
 
   #onClose(conn: Conn, reason: string): void {
     this.#conns.delete(conn.key);
     if (this.#scheduler.hasPeer(conn.key)) this.#scheduler.removePeer(conn.key);
-    conn.uploadQueue.length = 0;
-    this.#sharePolicy?.peerLeft(conn.key);
-    if (this.#optimistic === conn.key) this.#optimistic = undefined;
+    this.#uploader.removePeer(conn.key);
     this.#log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
     const cand = conn.candidate;
     if (cand && cand.conn === conn && reason === 'connected to ourselves') {
@@ -639,7 +647,8 @@ export class Swarm extends EventEmitter {
     const waiters = this.#fetches.get(index);
     if (!waiters || waiters.size === 0) {
       this.#fetches.delete(index);
-      this.#dropAssembly(index);
+      this.#assembly.discard(index);
+      this.#abortWebFetches(index, 'nobody wants the piece any more');
       this.#sendCancels(this.#scheduler.unwant(index));
       this.#requestSchedule();
       return;
@@ -668,6 +677,14 @@ export class Swarm extends EventEmitter {
     return best;
   }
 
+  /** Some connected peer other than `except` has the piece (for the share policy). */
+  #anotherPeerHas(index: PieceIndex, except: string): boolean {
+    for (const c of this.#conns.values()) {
+      if (c.key !== except && c.pc.ready && this.#scheduler.hasPeer(c.key) && this.#scheduler.peerHas(c.key, index)) return true;
+    }
+    return false;
+  }
+
   #sourceTotals(conn: Conn): { downloaded: number; uploaded: number } {
     return (this.#transferBySource[conn.pc.source] ??= { downloaded: 0, uploaded: 0 });
   }
@@ -684,12 +701,7 @@ export class Swarm extends EventEmitter {
     this.#sendCancels(out.cancels);
     switch (out.verdict) {
       case 'accepted': {
-        let piece = this.#assembling.get(index);
-        if (!piece) {
-          piece = this.#allocPiece(this.layout.pieceSize(index));
-          this.#assembling.set(index, piece);
-        }
-        piece.set(block, offset);
+        this.#assembly.write(index, offset, block, now);
         if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = now;
         if (out.pieceComplete) this.#verify(index);
         break;
@@ -711,46 +723,36 @@ export class Swarm extends EventEmitter {
     if (this.#scheduler.inflightCount(conn.key) <= depth - batch) this.#sendRequests(conn, this.#scheduler.fill(conn.key, now));
   }
 
-  #allocPiece(size: number): Buffer {
-    this.#lastAllocAt = Date.now();
-    if (size === this.layout.pieceLength) {
-      const pooled = this.#bufferPool.pop();
-      if (pooled) return pooled;
-    }
-    return Buffer.allocUnsafeSlow(size);
-  }
-
-  #releasePiece(buf: Buffer | undefined): void {
-    if (buf && buf.length === this.layout.pieceLength && (this.#bufferPool.length + 1) * buf.length <= Math.max(MAX_POOLED_BYTES, buf.length)) {
-      this.#bufferPool.push(buf);
-    }
-  }
-
-  /** Drops a partly assembled piece, keeping its buffer for reuse. */
-  #dropAssembly(index: PieceIndex): void {
-    const buf = this.#assembling.get(index);
-    if (!buf) return;
-    this.#assembling.delete(index);
-    this.#releasePiece(buf);
-  }
-
+  /** All blocks of a piece are in: a good piece goes in, a bad one charges the peers that sent it. */
   #verify(index: PieceIndex): void {
-    const data = this.#assembling.get(index);
-    this.#assembling.delete(index);
-    if (!data) return;
-    const started = performance.now();
-    const piece = VerifiedPiece.check(this.layout, index, data);
-    const ms = performance.now() - started;
-    this.#verifyTime.pieces++;
-    this.#verifyTime.totalMs += ms;
-    this.#verifyTime.maxMs = Math.max(this.#verifyTime.maxMs, ms);
-    if (!piece) {
-      this.#onHashFailure(index, data);
-      this.#releasePiece(data);
-      return;
-    }
+    let hosts: string[] = [];
+    const outcome = this.#assembly.verify(index, () => {
+      const byHost = new Map<string, number[]>();
+      for (const [key, blocks] of this.#scheduler.pieceFailed(index)) {
+        const host = hostOfKey(key);
+        byHost.set(host, [...(byHost.get(host) ?? []), ...blocks]);
+      }
+      hosts = [...byHost.keys()];
+      return byHost;
+    });
+    if (!outcome) return;
+    if (outcome.ok) return this.#takeVerified(outcome.piece);
+    this.#log.warn({ index, sources: hosts }, 'piece failed its hash check');
+    this.emit('hash-failure', index, hosts);
+    this.#applyCharges(outcome.charges);
+    this.#requestSchedule();
+  }
+
+  /**
+   * A verified piece, from peers' blocks or a web seed, into the storage: HAVE to every
+   * peer, other sources for it stopped, waiters resolved once stored. Its buffer goes back
+   * to the assembly's pool when the storage is done with it (a web seed's is not pooled).
+   */
+  #takeVerified(piece: VerifiedPiece): void {
+    const { index, data } = piece;
     this.#sendCancels(this.#scheduler.pieceVerified(index));
-    this.#clearSuspects(index, data);
+    this.#abortWebFetches(index, 'the piece came from another source');
+    this.#applyCharges(this.#assembly.convict(piece));
     this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
     this.#announcedEarly.add(index);
@@ -760,7 +762,7 @@ export class Swarm extends EventEmitter {
       this.#storing.delete(index);
       this.#announcedEarly.delete(index);
       this.#storingBytes -= data.length;
-      this.#releasePiece(data); // the storage has written or copied it
+      this.#assembly.release(data); // the storage has written or copied it
     };
     this.#storage.put(piece).then(
       (stored) => {
@@ -768,13 +770,13 @@ export class Swarm extends EventEmitter {
         if (available) this.#pieceAvailable(index); // before settled(): its HAVE went out at verify
         settled();
         if (!available) {
-          this.#pumpAllUploads(); // requests waiting for it are now rejected
+          this.#uploader.pumpAll(); // requests waiting for it are now rejected
           this.#failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
         }
       },
       (err: unknown) => {
         settled();
-        this.#pumpAllUploads();
+        this.#uploader.pumpAll();
         this.#log.error({ err, index }, 'storing a verified piece failed');
         this.#failFetch(index, err);
       },
@@ -782,46 +784,11 @@ export class Swarm extends EventEmitter {
     this.emit('verified', index);
   }
 
-  #onHashFailure(index: PieceIndex, data: Buffer): void {
-    this.#hashFailures++;
-    const sources = this.#scheduler.pieceFailed(index);
-    const hosts = new Map<string, number[]>();
-    for (const [key, blocks] of sources) {
-      const host = hostOfKey(key);
-      hosts.set(host, [...(hosts.get(host) ?? []), ...blocks]);
+  #applyCharges(charges: readonly Charge[]): void {
+    for (const c of charges) {
+      this.#log.warn({ host: c.host, strikes: c.strikes, reason: c.reason }, 'peer charged');
+      if (c.ban) this.#ban(c.host, c.reason);
     }
-    this.#log.warn({ index, sources: [...hosts.keys()] }, 'piece failed its hash check');
-    this.emit('hash-failure', index, [...hosts.keys()]);
-    if (hosts.size === 1) {
-      this.#strike([...hosts.keys()][0]!, `sent piece ${index}, which failed its hash check`);
-    } else {
-      // Several sources: remember each one's blocks; when the piece later verifies, the differing blocks name the liar.
-      const list: Array<{ host: string; block: number; digest: Buffer }> = [];
-      for (const [host, blocks] of hosts) {
-        for (const block of blocks) list.push({ host, block, digest: blockDigest(data, block) });
-      }
-      if (list.length > 0) {
-        if (this.#suspects.size >= MAX_SUSPECT_PIECES) this.#suspects.delete(this.#suspects.keys().next().value as PieceIndex);
-        this.#suspects.set(index, list);
-      }
-    }
-    this.#requestSchedule();
-  }
-
-  #clearSuspects(index: PieceIndex, good: Buffer): void {
-    const list = this.#suspects.get(index);
-    if (!list) return;
-    this.#suspects.delete(index);
-    const liars = new Set<string>();
-    for (const s of list) if (!blockDigest(good, s.block).equals(s.digest)) liars.add(s.host);
-    for (const host of liars) this.#strike(host, `sent corrupt blocks of piece ${index}`);
-  }
-
-  #strike(host: string, reason: string): void {
-    const n = (this.#strikes.get(host) ?? 0) + 1;
-    this.#strikes.set(host, n);
-    this.#log.warn({ host, strikes: n, reason }, 'peer charged');
-    if (n >= (this.#opts.banThreshold ?? 2)) this.#ban(host, reason);
   }
 
   #ban(host: string, reason: string): void {
@@ -835,10 +802,11 @@ export class Swarm extends EventEmitter {
 
   #pieceAvailable(index: PieceIndex): void {
     if (this.#closed) return;
-    this.#dropAssembly(index);
+    this.#assembly.discard(index);
+    this.#abortWebFetches(index, 'the piece is here');
     if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
-    this.#pumpAllUploads();
+    this.#uploader.pumpAll();
     const waiters = this.#fetches.get(index);
     this.#fetches.delete(index);
     for (const w of waiters ?? []) {
@@ -858,7 +826,7 @@ export class Swarm extends EventEmitter {
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
       if (this.#scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
-      c.pc.wire.have(index);
+      c.pc.have(index);
     }
   }
 
@@ -901,12 +869,11 @@ export class Swarm extends EventEmitter {
       const { requests, cancels } = this.#scheduler.schedule(Date.now());
       this.#sendCancels(cancels);
       for (const [key, list] of requests) this.#sendRequests(this.#conns.get(key), list);
+      this.#startWebSeedFetches(Date.now());
     }
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
-      const want = this.#scheduler.isInteresting(c.key);
-      if (want && !c.pc.wire.amInterested) c.pc.wire.interested();
-      else if (!want && c.pc.wire.amInterested) c.pc.wire.uninterested();
+      c.pc.setInterested(this.#scheduler.isInteresting(c.key));
     }
   }
 
@@ -927,123 +894,93 @@ export class Swarm extends EventEmitter {
     for (const c of [...this.#conns.values()]) {
       if (now - c.pc.lastReceivedAt > IDLE_TIMEOUT_MS) c.pc.destroy('idle');
     }
-    if (now - this.#lastRechoke >= RECHOKE_EVERY_MS) this.#rechoke(now);
-    if (now - this.#lastAllocAt > POOL_IDLE_MS && this.#bufferPool.length > IDLE_POOLED_BUFFERS) this.#bufferPool.length = IDLE_POOLED_BUFFERS;
+    this.#uploader.tick(now);
+    this.#assembly.trimPool(now);
     if (this.#starving(now)) this.emit('starving');
     this.#dropStalled(now);
     this.#connectSome();
     this.#runSchedule();
   }
 
-  // ── uploading ──────────────────────────────────────────────────────────────
+  // ── web seeds ──────────────────────────────────────────────────────────────
 
-  #onPeerInterested(conn: Conn): void {
-    let unchoked = 0;
-    for (const c of this.#conns.values()) if (c.pc.ready && !c.pc.wire.amChoking) unchoked++;
-    if (unchoked < this.#uploadSlots + 1) conn.pc.wire.unchoke();
+  /** Asks the web seeds for what the peers cannot deliver (see web-seed-picker.ts). */
+  #startWebSeedFetches(now: number): void {
+    if (this.#webSeeds.length === 0 || this.#fetches.size === 0) return;
+    const seeds = this.#webSeeds.map((w) => ({ id: w.id, ready: w.source.ready, freeSlots: w.source.parallelPieces - w.inflight.size }));
+    if (!seeds.some((s) => s.ready && s.freeSlots > 0)) return;
+    const picks = pickWebSeedFetches(this.#webSeedCandidates(now), seeds, now, { random: Math.random });
+    for (const pick of picks) this.#fetchFromWebSeed(this.#webSeeds[pick.seed]!, pick.index);
   }
 
-  #rechoke(now: number): void {
-    this.#lastRechoke = now;
-    const rotate = now - this.#lastOptimisticRotation >= OPTIMISTIC_EVERY_MS;
-    if (rotate) this.#lastOptimisticRotation = now;
-    const ready = [...this.#conns.values()].filter((c) => c.pc.ready);
-    const decision = chooseUnchoked(
-      ready.map((c) => ({
-        key: c.key,
-        interested: c.pc.wire.peerInterested,
-        downloadRate: this.#scheduler.rate(c.key, now),
-        uploadRate: c.pc.wire.uploadSpeed(),
-      })),
-      { slots: this.#uploadSlots, seeding: this.#fetches.size === 0, optimistic: this.#optimistic, rotateOptimistic: rotate },
+  /** Wanted pieces no web seed is fetching, with what the peers can do for each: every urgent one, the first others. */
+  *#webSeedCandidates(now: number): Generator<WantedPieceSupply> {
+    let others = 0;
+    for (const index of this.#scheduler.wantedPieces()) {
+      if (this.#storing.has(index) || this.#webSeeds.some((w) => w.inflight.has(index))) continue;
+      const priority = this.#scheduler.priorityOf(index)!;
+      const urgent = priority === 'urgent';
+      if (!urgent && ++others > WEB_SEED_SCAN_LIMIT) continue; // keep going: urgent pieces may come later in the order
+      const supply = this.#scheduler.peerSupply(index, now, urgent);
+      yield { index, priority, deadline: urgent ? this.#deadlineOf(index) : undefined, ...supply };
+    }
+  }
+
+  /** The soonest deadline among an urgent piece's waiters. */
+  #deadlineOf(index: PieceIndex): number | undefined {
+    let deadline: number | undefined;
+    for (const w of this.#fetches.get(index) ?? []) if (w.priority === 'urgent' && w.deadline !== undefined) deadline = Math.min(deadline ?? Infinity, w.deadline);
+    return deadline;
+  }
+
+  #fetchFromWebSeed(seed: WebSeedSlot, index: PieceIndex): void {
+    const ac = new AbortController();
+    seed.inflight.set(index, ac);
+    let fetched: Promise<VerifiedPiece>;
+    try {
+      fetched = seed.source.fetchVerifiedPiece(index, ac.signal);
+    } catch (err) {
+      fetched = Promise.reject(err);
+    }
+    fetched.then(
+      (piece) => {
+        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
+        if (piece.index !== index) return this.#webSeedFailed(seed, index, new Error(`sent piece ${piece.index} when asked for ${index}`));
+        const size = piece.data.length;
+        seed.piecesFetched++;
+        seed.bytesFetched += size;
+        this.#downloaded += size;
+        (this.#transferBySource.webSeed ??= { downloaded: 0, uploaded: 0 }).downloaded += size;
+        if (this.#closed || ac.signal.aborted || this.#storing.has(index) || this.#storage.has(index) || !this.#scheduler.isWanted(index)) {
+          this.#requestSchedule();
+          return;
+        }
+        if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
+        this.#assembly.discard(index); // blocks peers sent of it are not needed now
+        this.#takeVerified(piece);
+        this.#requestSchedule();
+      },
+      (err: unknown) => {
+        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
+        if (this.#closed || ac.signal.aborted) return;
+        this.#webSeedFailed(seed, index, err);
+      },
     );
-    this.#optimistic = decision.optimistic;
-    for (const c of ready) {
-      if (decision.unchoke.has(c.key)) c.pc.wire.unchoke();
-      else if (!c.pc.wire.amChoking) {
-        c.pc.wire.choke();
-        c.uploadQueue.length = 0;
-      }
-    }
   }
 
-  #onRequest(conn: Conn, index: PieceIndex, offset: number, length: number, respond: UploadRequest['respond']): void {
-    const valid =
-      this.layout.isValidPiece(index) &&
-      length > 0 &&
-      length <= 2 * BLOCK_SIZE &&
-      offset >= 0 &&
-      offset + length <= this.layout.pieceSize(index) &&
-      (this.#storage.has(index) || this.#announcedEarly.has(index));
-    if (!valid) return respond(new Error('not available'));
-    if (conn.uploadQueue.length >= this.#ourReqq) return respond(new Error('request queue full'));
-    if (this.#sharePolicy && conn.pc.wire.hasFast && this.#seedingAll()) {
-      const now = Date.now();
-      if (this.#sharePolicy.decide(conn.key, index, now, (piece, peer) => this.#anotherPeerHas(piece as PieceIndex, peer)) === 'reject') {
-        return respond(new Error('another peer has it')); // a reject message: the peer asks that one
-      }
-      this.#sharePolicy.serving(conn.key, index, now);
-    }
-    conn.uploadQueue.push({ index, offset, length, respond });
-    this.#pumpUploads(conn);
+  /** The piece stays with the peers (the scheduler never let go of it); a blocked read keeps its deadline. */
+  #webSeedFailed(seed: WebSeedSlot, index: PieceIndex, err: unknown): void {
+    this.#log.info({ webSeed: seed.source.name, index, reason: (err as Error)?.message ?? String(err) }, 'web seed did not deliver a piece; peers may');
+    this.emit('web-seed-failure', seed.source.name, index, err);
+    this.#requestSchedule();
   }
 
-  /** Whether we hold every piece (the share policy is for an origin, not for a node still downloading). */
-  #seedingAll(): boolean {
-    const now = Date.now();
-    if (this.#storedCount < this.layout.pieceCount && now - this.#storedCountAt >= 1000) {
-      this.#storedCountAt = now;
-      let n = 0;
-      for (const _ of this.#storage.haveIndices()) n++;
-      this.#storedCount = n;
-    }
-    return this.#storedCount === this.layout.pieceCount;
-  }
-
-  #anotherPeerHas(index: PieceIndex, except: string): boolean {
-    for (const c of this.#conns.values()) {
-      if (c.key !== except && c.pc.ready && this.#scheduler.hasPeer(c.key) && this.#scheduler.peerHas(c.key, index)) return true;
-    }
-    return false;
-  }
-
-  #pumpAllUploads(): void {
-    for (const c of this.#conns.values()) if (c.uploadQueue.length > 0) this.#pumpUploads(c);
-  }
-
-  #pumpUploads(conn: Conn): void {
-    while (conn.uploadQueue.length > 0 && conn.uploadsActive < UPLOADS_PER_PEER && !conn.pc.closed) {
-      if (conn.pc.writableLength > UPLOAD_SOCKET_HIGH_WATER) return; // resumed on 'drain'
-      const next = conn.uploadQueue[0]!;
-      if (!this.#storage.has(next.index)) {
-        if (this.#announcedEarly.has(next.index)) return; // verified, being written: pieceAvailable pumps again
-        conn.uploadQueue.shift();
-        next.respond(new Error('not available'));
-        continue;
-      }
-      const wait = this.#uploadBucket.waitFor(next.length);
-      if (wait > 0) {
-        setTimeout(() => this.#pumpUploads(conn), wait).unref();
-        return;
-      }
-      this.#uploadBucket.take(next.length);
-      conn.uploadQueue.shift();
-      conn.uploadsActive++;
-      this.#storage.readBlock(next.index, next.offset, next.length).then(
-        (buf) => {
-          conn.uploadsActive--;
-          if (conn.pc.closed || conn.pc.wire.amChoking) return;
-          this.#uploaded += buf.length;
-          this.#sourceTotals(conn).uploaded += buf.length;
-          next.respond(null, buf);
-          this.#pumpUploads(conn);
-        },
-        (err: unknown) => {
-          conn.uploadsActive--;
-          next.respond(err instanceof Error ? err : new Error(String(err)));
-          this.#pumpUploads(conn);
-        },
-      );
+  #abortWebFetches(index: PieceIndex, why: string): void {
+    for (const w of this.#webSeeds) {
+      const ac = w.inflight.get(index);
+      if (!ac) continue;
+      w.inflight.delete(index);
+      ac.abort(new Error(why));
     }
   }
 }
@@ -1063,8 +1000,3 @@ function hostOfKey(key: string): string {
   return address.slice(0, address.lastIndexOf(':'));
 }
 
-function blockDigest(data: Buffer, block: number): Buffer {
-  return createHash('sha1')
-    .update(data.subarray(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE))
-    .digest();
-}

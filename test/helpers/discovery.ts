@@ -75,9 +75,9 @@ export interface LocalTracker {
   close(): Promise<void>;
 }
 
-/** bittorrent-tracker's own server, HTTP and UDP on one port of 127.0.0.1. */
-export async function startTrackerServer(): Promise<LocalTracker> {
-  const server = new Server({ http: true, udp: true, ws: false, stats: false, interval: 60_000 });
+/** bittorrent-tracker's own server, HTTP and UDP on one port of 127.0.0.1; it asks for a re-announce every `intervalMs`. */
+export async function startTrackerServer(opts: { intervalMs?: number } = {}): Promise<LocalTracker> {
+  const server = new Server({ http: true, udp: true, ws: false, stats: false, interval: opts.intervalMs ?? 60_000 });
   const announces: AnnounceParams[] = [];
   for (const event of ['start', 'update', 'complete', 'stop'] as const) {
     server.on(event, (_addr, params) => announces.push(params));

@@ -1,0 +1,235 @@
+import { BLOCK_SIZE, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
+import { chooseUnchoked } from './choker.js';
+import type { UploadResponder } from './peer-connection.js';
+import type { PieceStorage } from './piece-storage.js';
+import type { TokenBucket } from './rate-limiter.js';
+import { SharePolicy, type ShareMode } from './share-policy.js';
+
+/**
+ * What we send: who is unchoked (the choker's decision, applied every round), which
+ * requests are served (valid, held, within the queue, the share policy's word for an
+ * origin), and the pump that reads blocks from the storage and writes them out within the
+ * upload limit and the socket's backpressure. It knows peers only as UploadConnections.
+ */
+
+/** The part of a peer connection uploads use (PeerConnection has it). */
+export interface UploadConnection {
+  readonly closed: boolean;
+  /** We choke the peer. */
+  readonly amChoking: boolean;
+  readonly peerInterested: boolean;
+  /** Both ends speak the fast extension: a request can be rejected. */
+  readonly hasFast: boolean;
+  /** Bytes queued in the socket. */
+  readonly writableLength: number;
+  uploadSpeed(): number;
+  choke(): void;
+  unchoke(): void;
+}
+
+export interface UploaderOptions {
+  layout: PieceLayout;
+  storage: PieceStorage;
+  bucket: TokenBucket;
+  /** Regular unchoke slots; one optimistic slot comes on top. */
+  slots: number;
+  /** Requests queued per peer (our advertised reqq); more are rejected. */
+  queueLimit: number;
+  shareMode?: ShareMode;
+  /** Verified, announced, not yet readable from the storage: requests for it wait. */
+  announcedEarly(index: PieceIndex): boolean;
+  /** Bytes/s the peer sends us (the choker rewards it while we download). */
+  downloadRate(key: string, now: number): number;
+  /** We want pieces (else the choker ranks by what peers take from us). */
+  downloading(): boolean;
+  /** Some connected peer other than `except` has the piece (the share policy's question). */
+  anotherPeerHas(index: PieceIndex, except: string): boolean;
+  /** A block went out to the peer. */
+  uploaded(key: string, bytes: number): void;
+}
+
+interface UploadRequest {
+  index: PieceIndex;
+  offset: number;
+  length: number;
+  respond: UploadResponder;
+}
+
+interface UploadPeer {
+  readonly key: string;
+  readonly conn: UploadConnection;
+  queue: UploadRequest[];
+  /** Storage reads under way for it. */
+  active: number;
+}
+
+const UPLOADS_PER_PEER = 8;
+const UPLOAD_SOCKET_HIGH_WATER = 2 * 1024 * 1024;
+const RECHOKE_EVERY_MS = 10_000;
+const OPTIMISTIC_EVERY_MS = 30_000;
+
+export class Uploader {
+  readonly #opts: UploaderOptions;
+  readonly #peers = new Map<string, UploadPeer>();
+  readonly #sharePolicy: SharePolicy | undefined;
+  #lastRechoke = 0;
+  #lastOptimisticRotation = 0;
+  #optimistic: string | undefined;
+  #storedCount = 0;
+  #storedCountAt = -Infinity;
+  #uploaded = 0;
+
+  constructor(opts: UploaderOptions) {
+    this.#opts = opts;
+    this.#sharePolicy = opts.shareMode === 'distinct' ? new SharePolicy() : undefined;
+  }
+
+  /** Payload bytes sent, all peers. */
+  get uploaded(): number {
+    return this.#uploaded;
+  }
+
+  /** A peer whose handshake is done. */
+  addPeer(key: string, conn: UploadConnection): void {
+    this.#peers.set(key, { key, conn, queue: [], active: 0 });
+  }
+
+  removePeer(key: string): void {
+    const peer = this.#peers.get(key);
+    if (peer) peer.queue.length = 0;
+    this.#peers.delete(key);
+    this.#sharePolicy?.peerLeft(key);
+    if (this.#optimistic === key) this.#optimistic = undefined;
+  }
+
+  /** An interested peer is unchoked at once while a slot (regular or optimistic) is free. */
+  interested(key: string): void {
+    const peer = this.#peers.get(key);
+    if (!peer) return;
+    let unchoked = 0;
+    for (const p of this.#peers.values()) if (!p.conn.amChoking) unchoked++;
+    if (unchoked < this.#opts.slots + 1) peer.conn.unchoke();
+  }
+
+  uninterested(key: string): void {
+    const peer = this.#peers.get(key);
+    if (peer) peer.queue.length = 0;
+  }
+
+  request(key: string, index: PieceIndex, offset: number, length: number, respond: UploadResponder): void {
+    const peer = this.#peers.get(key);
+    if (!peer) return;
+    const { layout, storage } = this.#opts;
+    const valid =
+      layout.isValidPiece(index) &&
+      length > 0 &&
+      length <= 2 * BLOCK_SIZE &&
+      offset >= 0 &&
+      offset + length <= layout.pieceSize(index) &&
+      (storage.has(index) || this.#opts.announcedEarly(index));
+    if (!valid) return respond(new Error('not available'));
+    if (peer.queue.length >= this.#opts.queueLimit) return respond(new Error('request queue full'));
+    if (this.#sharePolicy && peer.conn.hasFast && this.#seedingAll()) {
+      const now = Date.now();
+      if (this.#sharePolicy.decide(key, index, now, (piece, other) => this.#opts.anotherPeerHas(piece as PieceIndex, other)) === 'reject') {
+        return respond(new Error('another peer has it')); // a reject message: the peer asks that one
+      }
+      this.#sharePolicy.serving(key, index, now);
+    }
+    peer.queue.push({ index, offset, length, respond });
+    this.pump(key);
+  }
+
+  cancel(key: string, index: number, offset: number, length: number): void {
+    const peer = this.#peers.get(key);
+    if (peer) peer.queue = peer.queue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
+  }
+
+  /** Every round (RECHOKE_EVERY_MS), the choker's decision; call about once a second. */
+  tick(now: number): void {
+    if (now - this.#lastRechoke >= RECHOKE_EVERY_MS) this.#rechoke(now);
+  }
+
+  /** Something changed for every queue (a piece became readable, or will not): serve what can be. */
+  pumpAll(): void {
+    for (const p of this.#peers.values()) if (p.queue.length > 0) this.pump(p.key);
+  }
+
+  /** Serves the peer's queue as far as the limits allow (again on the socket's 'drain'). */
+  pump(key: string): void {
+    const peer = this.#peers.get(key);
+    if (!peer) return;
+    const { conn } = peer;
+    const { storage, bucket } = this.#opts;
+    while (peer.queue.length > 0 && peer.active < UPLOADS_PER_PEER && !conn.closed) {
+      if (conn.writableLength > UPLOAD_SOCKET_HIGH_WATER) return; // resumed on 'drain'
+      const next = peer.queue[0]!;
+      if (!storage.has(next.index)) {
+        if (this.#opts.announcedEarly(next.index)) return; // verified, being written: pumped again when it is readable
+        peer.queue.shift();
+        next.respond(new Error('not available'));
+        continue;
+      }
+      const wait = bucket.waitFor(next.length);
+      if (wait > 0) {
+        setTimeout(() => this.pump(key), wait).unref();
+        return;
+      }
+      bucket.take(next.length);
+      peer.queue.shift();
+      peer.active++;
+      storage.readBlock(next.index, next.offset, next.length).then(
+        (buf) => {
+          peer.active--;
+          if (conn.closed || conn.amChoking) return;
+          this.#uploaded += buf.length;
+          this.#opts.uploaded(key, buf.length);
+          next.respond(null, buf);
+          this.pump(key);
+        },
+        (err: unknown) => {
+          peer.active--;
+          next.respond(err instanceof Error ? err : new Error(String(err)));
+          this.pump(key);
+        },
+      );
+    }
+  }
+
+  #rechoke(now: number): void {
+    this.#lastRechoke = now;
+    const rotate = now - this.#lastOptimisticRotation >= OPTIMISTIC_EVERY_MS;
+    if (rotate) this.#lastOptimisticRotation = now;
+    const peers = [...this.#peers.values()];
+    const decision = chooseUnchoked(
+      peers.map((p) => ({
+        key: p.key,
+        interested: p.conn.peerInterested,
+        downloadRate: this.#opts.downloadRate(p.key, now),
+        uploadRate: p.conn.uploadSpeed(),
+      })),
+      { slots: this.#opts.slots, seeding: !this.#opts.downloading(), optimistic: this.#optimistic, rotateOptimistic: rotate },
+    );
+    this.#optimistic = decision.optimistic;
+    for (const p of peers) {
+      if (decision.unchoke.has(p.key)) p.conn.unchoke();
+      else if (!p.conn.amChoking) {
+        p.conn.choke();
+        p.queue.length = 0;
+      }
+    }
+  }
+
+  /** Whether we hold every piece (the share policy is for an origin, not for a node still downloading). */
+  #seedingAll(): boolean {
+    const now = Date.now();
+    const { layout, storage } = this.#opts;
+    if (this.#storedCount < layout.pieceCount && now - this.#storedCountAt >= 1000) {
+      this.#storedCountAt = now;
+      let n = 0;
+      for (const _ of storage.haveIndices()) n++;
+      this.#storedCount = n;
+    }
+    return this.#storedCount === layout.pieceCount;
+  }
+}
