@@ -23,8 +23,12 @@
  * the mount daemons, the origin and the readers used while the nodes read.
  *
  *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
- *     [--rate 20M] [--workloads full,shards] [--rounds 1] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
+ *     [--rate 20M] [--workloads full,shards[,http]] [--rounds 1] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
  *     [--profile DIR]   (CPU profiles of the daemons and the origin: see scripts/cpu-profile.ts)
+ *     [--plot-http cluster-http.png]
+ *
+ * `http` is the second origin, an HTTP server used as every node's web seed, beside plain HTTP
+ * (scripts/bench-cluster-http.ts; `--plot-http FILE` draws it).
  *
  * Prints a markdown table on stdout; progress on stderr. Needs FUSE and (for
  * --plot) python3-matplotlib. Never uses an address outside 127.0.0.0/8.
@@ -42,6 +46,7 @@ import type { MountStatus } from '../src/control/status-schema.js';
 import { startTrackerServer } from '../test/helpers/discovery.js';
 import { mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
 import { BTMOUNT_BIN, freePort, startProcess, type Proc } from '../test/helpers/peers.js';
+import { plotHttp, printHttpTable, runHttpOrigin, type HttpOriginResult } from './bench-cluster-http.js';
 
 const execFileAsync = promisify(execFile);
 const ORIGIN_HOST = '127.0.0.2';
@@ -468,12 +473,21 @@ async function main(): Promise<void> {
   await mkdir(dir, { recursive: true });
   const data = await makeData(dir, mib);
   const results: Result[] = [];
+  const httpResults: HttpOriginResult[] = [];
   for (const workload of workloads) {
     for (const n of nodes) {
       for (let round = 0; round < rounds; round++) {
         const base = path.join(dir, `run-${workload}-${n}-${round}`);
         await rm(base, { recursive: true, force: true });
         await mkdir(base, { recursive: true });
+        if (workload === 'http') {
+          // The HTTP origin (scripts/bench-cluster-http.ts): its own table and plot.
+          const h = await runHttpOrigin(data, n, rate, base, { script: process.argv[1]!, readers: arg('readers', '16') });
+          httpResults.push(h);
+          process.stderr.write(`http N=${n}: ${h.seconds.toFixed(1)} s (bound ${h.bound.toFixed(1)} s, ×${(h.seconds / h.bound).toFixed(2)}), origin factor ${h.originFactor.toFixed(2)}; plain HTTP ${h.plainSeconds.toFixed(1)} s; load ${h.load}\n`);
+          await rm(base, { recursive: true, force: true });
+          continue;
+        }
         const r = workload === 'full' ? await runFull(data, n, rate, base) : await runShards(data, n, rate, base);
         results.push(r);
         process.stderr.write(
@@ -485,8 +499,11 @@ async function main(): Promise<void> {
       }
     }
   }
-  printTable(results, mib, rate);
-  if (plotFile) await plot(results, path.resolve(plotFile));
+  if (results.length > 0) printTable(results, mib, rate);
+  if (plotFile && results.length > 0) await plot(results, path.resolve(plotFile));
+  printHttpTable(httpResults, mib, rate);
+  const httpPlot = arg('plot-http', '');
+  if (httpPlot) await plotHttp(httpResults, path.resolve(httpPlot));
 }
 
 if (process.argv[2] === '--read') await readerMain(process.argv[3]!, Number(process.argv[4]));

@@ -7,7 +7,7 @@ import { DEFAULT_CACHE_BUDGET_RULE, defaultCacheRoot } from '../store/cache-loca
 import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { UserError } from '../user-error.js';
 import { metadataProgressText } from './format.js';
-import { collectHostPort, parseId, parseMetricsAddress, parseMode, parsePort, parseRate, parseSeconds, parseSizeOption, type HostPort } from './options.js';
+import { collectHostPort, collectWebSeedUrl, parseId, parseMetricsAddress, parseMode, parsePort, parseRate, parseSeconds, parseSizeOption, type HostPort } from './options.js';
 import { applyMountOptions } from './mount-options.js';
 import { accessProblem, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, readFuseConf, type FuseAccessOptions } from '../fs/fuse-options.js';
 
@@ -29,6 +29,8 @@ interface MountOptions extends DiscoveryCliOptions {
   fileMode?: number;
   dirMode?: number;
   metrics?: HostPort;
+  webSeed?: string[];
+  webSeedLimit?: number;
   /** `-o` lists (mount(8), fstab). */
   options?: string[];
 }
@@ -49,6 +51,8 @@ export function registerMount(program: Command): void {
     .option('--read-timeout <sec>', 'a read waits this long for data, then fails with EIO (seconds)', (v) => parseSeconds(v, '--read-timeout'), 60)
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--download-limit <rate>', 'bytes/s, e.g. 100M (default: none)', (v) => parseRate(v, '--download-limit'))
+    .option('--web-seed <url>', "an HTTP(S) origin of the torrent's files, BEP 19 (repeatable; the torrent's url-list and a magnet's ws= count too)", collectWebSeedUrl(ACTION))
+    .option('--web-seed-limit <rate>', 'bytes/s from all web seeds together, e.g. 50M (default: none)', (v) => parseRate(v, '--web-seed-limit'))
     .option(
       '--metadata-timeout <sec>',
       'magnet or infohash: give up when no peer has given the torrent metadata after this long (seconds)',
@@ -111,6 +115,8 @@ async function mount(spec: string, mountpoint: string, opts: MountOptions, debug
     uploadLimit: opts.uploadLimit ?? 0,
     downloadLimit: opts.downloadLimit ?? 0,
     metadataTimeoutMs: opts.metadataTimeout * 1000,
+    webSeeds: opts.webSeed ?? [],
+    webSeedLimit: opts.webSeedLimit ?? 0,
     extraTrackers: opts.tracker ?? [],
     access,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),

@@ -1,5 +1,6 @@
 import { parseSize } from '../byte-size.js';
 import { UserError } from '../user-error.js';
+import { parseWebSeedUrl } from '../webseed/web-seed-url.js';
 
 /**
  * Parsers for option values shared by the commands. Each throws a UserError
@@ -82,3 +83,17 @@ export function parseMetricsAddress(text: string, flag = '--metrics'): HostPort 
   }
   return parseHostPort(text, flag);
 }
+
+/**
+ * Collects a repeatable `--web-seed URL`: an http(s) URL, or a one-line error that the
+ * command (`cannot mount`, `cannot seed`) cannot start with it.
+ */
+export const collectWebSeedUrl =
+  (action: string) =>
+  (text: string, previous: string[] = []): string[] => {
+    try {
+      return [...previous, parseWebSeedUrl(text).href];
+    } catch (err) {
+      throw new UserError(action, `--web-seed: ${(err as Error).message}`);
+    }
+  };

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createLogger } from '../log.js';
 import { loadMetainfo, type Metainfo } from '../metainfo/index.js';
 import { SeedSession } from '../daemon/seed-session.js';
+import type { FillResult } from '../daemon/seed-fill.js';
 import type { VerifyProgress } from '../store/directory-storage.js';
 import type { SwarmStats } from '../swarm/index.js';
 import type { ShareMode } from '../swarm/share-policy.js';
@@ -13,7 +14,7 @@ import { addDiscoveryOptions, discoveryFromOptions, type DiscoveryCliOptions } f
 import { UserError } from '../user-error.js';
 import { formatSize } from '../byte-size.js';
 import { count } from './format.js';
-import { collectHostPort, parseMetricsAddress, parsePort, parsePositive, parseRate, type HostPort } from './options.js';
+import { collectHostPort, collectWebSeedUrl, parseMetricsAddress, parsePort, parsePositive, parseRate, type HostPort } from './options.js';
 import { MetricsServer } from '../metrics/metrics-server.js';
 import { SeedMetrics } from '../metrics/seed-metrics.js';
 
@@ -27,6 +28,8 @@ interface SeedOptions extends DiscoveryCliOptions {
   logFile?: string;
   share: ShareMode;
   metrics?: HostPort;
+  webSeed?: string[];
+  webSeedLimit?: number;
 }
 
 const ACTION = 'cannot seed';
@@ -43,6 +46,8 @@ export function registerSeed(program: Command): void {
     .option('--upload-limit <rate>', 'bytes/s, e.g. 50M or 50MB/s (default: none)', (v) => parseRate(v, '--upload-limit'))
     .option('--max-connections <n>', 'open connections at most (default 50)', (v) => parsePositive(v, '--max-connections'))
     .option('--share <mode>', "distinct: reject a request for a piece another peer has or is getting, so peers trade it (each byte leaves the origin about once); all: serve every request", parseShareMode, 'distinct')
+    .option('--web-seed <url>', "an HTTP(S) origin of the torrent's files, BEP 19 (repeatable; with the torrent's url-list): pieces missing or damaged in the dataset are fetched from it into <cache>/seed-fill/ and served", collectWebSeedUrl(ACTION))
+    .option('--web-seed-limit <rate>', 'bytes/s from all web seeds together, e.g. 50M (default: none)', (v) => parseRate(v, '--web-seed-limit'))
     .option('--log-file <file>', 'JSON log (default: <cache>/logs/seed-<infohash>.log)')
     .option('--cache <dir>', `where the DHT routing table and the log are kept between runs (default ${defaultCacheRoot()})`)
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default host 127.0.0.1; off unless given)', (v) => parseMetricsAddress(v))
@@ -83,6 +88,9 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, deb
     maxConnections: opts.maxConnections,
     shareMode: opts.share,
     peers: opts.peer ?? [],
+    webSeeds: [metainfo.urlList, opts.webSeed ?? []],
+    webSeedLimit: opts.webSeedLimit ?? 0,
+    cacheRoot,
     discovery: discoveryFromOptions(metainfo.infoHash, cacheRoot, metainfo.announce, metainfo.private, opts.peer?.length ?? 0, opts, log),
     log,
   });
@@ -90,19 +98,28 @@ async function seed(torrentPath: string, dataset: string, opts: SeedOptions, deb
   let metricsServer: MetricsServer | undefined;
   try {
     if (opts.metrics) {
-      const metrics = new SeedMetrics({ swarm: () => session.stats(), piecesHave: () => session.storage.pieceCountHeld, pieceCount: metainfo.layout.pieceCount });
+      const metrics = new SeedMetrics({ swarm: () => session.stats(), piecesHave: () => session.pieceCountHeld, pieceCount: metainfo.layout.pieceCount });
       metricsServer = await MetricsServer.start(metrics, opts.metrics, log).catch((err: Error) => {
         throw new UserError(ACTION, err.message);
       });
     }
     const checked = await verifyWithProgress(session, metainfo, stop.signal);
     if (stop.signal.aborted) return;
-    if (checked.goodPieces === 0) throw new UserError(ACTION, `no data in ${dataset} matches ${torrentPath}`);
-    if (checked.badPieces > 0) {
+    const fill = checked.badPieces > 0 ? await fillWithProgress(session, checked.badPieces, stop.signal) : undefined;
+    if (stop.signal.aborted) return;
+    const stillMissing = checked.badPieces - (fill?.filled ?? 0);
+    if (checked.goodPieces + (fill?.filled ?? 0) === 0) {
+      const tried = session.webSeeds.size > 0 ? ' nor could any piece be fetched from its web seeds (see the log)' : '';
+      throw new UserError(ACTION, `no data in ${dataset} matches ${torrentPath}${tried}`);
+    }
+    if (stillMissing > 0) {
+      const fromWeb = fill ? `, ${fill.filled} more filled from web seeds` : '';
       process.stderr.write(
-        `btmount: warning: ${checked.badPieces} of ${metainfo.layout.pieceCount} pieces are missing or damaged; serving the other ${checked.goodPieces} ` +
+        `btmount: warning: ${stillMissing} of ${metainfo.layout.pieceCount} pieces are missing or damaged; serving the other ${metainfo.layout.pieceCount - stillMissing}${fromWeb} ` +
           `(the bad pieces hold bytes of ${namedFiles(checked.badFiles)})\n`,
       );
+    } else if (fill) {
+      process.stderr.write(`btmount: ${fill.filled} missing or damaged pieces were fetched from web seeds; serving every piece (the dataset itself is unchanged)\n`);
     }
 
     const port = await session.serve();
@@ -136,6 +153,20 @@ async function verifyWithProgress(session: SeedSession, metainfo: Metainfo, sign
   } catch (err) {
     if (signal.aborted) return { checkedBytes: 0, totalBytes: total, goodPieces: 0, badPieces: 0, badFiles: [] };
     throw err;
+  } finally {
+    bar?.stop();
+  }
+}
+
+/** Fills missing pieces from the web seeds (if any), with a progress line on a terminal. */
+async function fillWithProgress(session: SeedSession, missing: number, signal: AbortSignal): Promise<FillResult | undefined> {
+  if (session.webSeeds.size === 0) return undefined;
+  const bar = process.stderr.isTTY
+    ? new SingleBar({ format: 'filling from web seeds [{bar}] {value} of {total} missing pieces', hideCursor: true, clearOnComplete: true, stream: process.stderr })
+    : undefined;
+  bar?.start(missing, 0);
+  try {
+    return await session.fillMissing(signal, (r) => bar?.update(r.filled));
   } finally {
     bar?.stop();
   }

@@ -108,7 +108,22 @@ export function renderStatus(s: MountStatus): string {
     const last = tr.lastAnnounceAt ? `last announce ${tr.lastAnnounceAt}: ${tr.lastResult ?? '?'} (${count(tr.peers, 'peer')})` : 'not announced to';
     lines.push(`    ${tr.url}  ${last}`);
   }
+  // A daemon from before web seeds sends no webSeeds: the same as none.
+  const webSeeds = s.webSeeds ?? [];
+  if (webSeeds.length > 0) lines.push(`  web seeds  ${webSeeds.length}`);
+  for (const w of webSeeds) lines.push(`    ${webSeedLine(w)}`);
   return lines.join('\n') + '\n';
+}
+
+/** `URL  ready; 12 pieces (3 MiB) fetched; 1 failure, last 12:00:01 stalled: no bytes from … for 15000 ms`. */
+export function webSeedLine(w: MountStatus['webSeeds'][number]): string {
+  const state = w.state === 'backing-off' && w.retryAt ? `backing off until ${w.retryAt.slice(11, 19)}` : w.state;
+  const inflight = w.inflight ? `, ${w.inflight} in flight` : '';
+  const fetched = `${count(w.piecesFetched, 'piece')} (${formatSize(w.bytesFetched)}) fetched${inflight}`;
+  const failed = w.lastFailure
+    ? `; ${count(w.failures, 'failure')}, last ${w.lastFailure.at.slice(11, 19)} ${w.lastFailure.kind}: ${w.lastFailure.message}`
+    : '';
+  return `${w.url}  ${state}; ${fetched}${failed}`;
 }
 
 function jobLine(job: WarmJobStatus): string {

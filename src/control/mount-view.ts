@@ -4,6 +4,7 @@ import type { Metainfo, PieceIndex, TorrentFile } from '../metainfo/index.js';
 import type { Priority } from '../scheduler/index.js';
 import type { SwarmStats } from '../swarm/index.js';
 import type { FuseStatus } from './status-schema.js';
+import type { WebSeedStatus } from '../webseed/index.js';
 
 /**
  * What the control server sees of a running mount (MountSession provides it):
@@ -22,6 +23,8 @@ export interface MountView {
   discovery(): DiscoveryReport;
   /** The FUSE backend serving the mount (none yet while the control socket starts before it). */
   fuse?(): FuseStatus;
+  /** The mount's web seeds (url-list, ws=, --web-seed); none when absent. */
+  webSeeds?(): WebSeedStatus[];
   log: Logger;
 }
 

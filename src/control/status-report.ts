@@ -68,5 +68,6 @@ export function buildStatus(view: MountView, jobs: WarmJobStatus[], now = Date.n
     warm: jobs,
     discovery: view.discovery(),
     fuse: view.fuse?.() ?? { backend: null, nativeReads: null },
+    webSeeds: (view.webSeeds?.() ?? []).map((w) => ({ ...w, inflight: swarmStats.webSeeds.find((s) => s.name === w.url)?.inflight ?? 0 })),
   };
 }

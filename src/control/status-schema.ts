@@ -1,5 +1,6 @@
 import type { DiscoveryReport } from '../discovery/index.js';
 import type { SwarmPeerStats } from '../swarm/index.js';
+import type { WebSeedStatus } from '../webseed/index.js';
 
 /**
  * `btmount status --json`: one object, schema version 1, documented in the
@@ -66,7 +67,20 @@ export interface MountStatus {
   warm: WarmJobStatus[];
   discovery: DiscoveryReport;
   fuse: FuseStatus;
+  /** The web seeds (BEP 19) the mount may fetch from, one per URL; [] when it has none. */
+  webSeeds: WebSeedReport[];
 }
+
+/**
+ * One web seed: `state` is ready or backing-off (after a failure, until `retryAt`);
+ * `lastFailure.kind` is one of the failure kinds in the README (http-status, short-body,
+ * bad-content-range, range-ignored, redirect-loop, stalled, tls, connect, hash-mismatch, …);
+ * `bytesFetched` counts every byte received, `piecesFetched` only pieces that verified.
+ */
+export type WebSeedReport = WebSeedStatus & {
+  /** Pieces the swarm is fetching from this seed now. */
+  inflight: number;
+};
 
 /** Which FUSE implementation serves the mount. */
 export interface FuseStatus {

@@ -42,6 +42,10 @@ export interface MountProcessOptions {
   uploadLimit: number;
   downloadLimit: number;
   metadataTimeoutMs: number;
+  /** --web-seed URLs (checked already); the torrent's url-list and a magnet's ws= are added here. */
+  webSeeds: readonly string[];
+  /** --web-seed-limit: bytes/s from all web seeds together; 0 = none. */
+  webSeedLimit: number;
   extraTrackers: readonly string[];
   /** Who may read the mount (--allow-other, --uid, --file-mode, …). */
   access: FuseAccessOptions;
@@ -72,6 +76,7 @@ export async function runMountProcess(opts: MountProcessOptions): Promise<void> 
     // The mount command waiting for us was interrupted (Ctrl-C during a long metadata wait): give up.
     const parentGone = new AbortController();
     if (daemonChild) process.once('disconnect', () => parentGone.abort(new Error('the mount command was interrupted')));
+    const magnetWebSeeds = opts.source.kind === 'hash' ? opts.source.urlList : [];
     const { metainfo, discovery, peers, port } = await resolveTorrent(opts.source, {
       cacheRoot: opts.cacheRoot,
       peers: opts.peers,
@@ -79,6 +84,7 @@ export async function runMountProcess(opts: MountProcessOptions): Promise<void> 
       ...(opts.host ? { host: opts.host } : {}),
       extraTrackers: opts.extraTrackers,
       metadataTimeoutMs: opts.metadataTimeoutMs,
+      webSeedCount: magnetWebSeeds.length + opts.webSeeds.length,
       discoveryFor: opts.discoveryFor,
       log,
       onProgress,
@@ -97,6 +103,8 @@ export async function runMountProcess(opts: MountProcessOptions): Promise<void> 
         readTimeoutMs: opts.readTimeoutMs,
         uploadLimit: opts.uploadLimit,
         downloadLimit: opts.downloadLimit,
+        webSeeds: [metainfo.urlList, magnetWebSeeds, opts.webSeeds],
+        webSeedLimit: opts.webSeedLimit,
         access: opts.access,
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
         log,

@@ -15,6 +15,8 @@ import type { MountView } from '../control/mount-view.js';
 import { buildStatus } from '../control/status-report.js';
 import { MountMetrics } from '../metrics/mount-metrics.js';
 import { MetricsServer, type MetricsAddress } from '../metrics/metrics-server.js';
+import { WebSeedSet } from '../webseed/index.js';
+import { addWebSeedsToSwarm, webSeedIdleTimeoutMs } from './web-seed-wiring.js';
 
 export interface MountConfig {
   metainfo: Metainfo;
@@ -30,6 +32,10 @@ export interface MountConfig {
   readTimeoutMs: number;
   uploadLimit: number;
   downloadLimit: number;
+  /** Web seed URL lists (url-list, ws=, --web-seed), merged and deduplicated by the session. */
+  webSeeds?: ReadonlyArray<readonly string[]>;
+  /** --web-seed-limit: bytes/s over all web seeds together; 0 = none. */
+  webSeedLimit?: number;
   log: Logger;
   /** Who may read the mount and how its entries look (--allow-other, --uid, --file-mode, …). */
   access: FuseAccessOptions;
@@ -64,6 +70,7 @@ export class MountSession {
     /** The control socket `warm` and `status` talk to. */
     readonly control: ControlServer,
     readonly metricsServer: MetricsServer | undefined,
+    readonly webSeeds: WebSeedSet,
   ) {}
 
   static async start(config: MountConfig): Promise<MountSession> {
@@ -79,6 +86,12 @@ export class MountSession {
     let control: ControlServer | undefined;
     let metricsServer: MetricsServer | undefined;
     let mounted: MountedFilesystem | undefined;
+    const webSeeds = new WebSeedSet(metainfo, {
+      urls: config.webSeeds ?? [],
+      rateLimit: config.webSeedLimit ?? 0,
+      idleTimeoutMs: webSeedIdleTimeoutMs(config.readTimeoutMs),
+      log,
+    });
     try {
       swarm = new Swarm({
         infoHash: metainfo.infoHash,
@@ -95,6 +108,7 @@ export class MountSession {
       const port = await swarm.listen();
       log.info({ port }, `listening for peers on port ${port}`);
       for (const peer of config.peers) swarm.addPeer(peer.host, peer.port, 'static');
+      addWebSeedsToSwarm(swarm, webSeeds, log);
       if (config.discovery) {
         await config.discovery.start(port);
         const s = swarm;
@@ -129,6 +143,7 @@ export class MountSession {
         warmReserveBytes: readAheadMaxBytes,
         discovery: () => config.discovery?.status() ?? discoveryStatus(config),
         fuse: () => fuseStatus(mounted),
+        webSeeds: () => webSeeds.status(),
         log,
       };
       const controlServer = await ControlServer.start(view, socketPath(config.mountpoint));
@@ -148,11 +163,12 @@ export class MountSession {
       });
       mounted = fuse;
       log.info({ mountpoint: config.mountpoint, infoHash: metainfo.infoHash, fuseBackend: fuse.backend }, `mounted ${metainfo.name}`);
-      return new MountSession(config, store, swarm, reader, fuse, control, metricsServer);
+      return new MountSession(config, store, swarm, reader, fuse, control, metricsServer, webSeeds);
     } catch (err) {
       await metricsServer?.close().catch(() => undefined);
       await control?.close().catch(() => undefined);
       await config.discovery?.stop().catch(() => undefined);
+      webSeeds.close();
       await swarm?.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw err;
@@ -179,6 +195,7 @@ export class MountSession {
       await this.metricsServer?.close().catch((err: unknown) => log.error({ err }, 'closing the metrics server failed'));
       await this.fuse.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
       await this.config.discovery?.stop().catch((err: unknown) => log.error({ err }, 'stopping peer discovery failed'));
+      // The swarm closes its web seeds (their requests in flight end with it).
       await this.swarm.close().catch((err: unknown) => log.error({ err }, 'closing the swarm failed'));
       await this.store.close().catch((err: unknown) => log.error({ err }, 'closing the cache failed'));
       log.info('stopped');

@@ -26,6 +26,8 @@ export interface ResolveOptions {
   /** --tracker URLs, announced to as well as the torrent's. */
   extraTrackers: readonly string[];
   metadataTimeoutMs: number;
+  /** Web seeds known before the metadata (ws=, --web-seed): they cannot give it, and the timeout says so. */
+  webSeedCount?: number;
   discoveryFor: DiscoveryFactory;
   log: Logger;
   /** How the wait for a magnet's metadata goes, for the person waiting. */
@@ -96,7 +98,13 @@ export async function resolveTorrent(source: TorrentSource, opts: ResolveOptions
     return { metainfo, discovery, peers: peers.filter((p) => !fetched.liars.has(p.host)), port: reservation.port };
   } catch (err) {
     await discovery.stop().catch(() => undefined);
-    if (err instanceof MetadataTimeoutError) throw new UserError(ACTION, `could not fetch the torrent's metadata: ${err.message}`);
+    if (err instanceof MetadataTimeoutError) {
+      // BEP 19 serves the files, not the info dictionary: a magnet needs one peer (or a .torrent) to start.
+      const webOnly = opts.webSeedCount
+        ? '; a web seed cannot give the metadata (BEP 19 serves only the files): mount the .torrent file, or reach one peer that has it (--peer, a tracker, the DHT)'
+        : '';
+      throw new UserError(ACTION, `could not fetch the torrent's metadata: ${err.message}${webOnly}`);
+    }
     if (err instanceof InvalidTorrentError) throw new UserError(ACTION, err.message);
     throw err;
   } finally {

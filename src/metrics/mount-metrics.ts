@@ -42,6 +42,7 @@ export class MountMetrics implements ScrapeTarget {
     pulledGauge(r, 'btmount_cache_bytes', 'Bytes of verified pieces held in the cache', () => status().cache.usedBytes);
     pulledGauge(r, 'btmount_cache_budget_bytes', 'The cache budget (--cache-size)', () => status().cache.budgetBytes);
     pulledGauge(r, 'btmount_cache_effective_budget_bytes', 'The budget in force (lowered when the cache disk runs short)', () => status().cache.effectiveBudgetBytes);
+    pulledCounter(r, 'btmount_web_seed_bytes_total', 'Bytes received from web seeds (BEP 19), all seeds together', () => sum((status().webSeeds ?? []).map((w) => w.bytesFetched)));
     pulledGauge(r, 'btmount_pieces_have', 'Verified pieces in the cache', () => status().pieces.have);
     pulledGauge(r, 'btmount_pieces', 'Pieces in the torrent', () => status().pieces.total);
     pulledLabelledGauge(r, 'btmount_warm_jobs', 'Warm jobs the mount remembers, by state', ['state'], () => {

@@ -22,6 +22,11 @@ export interface WebSeedOptions {
   connections?: number;
   /** Bytes per second over all its connections; 0 or absent = no cap. */
   rateLimit?: number;
+  /**
+   * A bucket shared with other web seeds (a mount's --web-seed-limit caps all its seeds
+   * together); takes the place of `rateLimit`.
+   */
+  bucket?: TokenBucket;
   /** Drop a connection that sends nothing for this long (default 15 s). */
   idleTimeoutMs?: number;
   /** Attempts of one range on transient failures before the piece fails (default 3). */
@@ -54,7 +59,7 @@ export class WebSeed implements WebPieceSource {
   readonly url: URL;
   readonly #agents: { http: http.Agent; https: https.Agent };
   readonly #bucket: TokenBucket | undefined;
-  readonly #opts: Required<Omit<WebSeedOptions, 'rateLimit' | 'tls' | 'logger'>>;
+  readonly #opts: Required<Omit<WebSeedOptions, 'rateLimit' | 'bucket' | 'tls' | 'logger'>>;
   readonly #log: Logger;
   #consecutiveFailures = 0;
   #retryAt = 0;
@@ -87,7 +92,7 @@ export class WebSeed implements WebPieceSource {
       http: new http.Agent({ keepAlive: true, maxSockets: connections }),
       https: new https.Agent({ keepAlive: true, maxSockets: connections }),
     };
-    this.#bucket = options.rateLimit ? new TokenBucket(options.rateLimit) : undefined;
+    this.#bucket = options.bucket ?? (options.rateLimit ? new TokenBucket(options.rateLimit) : undefined);
     this.#log = (options.logger ?? silentLogger).child({ webSeed: this.url.href });
     // Every queued request listens on the one close signal (and stops listening when it ends).
     setMaxListeners(0, this.#closing.signal);
@@ -127,8 +132,8 @@ export class WebSeed implements WebPieceSource {
         }),
       );
     } catch (err) {
-      // A caller that gave up (the piece came from a peer first) is not the seed's failure.
-      if (!(err instanceof WebSeedError) || signal?.aborted) throw err;
+      // A caller that gave up (the piece came from a peer first), or the seed closing, is not the seed's failure.
+      if (!(err instanceof WebSeedError) || signal?.aborted || this.#closing.signal.aborted) throw err;
       throw this.#failed(err, piece);
     }
     this.#stats.bytesFetched += plan.ranges.reduce((sum, r) => sum + r.length, 0);
