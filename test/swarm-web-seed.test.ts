@@ -3,7 +3,8 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pieceIndex, type PieceIndex, type PieceLayout } from '../src/metainfo/piece-layout.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { asInfoHash, PieceLayout, pieceIndex, type PieceIndex } from '../src/metainfo/piece-layout.js';
 import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { MemoryPieceStorage, Swarm, type WebPieceSource } from '../src/swarm/index.js';
 import { WebSeed } from '../src/webseed/index.js';
@@ -262,4 +263,35 @@ test('a web seed added to a closed swarm is closed at once', async (t) => {
   const origin = new BufferWebSource(ds.metainfo.layout, stream, 1);
   swarm.addWebSeed(origin);
   t.true(origin.closed);
+});
+
+test('three nodes connected to each other over one web seed fetch each piece from it about once', async (t) => {
+  // A bigger torrent in memory than the dataset on disk: enough pieces for the random spread.
+  const P = 16 * 1024;
+  const N = 96;
+  const bytes = randomBytes(P * N);
+  const layout = new PieceLayout(P, bytes.length, Buffer.concat(Array.from({ length: N }, (_, i) => createHash('sha1').update(bytes.subarray(i * P, (i + 1) * P)).digest())));
+  const infoHash = asInfoHash(randomBytes(20).toString('hex'));
+  const origin = new BufferWebSource(layout, bytes, 1000, { delayMs: 20 });
+  const nodes = [0, 1, 2].map(() => {
+    const storage = new MemoryPieceStorage(layout);
+    return { storage, swarm: new Swarm({ infoHash, layout, storage, port: 0, host: '127.0.0.1' }) };
+  });
+  try {
+    const ports = await Promise.all(nodes.map((n) => n.swarm.listen()));
+    for (const [i, n] of nodes.entries()) for (const [j, port] of ports.entries()) if (j > i) n.swarm.addPeer('127.0.0.1', port);
+    await waitUntil('every node sees the other two', () => nodes.every((n) => n.swarm.stats().peers.length === 2));
+    // Each node its own view of the origin (its own slots), all counting into one origin.
+    for (const n of nodes) {
+      const view: WebPieceSource = { name: origin.name, ready: true, parallelPieces: 2, fetchVerifiedPiece: (i, s) => origin.fetchVerifiedPiece(i, s), close: () => {} };
+      n.swarm.addWebSeed(view);
+    }
+    await Promise.all(nodes.map((n) => Promise.all(Array.from({ length: N }, (_, i) => n.swarm.fetch(pieceIndex(i), 'readahead', readTimeout(60_000))))));
+    for (const n of nodes) t.is(n.storage.size, N);
+    const fromOrigin = origin.asked.length - origin.aborted.length;
+    t.log(`origin asked for ${origin.asked.length} pieces (${origin.aborted.length} aborted) for ${N}: factor ${(fromOrigin / N).toFixed(2)}`);
+    t.true(fromOrigin <= N * 1.5, `origin served ${fromOrigin} pieces for ${N}`);
+  } finally {
+    await Promise.all(nodes.map((n) => n.swarm.close()));
+  }
 });

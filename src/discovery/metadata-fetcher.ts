@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Logger } from '../log.js';
-import { formatPeerAddress, usableAddress, type PeerAddress } from './peer-address.js';
+import { dialPeer, PeerList, type PeerCandidate } from '../swarm/peer-list.js';
+import { formatPeerAddress, usableAddress } from './peer-address.js';
 import { MetadataWire } from './metadata-wire.js';
 
 export interface MetadataFetcherOptions {
@@ -33,21 +34,11 @@ export class MetadataTimeoutError extends Error {
   }
 }
 
-interface Candidate {
-  address: PeerAddress;
-  key: string;
-  /** Static peers (--peer, x.pe) are retried for as long as we wait; others a few times. */
-  persistent: boolean;
-  failures: number;
-  nextAttemptAt: number;
-  wire: MetadataWire | undefined;
-}
-
-const CONNECT_TIMEOUT_MS = 10_000;
+/** Static peers (--peer, x.pe) are retried for as long as we wait, at least every 5 s; others a few times. */
+type Candidate = PeerCandidate<MetadataWire>;
 /** Bytes of dictionaries being downloaded at once (several small ones, or one large one). */
 const MAX_ACTIVE_BYTES = 128 * 1024 * 1024;
 const MAX_ACTIVE_DOWNLOADS = 3;
-const RETRIES = 3;
 
 /**
  * Fetches a torrent's info dictionary from peers (BEP 9) and accepts it only if
@@ -59,9 +50,8 @@ const RETRIES = 3;
  * 'rejected'(address, reason) for each liar.
  */
 export class MetadataFetcher extends EventEmitter {
-  readonly #candidates = new Map<string, Candidate>();
+  readonly #peers = new PeerList<MetadataWire>({ persistentMaxBackoffMs: 5_000, keyOf: (host, port) => formatPeerAddress({ host, port }) });
   readonly #wires = new Set<MetadataWire>();
-  readonly #banned = new Set<string>();
   readonly #maxConnections: number;
   readonly #stallTimeoutMs: number;
   readonly #timer: NodeJS.Timeout;
@@ -84,26 +74,19 @@ export class MetadataFetcher extends EventEmitter {
 
   /** Hosts banned for lying about the metadata. */
   get bannedHosts(): ReadonlySet<string> {
-    return this.#banned;
+    return this.#peers.bannedHosts;
   }
 
   progress(): MetadataProgress {
     let connected = 0;
     for (const w of this.#wires) if (w.ready) connected++;
-    return { connected, known: this.#candidates.size, rejected: this.#rejected };
+    return { connected, known: this.#peers.size, rejected: this.#rejected };
   }
 
   /** `persistent` (--peer, x.pe) peers may be host names; discovered ones must be IP addresses. */
   addPeer(host: string, port: number, persistent = false): void {
     const address = persistent && net.isIP(host) === 0 && Number.isInteger(port) && port > 0 && port < 65536 ? { host, port } : usableAddress(host, port);
-    if (!address || this.#closed || this.#banned.has(address.host)) return;
-    const key = formatPeerAddress(address);
-    const known = this.#candidates.get(key);
-    if (known) {
-      known.persistent ||= persistent;
-      return;
-    }
-    this.#candidates.set(key, { address, key, persistent, failures: 0, nextAttemptAt: 0, wire: undefined });
+    if (!address || this.#closed || !this.#peers.add(address.host, address.port, 'peer', persistent)) return;
     this.#reportProgress();
     this.#connectSome();
   }
@@ -111,7 +94,7 @@ export class MetadataFetcher extends EventEmitter {
   /** A peer that connected to us while we wait for the metadata. */
   accept(socket: net.Socket): void {
     const host = usableAddress(socket.remoteAddress ?? '', 1)?.host;
-    if (this.#closed || !host || this.#banned.has(host) || this.#wires.size >= this.#maxConnections) {
+    if (this.#closed || !host || this.#peers.isBanned(host) || this.#wires.size >= this.#maxConnections) {
       socket.destroy();
       return;
     }
@@ -169,15 +152,10 @@ export class MetadataFetcher extends EventEmitter {
   #connectSome(): void {
     if (this.#closed || this.#result) return;
     const now = Date.now();
-    for (const cand of this.#candidates.values()) {
+    for (const cand of this.#peers.due(now)) {
       if (this.#wires.size >= this.#maxConnections) return;
-      if (cand.wire || cand.nextAttemptAt > now) continue;
-      const socket = net.connect({ host: cand.address.host, port: cand.address.port });
-      const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), CONNECT_TIMEOUT_MS);
-      timer.unref();
-      socket.once('connect', () => clearTimeout(timer));
-      socket.once('close', () => clearTimeout(timer));
-      cand.wire = this.#attach(socket, 'out', cand.address.host, cand);
+      const socket = dialPeer({ host: cand.host, port: cand.port });
+      this.#peers.dialled(cand, this.#attach(socket, 'out', cand.host, cand), now);
     }
   }
 
@@ -187,7 +165,7 @@ export class MetadataFetcher extends EventEmitter {
     const label = cand?.key ?? `${host} (incoming)`;
     this.#wires.add(wire);
     wire.on('ready', () => {
-      if (cand) cand.failures = 0;
+      if (cand) this.#peers.connected(cand);
       this.#reportProgress();
     });
     wire.on('size', (size: number) => {
@@ -203,14 +181,8 @@ export class MetadataFetcher extends EventEmitter {
     wire.once('close', (reason: string) => {
       this.#wires.delete(wire);
       log.debug({ peer: label, reason }, 'metadata connection closed');
-      if (cand && cand.wire === wire && reason === 'connected to ourselves') {
-        this.#candidates.delete(cand.key); // our own address, handed back by a tracker or the DHT
-      } else if (cand && cand.wire === wire) {
-        cand.wire = undefined;
-        cand.failures++;
-        if (!cand.persistent && cand.failures >= RETRIES) this.#candidates.delete(cand.key);
-        else cand.nextAttemptAt = Date.now() + Math.min(cand.persistent ? 5_000 : 60_000, 500 * 2 ** Math.min(cand.failures, 7));
-      }
+      // Our own address (handed back by a tracker or the DHT) is forgotten; others back off.
+      if (cand) this.#peers.ended(cand, wire, { self: reason === 'connected to ourselves', failed: true }, Date.now());
       this.#reportProgress();
       if (!this.#closed) {
         this.#startDownloads();
@@ -262,8 +234,7 @@ export class MetadataFetcher extends EventEmitter {
   }
 
   #ban(host: string): void {
-    this.#banned.add(host);
-    for (const [key, cand] of this.#candidates) if (cand.address.host === host) this.#candidates.delete(key);
+    this.#peers.ban(host);
     for (const w of [...this.#wires]) if (w.host === host) w.destroy('banned: sent metadata that does not match the infohash');
   }
 
@@ -288,7 +259,7 @@ export class MetadataFetcher extends EventEmitter {
   #explainTimeout(timeoutMs: number): string {
     const secs = Math.round(timeoutMs / 1000);
     const p = this.progress();
-    if (this.#candidates.size === 0 && this.#wires.size === 0) return `no peers found in ${secs} s (check --tracker, --dht-bootstrap or --peer)`;
+    if (this.#peers.size === 0 && this.#wires.size === 0) return `no peers found in ${secs} s (check --tracker, --dht-bootstrap or --peer)`;
     const parts = [`no peer gave the metadata in ${secs} s`, `${p.known} peers known`];
     if (!this.#sawMetadataPeer) parts.push('none of those reached had it');
     if (this.#rejected > 0) parts.push(`${this.#rejected} sent metadata that does not match the infohash`);

@@ -4,17 +4,19 @@ import net from 'node:net';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
-import { Scheduler, higherPriority, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
-import { VerifiedPiece } from '../metainfo/verified-piece.js';
+import { Scheduler, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
+import type { VerifiedPiece } from '../metainfo/verified-piece.js';
 import { type ShareMode } from './share-policy.js';
 import { Uploader } from './uploader.js';
 import { PieceAssembly, type Charge } from './piece-assembly.js';
+import { PieceWaiters } from './piece-waiters.js';
+import { dialPeer, PeerList, type PeerCandidate } from './peer-list.js';
 import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import { TokenBucket } from './rate-limiter.js';
 import type { WebPieceSource } from './web-piece-source.js';
-import { pickWebSeedFetches, type WantedPieceSupply } from './web-seed-picker.js';
-
+import { WebSeedFetches, type WebSeedStats } from './web-seed-fetches.js';
+import type { WantedPieceSupply } from './web-seed-picker.js';
 
 export interface SwarmOptions {
   infoHash: InfoHash;
@@ -83,28 +85,11 @@ export interface SwarmStats {
 /** Where bytes came from: a peer (by how we found it) or a web seed. */
 export type TransferSource = PeerSource | 'webSeed';
 
-export interface SwarmWebSeedStats {
-  name: string;
-  /** Verified pieces it delivered that the swarm took. */
-  piecesFetched: number;
-  bytesFetched: number;
-  /** Pieces asked of it and not yet settled. */
-  inflight: number;
-}
+export type SwarmWebSeedStats = WebSeedStats;
 
 type Source = Exclude<PeerSource, 'incoming'>;
 
-interface Candidate {
-  host: string;
-  port: number;
-  source: Source;
-  failures: number;
-  nextAttemptAt: number;
-  lastAttemptAt: number;
-  /** Connections to it dropped for stalling reads: it is then re-dialled at its backoff only. */
-  stalls: number;
-  conn: Conn | undefined;
-}
+type Candidate = PeerCandidate<Conn, Source>;
 
 interface Conn {
   key: string;
@@ -121,28 +106,9 @@ interface Conn {
   owingSince: number;
 }
 
-/** A web seed as the swarm schedules it: the source and the fetches it has running. */
-interface WebSeedSlot {
-  readonly id: number;
-  readonly source: WebPieceSource;
-  /** Per piece asked of it: aborts the HTTP fetch when a peer delivers first or nobody wants the piece. */
-  readonly inflight: Map<PieceIndex, AbortController>;
-  piecesFetched: number;
-  bytesFetched: number;
-}
-
-interface Waiter {
-  priority: Priority;
-  deadline: number | undefined;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-  cleanup: () => void;
-}
-
 const CLIENT_PREFIX = '-BM0100-';
 const MAX_UNREQUESTED_BLOCKS = 16;
 const IDLE_TIMEOUT_MS = 150_000;
-const CONNECT_TIMEOUT_MS = 10_000;
 /**
  * Reads starve when urgent pieces are wanted and no block of one has come for
  * this long: no connected peer has them, or those that say so send nothing.
@@ -174,9 +140,12 @@ const READ_BUFFER_BYTES = 256 * 1024;
 const WEB_SEED_SCAN_LIMIT = 512;
 
 /**
- * The swarm engine for one torrent: connects to peers, asks the scheduler what
- * to request, assembles and verifies pieces, stores them, and serves what the
- * storage holds to other peers. It knows pieces and peers, nothing of paths.
+ * The swarm engine for one torrent: it keeps the peer connections and feeds the
+ * units that decide — the Scheduler (which block from which peer), the web seeds
+ * (WebSeedFetches: what peers cannot deliver), PieceAssembly (blocks to verified
+ * pieces, blame), the Uploader (what we send), the PeerList (whom to dial) — and
+ * puts every verified piece, from either kind of source, into the storage on one
+ * path. It knows pieces and peers, nothing of paths.
  */
 export class Swarm extends EventEmitter {
   readonly infoHash: InfoHash;
@@ -192,25 +161,25 @@ export class Swarm extends EventEmitter {
   readonly #downloadBucket: TokenBucket;
   #server: net.Server | undefined;
   #listenPort = 0;
-  readonly #candidates = new Map<string, Candidate>();
+  readonly #peerList = new PeerList<Conn, Source>();
   readonly #conns = new Map<string, Conn>();
   #connSeq = 0;
-  readonly #fetches = new Map<PieceIndex, Set<Waiter>>();
+  readonly #waiters = new PieceWaiters((index) => this.#rewant(index));
   /** Verified pieces on their way into storage. */
   readonly #storing = new Set<PieceIndex>();
   readonly #assembly: PieceAssembly;
   #storingBytes = 0;
-  readonly #bannedHosts = new Set<string>();
   #downloaded = 0;
   readonly #transferBySource: Partial<Record<TransferSource, { downloaded: number; uploaded: number }>> = {};
-  readonly #webSeeds: WebSeedSlot[] = [];
+  readonly #webSeeds = new WebSeedFetches({
+    deliver: (piece) => this.#onWebSeedPiece(piece),
+    failed: (seed, index, err) => this.#onWebSeedFailure(seed, index, err),
+  });
   #scheduled = false;
   #tickTimer: NodeJS.Timeout | undefined;
   #readingPaused = false;
   /** When the current urgent wait began or last received an urgent block (see STARVING_AFTER_MS). */
   #urgentProgressAt = 0;
-  /** Waiters of urgent fetches (reads), so that "are reads waiting" costs nothing. */
-  readonly #urgentWaiters = new Set<Waiter>();
   #redialTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #onAdded = (index: PieceIndex): void => this.#pieceAvailable(index);
@@ -238,7 +207,7 @@ export class Swarm extends EventEmitter {
       ...(opts.shareMode ? { shareMode: opts.shareMode } : {}),
       announcedEarly: (index) => this.#announcedEarly.has(index),
       downloadRate: (key, now) => this.#scheduler.rate(key, now),
-      downloading: () => this.#fetches.size > 0,
+      downloading: () => this.#waiters.size > 0,
       anotherPeerHas: (index, except) => this.#anotherPeerHas(index, except),
       uploaded: (key, bytes) => {
         const conn = this.#conns.get(key);
@@ -291,12 +260,7 @@ export class Swarm extends EventEmitter {
   /** A peer to connect to. Static peers are retried for ever (with backoff); others three times. */
   addPeer(host: string, port: number, source: Source = 'static'): void {
     if (this.#closed || !Number.isInteger(port) || port <= 0 || port > 65535) return;
-    host = normalizeHost(host);
-    if (this.#bannedHosts.has(host)) return;
-    const address = `${host}:${port}`;
-    if (this.#candidates.has(address)) return;
-    this.#candidates.set(address, { host, port, source, failures: 0, nextAttemptAt: 0, lastAttemptAt: 0, stalls: 0, conn: undefined });
-    this.#connectSome();
+    if (this.#peerList.add(normalizeHost(host), port, source, source === 'static')) this.#connectSome();
   }
 
   /**
@@ -304,11 +268,7 @@ export class Swarm extends EventEmitter {
    * connected peers cannot deliver (see web-seed-picker.ts); the swarm closes it in close().
    */
   addWebSeed(source: WebPieceSource): void {
-    if (this.#closed) {
-      source.close();
-      return;
-    }
-    this.#webSeeds.push({ id: this.#webSeeds.length, source, inflight: new Map(), piecesFetched: 0, bytesFetched: 0 });
+    this.#webSeeds.add(source);
     this.#requestSchedule();
   }
 
@@ -327,35 +287,8 @@ export class Swarm extends EventEmitter {
     if (this.#closed) return Promise.reject(new Error('swarm is closed'));
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (priority === 'urgent' && deadline === undefined) deadline = Date.now() + (this.#opts.urgentDeadlineMs ?? 3000);
-    if (priority === 'urgent' && this.#urgentWaiters.size === 0) this.#urgentProgressAt = Date.now();
-    let waiters = this.#fetches.get(index);
-    if (!waiters) {
-      waiters = new Set();
-      this.#fetches.set(index, waiters);
-    }
-    const set = waiters;
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        set.delete(waiter);
-        this.#urgentWaiters.delete(waiter);
-        reject(signal!.reason);
-        this.#rewant(index);
-      };
-      const waiter: Waiter = {
-        priority,
-        deadline,
-        resolve,
-        reject,
-        cleanup: () => {
-          signal?.removeEventListener('abort', onAbort);
-          this.#urgentWaiters.delete(waiter);
-        },
-      };
-      set.add(waiter);
-      if (priority === 'urgent') this.#urgentWaiters.add(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#rewant(index);
-    });
+    if (priority === 'urgent' && this.#waiters.urgentCount === 0) this.#urgentProgressAt = Date.now();
+    return this.#waiters.wait(index, priority, deadline, signal);
   }
 
   stats(): SwarmStats {
@@ -380,11 +313,11 @@ export class Swarm extends EventEmitter {
       downloaded: this.#downloaded,
       uploaded: this.#uploader.uploaded,
       hashFailures: this.#assembly.hashFailures,
-      banned: [...this.#bannedHosts],
-      wanted: this.#fetches.size,
+      banned: [...this.#peerList.bannedHosts],
+      wanted: this.#waiters.size,
       verify: this.#assembly.verifyTime,
       bySource: Object.fromEntries(Object.entries(this.#transferBySource).map(([k, v]) => [k, { ...v }])),
-      webSeeds: this.#webSeeds.map((w) => ({ name: w.source.name, piecesFetched: w.piecesFetched, bytesFetched: w.bytesFetched, inflight: w.inflight.size })),
+      webSeeds: this.#webSeeds.stats(),
     };
   }
 
@@ -399,7 +332,7 @@ export class Swarm extends EventEmitter {
     const ready = [...this.#conns.values()].filter((c) => c.pc.ready);
     const parts: string[] = [];
     if (ready.length === 0) {
-      parts.push(this.#candidates.size > 0 ? `no peers connected (${this.#candidates.size} known)` : 'no peers');
+      parts.push(this.#peerList.size > 0 ? `no peers connected (${this.#peerList.size} known)` : 'no peers');
     } else {
       const index = this.#mostWantedPiece();
       if (index === undefined) parts.push(`nothing wanted (${ready.length} peers)`);
@@ -410,15 +343,10 @@ export class Swarm extends EventEmitter {
         else parts.push(`piece ${index} requested from ${unchoked} of ${ready.length} peers`);
       }
     }
-    if (this.#webSeeds.length > 0) {
-      const fetching = this.#webSeeds.reduce((n, w) => n + w.inflight.size, 0);
-      const backingOff = this.#webSeeds.filter((w) => !w.source.ready).length;
-      parts.push(
-        `${this.#webSeeds.length} web seed${this.#webSeeds.length === 1 ? '' : 's'}: ${fetching} pieces in flight` + (backingOff > 0 ? `, ${backingOff} backing off` : ''),
-      );
-    }
+    const webSeeds = this.#webSeeds.summary();
+    if (webSeeds) parts.push(webSeeds);
     if (this.#assembly.hashFailures > 0) parts.push(`${this.#assembly.hashFailures} hash failures`);
-    if (this.#bannedHosts.size > 0) parts.push(`${this.#bannedHosts.size} banned`);
+    if (this.#peerList.bannedHosts.size > 0) parts.push(`${this.#peerList.bannedHosts.size} banned`);
     return parts.join('; ');
   }
 
@@ -428,18 +356,8 @@ export class Swarm extends EventEmitter {
     clearInterval(this.#tickTimer);
     clearTimeout(this.#redialTimer);
     this.#storage.off('added', this.#onAdded);
-    for (const [index, waiters] of this.#fetches) {
-      for (const w of waiters) {
-        w.cleanup();
-        w.reject(new Error(`swarm closed before piece ${index} arrived`));
-      }
-    }
-    this.#fetches.clear();
-    for (const w of this.#webSeeds) {
-      for (const ac of w.inflight.values()) ac.abort(new Error('swarm closing'));
-      w.inflight.clear();
-      w.source.close();
-    }
+    this.#waiters.rejectAll((index) => new Error(`swarm closed before piece ${index} arrived`));
+    this.#webSeeds.close();
     for (const c of [...this.#conns.values()]) c.pc.destroy('swarm closing');
     const server = this.#server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -450,17 +368,14 @@ export class Swarm extends EventEmitter {
   #connectSome(): void {
     if (this.#closed) return;
     const now = Date.now();
-    const starving = this.#starving(now);
-    for (const cand of this.#candidates.values()) {
+    for (const cand of this.#peerList.due(now, this.#starving(now) ? STARVING_REDIAL_MS : undefined)) {
       if (this.#conns.size >= this.#maxConnections) return;
-      const due = starving && cand.stalls === 0 ? Math.min(cand.nextAttemptAt, cand.lastAttemptAt + STARVING_REDIAL_MS) : cand.nextAttemptAt;
-      if (cand.conn || due > now) continue;
-      this.#dial(cand);
+      this.#dial(cand, now);
     }
   }
 
   #starving(now: number): boolean {
-    return this.#urgentWaiters.size > 0 && now - this.#urgentProgressAt >= STARVING_AFTER_MS;
+    return this.#waiters.urgentCount > 0 && now - this.#urgentProgressAt >= STARVING_AFTER_MS;
   }
 
   /** One timer for all failed dials while reads starve (the 1 s tick alone would make it up to 2 s). */
@@ -473,8 +388,9 @@ export class Swarm extends EventEmitter {
     this.#redialTimer.unref();
   }
 
+  /** Pieces blocked reads wait for that are being fetched (not those verified and being stored). */
   #urgentPieces(): PieceIndex[] {
-    return [...this.#scheduler.wantedPieces()].filter((i) => this.#scheduler.priorityOf(i) === 'urgent');
+    return [...this.#waiters.urgentPieces()].filter((i) => this.#scheduler.priorityOf(i) === 'urgent');
   }
 
   /** The connection is a peer that has some of the pieces reads wait for. */
@@ -496,7 +412,7 @@ export class Swarm extends EventEmitter {
 
   /** See STALLED_MS. */
   #dropStalled(now: number): void {
-    if (this.#readingPaused || this.#urgentWaiters.size === 0) return; // paused by --download-limit: nobody can deliver
+    if (this.#readingPaused || this.#waiters.urgentCount === 0) return; // paused by --download-limit: nobody can deliver
     const urgent = this.#urgentPieces();
     const withPieces = [...this.#conns.values()].filter((c) => this.#hasAny(c, urgent));
     const stalled = (c: Conn): boolean => this.#scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
@@ -510,11 +426,10 @@ export class Swarm extends EventEmitter {
     }
   }
 
-  #dial(cand: Candidate): void {
-    cand.lastAttemptAt = Date.now();
+  #dial(cand: Candidate, now: number): void {
     // One read buffer per connection, reused for every read (see PeerConnection.receive).
     let conn: Conn | undefined;
-    const socket = net.connect({
+    const socket = dialPeer({
       host: cand.host,
       port: cand.port,
       ...(this.#opts.host && !isWildcardHost(this.#opts.host) ? { localAddress: this.#opts.host } : {}),
@@ -526,17 +441,13 @@ export class Swarm extends EventEmitter {
         },
       },
     });
-    const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), CONNECT_TIMEOUT_MS);
-    timer.unref();
-    socket.once('connect', () => clearTimeout(timer));
-    socket.once('close', () => clearTimeout(timer));
     conn = this.#attach(socket, 'out', cand.host, cand.port, cand.source, cand, true);
-    cand.conn = conn;
+    this.#peerList.dialled(cand, conn, now);
   }
 
   #accept(socket: net.Socket): void {
     const host = normalizeHost(socket.remoteAddress ?? '');
-    if (this.#closed || this.#bannedHosts.has(host) || (this.#conns.size >= this.#maxConnections && !this.#makeRoom(Date.now()))) {
+    if (this.#closed || this.#peerList.isBanned(host) || (this.#conns.size >= this.#maxConnections && !this.#makeRoom(Date.now()))) {
       socket.destroy();
       return;
     }
@@ -585,7 +496,7 @@ export class Swarm extends EventEmitter {
     const key = conn.key;
     this.#log.debug({ peer: pc.address, direction: pc.direction, fast: pc.hasFast }, 'peer connected');
     this.#scheduler.addPeer(key, Date.now(), { fast: pc.hasFast });
-    if (conn.candidate && conn.candidate.failures > 0) conn.candidate.failures = 0;
+    if (conn.candidate) this.#peerList.connected(conn.candidate);
     pc.sendPieceSet([...this.#storage.haveIndices()], this.layout.pieceCount);
 
     // A closed connection calls no handler; one the scheduler dropped (closing) neither.
@@ -623,17 +534,13 @@ export class Swarm extends EventEmitter {
     this.#uploader.removePeer(conn.key);
     this.#log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
     const cand = conn.candidate;
-    if (cand && cand.conn === conn && reason === 'connected to ourselves') {
-      this.#candidates.delete(`${cand.host}:${cand.port}`);
-    } else if (cand && cand.conn === conn) {
-      cand.conn = undefined;
+    if (cand && cand.conn === conn) {
       const now = Date.now();
-      const lived = now - conn.pc.connectedAt;
-      if (!conn.pc.ready || lived < 30_000) cand.failures++;
+      const self = reason === 'connected to ourselves';
+      // While reads starve every address is kept and re-dialled soon: any may turn out to have the data.
       const starving = this.#starving(now);
-      if (cand.source !== 'static' && cand.failures >= 3 && !starving) this.#candidates.delete(`${cand.host}:${cand.port}`);
-      else cand.nextAttemptAt = now + Math.min(60_000, 500 * 2 ** Math.min(cand.failures, 7));
-      if (starving) this.#redialSoon();
+      this.#peerList.ended(cand, conn, { self, failed: !conn.pc.ready || now - conn.pc.connectedAt < 30_000, keep: starving }, now);
+      if (starving && !self) this.#redialSoon();
     }
     if (!this.#closed) {
       this.emit('peer-closed', conn.pc.address, reason);
@@ -644,22 +551,15 @@ export class Swarm extends EventEmitter {
   // ── downloading ────────────────────────────────────────────────────────────
 
   #rewant(index: PieceIndex): void {
-    const waiters = this.#fetches.get(index);
-    if (!waiters || waiters.size === 0) {
-      this.#fetches.delete(index);
+    const want = this.#waiters.want(index);
+    if (!want) {
       this.#assembly.discard(index);
-      this.#abortWebFetches(index, 'nobody wants the piece any more');
+      this.#webSeeds.stop(index, 'nobody wants the piece any more');
       this.#sendCancels(this.#scheduler.unwant(index));
       this.#requestSchedule();
       return;
     }
-    let priority: Priority = 'warm';
-    let deadline: number | undefined;
-    for (const w of waiters) {
-      priority = higherPriority(priority, w.priority);
-      if (w.priority === 'urgent' && w.deadline !== undefined) deadline = Math.min(deadline ?? Infinity, w.deadline);
-    }
-    if (!this.#storing.has(index)) this.#scheduler.want(index, priority, priority === 'urgent' ? deadline : undefined);
+    if (!this.#storing.has(index)) this.#scheduler.want(index, want.priority, want.deadline);
     this.#requestSchedule();
   }
 
@@ -751,7 +651,7 @@ export class Swarm extends EventEmitter {
   #takeVerified(piece: VerifiedPiece): void {
     const { index, data } = piece;
     this.#sendCancels(this.#scheduler.pieceVerified(index));
-    this.#abortWebFetches(index, 'the piece came from another source');
+    this.#webSeeds.stop(index, 'the piece came from another source');
     this.#applyCharges(this.#assembly.convict(piece));
     this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
@@ -771,14 +671,14 @@ export class Swarm extends EventEmitter {
         settled();
         if (!available) {
           this.#uploader.pumpAll(); // requests waiting for it are now rejected
-          this.#failFetch(index, new Error(`piece ${index} was verified but the cache had no room for it`));
+          this.#waiters.reject(index, new Error(`piece ${index} was verified but the cache had no room for it`));
         }
       },
       (err: unknown) => {
         settled();
         this.#uploader.pumpAll();
         this.#log.error({ err, index }, 'storing a verified piece failed');
-        this.#failFetch(index, err);
+        this.#waiters.reject(index, err);
       },
     );
     this.emit('verified', index);
@@ -792,10 +692,8 @@ export class Swarm extends EventEmitter {
   }
 
   #ban(host: string, reason: string): void {
-    if (this.#bannedHosts.has(host)) return;
-    this.#bannedHosts.add(host);
+    if (!this.#peerList.ban(host)) return;
     this.#log.warn({ host, reason }, 'peer banned');
-    for (const [address, cand] of this.#candidates) if (cand.host === host) this.#candidates.delete(address);
     for (const c of [...this.#conns.values()]) if (c.pc.host === host) c.pc.destroy(`banned: ${reason}`);
     this.emit('ban', host, reason);
   }
@@ -803,16 +701,11 @@ export class Swarm extends EventEmitter {
   #pieceAvailable(index: PieceIndex): void {
     if (this.#closed) return;
     this.#assembly.discard(index);
-    this.#abortWebFetches(index, 'the piece is here');
+    this.#webSeeds.stop(index, 'the piece is here');
     if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
     this.#uploader.pumpAll();
-    const waiters = this.#fetches.get(index);
-    this.#fetches.delete(index);
-    for (const w of waiters ?? []) {
-      w.cleanup();
-      w.resolve();
-    }
+    this.#waiters.resolve(index);
     this.#requestSchedule();
   }
 
@@ -827,15 +720,6 @@ export class Swarm extends EventEmitter {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
       if (this.#scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
       c.pc.have(index);
-    }
-  }
-
-  #failFetch(index: PieceIndex, err: unknown): void {
-    const waiters = this.#fetches.get(index);
-    this.#fetches.delete(index);
-    for (const w of waiters ?? []) {
-      w.cleanup();
-      w.reject(err);
     }
   }
 
@@ -869,7 +753,7 @@ export class Swarm extends EventEmitter {
       const { requests, cancels } = this.#scheduler.schedule(Date.now());
       this.#sendCancels(cancels);
       for (const [key, list] of requests) this.#sendRequests(this.#conns.get(key), list);
-      this.#startWebSeedFetches(Date.now());
+      if (this.#webSeeds.canStart && this.#waiters.size > 0) this.#webSeeds.start(this.#webSeedCandidates(Date.now()), Date.now());
     }
     for (const c of this.#conns.values()) {
       if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
@@ -904,84 +788,42 @@ export class Swarm extends EventEmitter {
 
   // ── web seeds ──────────────────────────────────────────────────────────────
 
-  /** Asks the web seeds for what the peers cannot deliver (see web-seed-picker.ts). */
-  #startWebSeedFetches(now: number): void {
-    if (this.#webSeeds.length === 0 || this.#fetches.size === 0) return;
-    const seeds = this.#webSeeds.map((w) => ({ id: w.id, ready: w.source.ready, freeSlots: w.source.parallelPieces - w.inflight.size }));
-    if (!seeds.some((s) => s.ready && s.freeSlots > 0)) return;
-    const picks = pickWebSeedFetches(this.#webSeedCandidates(now), seeds, now, { random: Math.random });
-    for (const pick of picks) this.#fetchFromWebSeed(this.#webSeeds[pick.seed]!, pick.index);
-  }
-
-  /** Wanted pieces no web seed is fetching, with what the peers can do for each: every urgent one, the first others. */
+  /**
+   * Wanted pieces no web seed is fetching, with what the peers can do for each: every urgent
+   * one, then the first WEB_SEED_SCAN_LIMIT others in the order they were wanted.
+   */
   *#webSeedCandidates(now: number): Generator<WantedPieceSupply> {
+    const open = (index: PieceIndex): boolean => !this.#storing.has(index) && !this.#webSeeds.isFetching(index);
+    for (const index of this.#urgentPieces()) {
+      if (open(index)) yield { index, priority: 'urgent', deadline: this.#waiters.want(index)?.deadline, ...this.#scheduler.peerSupply(index, now, true) };
+    }
     let others = 0;
     for (const index of this.#scheduler.wantedPieces()) {
-      if (this.#storing.has(index) || this.#webSeeds.some((w) => w.inflight.has(index))) continue;
       const priority = this.#scheduler.priorityOf(index)!;
-      const urgent = priority === 'urgent';
-      if (!urgent && ++others > WEB_SEED_SCAN_LIMIT) continue; // keep going: urgent pieces may come later in the order
-      const supply = this.#scheduler.peerSupply(index, now, urgent);
-      yield { index, priority, deadline: urgent ? this.#deadlineOf(index) : undefined, ...supply };
+      if (priority === 'urgent' || !open(index)) continue;
+      if (++others > WEB_SEED_SCAN_LIMIT) return;
+      yield { index, priority, deadline: undefined, ...this.#scheduler.peerSupply(index, now, false) };
     }
   }
 
-  /** The soonest deadline among an urgent piece's waiters. */
-  #deadlineOf(index: PieceIndex): number | undefined {
-    let deadline: number | undefined;
-    for (const w of this.#fetches.get(index) ?? []) if (w.priority === 'urgent' && w.deadline !== undefined) deadline = Math.min(deadline ?? Infinity, w.deadline);
-    return deadline;
-  }
-
-  #fetchFromWebSeed(seed: WebSeedSlot, index: PieceIndex): void {
-    const ac = new AbortController();
-    seed.inflight.set(index, ac);
-    let fetched: Promise<VerifiedPiece>;
-    try {
-      fetched = seed.source.fetchVerifiedPiece(index, ac.signal);
-    } catch (err) {
-      fetched = Promise.reject(err);
+  /** A web seed's verified piece: counted, then taken like a peer-assembled one if it is still wanted. */
+  #onWebSeedPiece(piece: VerifiedPiece): void {
+    const { index } = piece;
+    this.#downloaded += piece.data.length;
+    (this.#transferBySource.webSeed ??= { downloaded: 0, uploaded: 0 }).downloaded += piece.data.length;
+    if (!this.#closed && !this.#storing.has(index) && !this.#storage.has(index) && this.#scheduler.isWanted(index)) {
+      if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
+      this.#assembly.discard(index); // blocks peers sent of it are not needed now
+      this.#takeVerified(piece);
     }
-    fetched.then(
-      (piece) => {
-        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
-        if (piece.index !== index) return this.#webSeedFailed(seed, index, new Error(`sent piece ${piece.index} when asked for ${index}`));
-        const size = piece.data.length;
-        seed.piecesFetched++;
-        seed.bytesFetched += size;
-        this.#downloaded += size;
-        (this.#transferBySource.webSeed ??= { downloaded: 0, uploaded: 0 }).downloaded += size;
-        if (this.#closed || ac.signal.aborted || this.#storing.has(index) || this.#storage.has(index) || !this.#scheduler.isWanted(index)) {
-          this.#requestSchedule();
-          return;
-        }
-        if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
-        this.#assembly.discard(index); // blocks peers sent of it are not needed now
-        this.#takeVerified(piece);
-        this.#requestSchedule();
-      },
-      (err: unknown) => {
-        if (seed.inflight.get(index) === ac) seed.inflight.delete(index);
-        if (this.#closed || ac.signal.aborted) return;
-        this.#webSeedFailed(seed, index, err);
-      },
-    );
-  }
-
-  /** The piece stays with the peers (the scheduler never let go of it); a blocked read keeps its deadline. */
-  #webSeedFailed(seed: WebSeedSlot, index: PieceIndex, err: unknown): void {
-    this.#log.info({ webSeed: seed.source.name, index, reason: (err as Error)?.message ?? String(err) }, 'web seed did not deliver a piece; peers may');
-    this.emit('web-seed-failure', seed.source.name, index, err);
     this.#requestSchedule();
   }
 
-  #abortWebFetches(index: PieceIndex, why: string): void {
-    for (const w of this.#webSeeds) {
-      const ac = w.inflight.get(index);
-      if (!ac) continue;
-      w.inflight.delete(index);
-      ac.abort(new Error(why));
-    }
+  /** The piece stays with the peers (the scheduler never let go of it); a blocked read keeps its deadline. */
+  #onWebSeedFailure(seed: string, index: PieceIndex, err: unknown): void {
+    this.#log.info({ webSeed: seed, index, reason: (err as Error)?.message ?? String(err) }, 'web seed did not deliver a piece; peers may');
+    this.emit('web-seed-failure', seed, index, err);
+    this.#requestSchedule();
   }
 }
 
