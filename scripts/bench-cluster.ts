@@ -23,7 +23,7 @@
  * the mount daemons, the origin and the readers used while the nodes read.
  *
  *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
- *     [--rate 20M] [--workloads full,shards[,http]] [--rounds 1] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
+ *     [--rate 20M] [--workloads full,shards[,http]] [--rounds 2] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
  *     [--profile DIR]   (CPU profiles of the daemons and the origin: see scripts/cpu-profile.ts)
  *     [--plot-http cluster-http.png]
  *
@@ -434,6 +434,15 @@ function printTable(results: readonly Result[], mib: number, rate: number): void
       `| ${r.workload} | ${r.n} | ${r.seconds.toFixed(1)} | ${r.bound.toFixed(1)} | ${(r.seconds / r.bound).toFixed(2)} | ${r.originFactor.toFixed(2)} | ${r.centralSeconds.toFixed(1)} | ${epochs} | ${cpuText(r.cpu)} | ${r.load} |`,
     );
   }
+  // Run to run: the spread of each (workload, N) measured more than once.
+  const groups = new Map<string, Result[]>();
+  for (const r of results) groups.set(`${r.workload} N=${r.n}`, [...(groups.get(`${r.workload} N=${r.n}`) ?? []), r]);
+  const spread = [...groups].filter(([, rs]) => rs.length > 1);
+  if (spread.length > 0) {
+    const range = (xs: number[]): string => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+    out.push('');
+    out.push(`Spread over rounds (time / bound; origin factor): ${spread.map(([k, rs]) => `${k} ${range(rs.map((r) => r.seconds / r.bound))}; ${range(rs.map((r) => r.originFactor))}`).join('. ')}.`);
+  }
   process.stdout.write(out.join('\n') + '\n');
 }
 
@@ -446,13 +455,17 @@ import matplotlib.pyplot as plt
 rows = json.loads(sys.argv[1])
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
 for workload, marker in (('full', 'o'), ('shards', 's')):
-    rs = sorted([r for r in rows if r['workload'] == workload], key=lambda r: r['n'])
+    rs = [r for r in rows if r['workload'] == workload]
     if not rs: continue
-    ns = [r['n'] for r in rs]
-    a.plot(ns, [r['seconds'] for r in rs], marker=marker, label=workload + ': btmount')
-    a.plot(ns, [r['bound'] for r in rs], marker=marker, linestyle=':', label=workload + ': swarm bound')
-    a.plot(ns, [r['centralSeconds'] for r in rs], marker=marker, linestyle='--', label=workload + ': central server')
-    b.plot(ns, [r['originFactor'] for r in rs], marker=marker, label=workload)
+    ns = sorted(set(r['n'] for r in rs))
+    per = lambda key: [[r[key] for r in rs if r['n'] == n] for n in ns]
+    mean = lambda xss: [sum(xs) / len(xs) for xs in xss]
+    # the mean of the rounds, the bars from the fastest to the slowest round
+    secs = per('seconds')
+    a.errorbar(ns, mean(secs), yerr=[[m - min(xs) for m, xs in zip(mean(secs), secs)], [max(xs) - m for m, xs in zip(mean(secs), secs)]], marker=marker, capsize=3, label=workload + ': btmount')
+    a.plot(ns, mean(per('bound')), marker=marker, linestyle=':', label=workload + ': swarm bound')
+    a.plot(ns, mean(per('centralSeconds')), marker=marker, linestyle='--', label=workload + ': central server')
+    b.plot(ns, mean(per('originFactor')), marker=marker, label=workload)
 a.set_xlabel('nodes'); a.set_ylabel('seconds until every node has read its data'); a.set_xscale('log', base=2); a.legend(fontsize=7)
 b.axhline(1.0, color='grey', linestyle=':'); b.axhline(1.2, color='red', linestyle=':', label='goal 1.2')
 b.set_xlabel('nodes'); b.set_ylabel('origin bytes sent / dataset size'); b.set_xscale('log', base=2); b.legend(fontsize=7)
@@ -467,7 +480,7 @@ async function main(): Promise<void> {
   const mib = Number(arg('mib', '256'));
   const rate = parseRate(arg('rate', '20M'), '--rate');
   const workloads = arg('workloads', 'full,shards').split(',');
-  const rounds = Number(arg('rounds', '1'));
+  const rounds = Number(arg('rounds', '2'));
   const dir = arg('dir', '/tmp/btmount-bench-cluster');
   const plotFile = arg('plot', '');
   await mkdir(dir, { recursive: true });

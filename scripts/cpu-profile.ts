@@ -11,8 +11,8 @@
  *   node dist/scripts/cpu-profile.js summarize /tmp/prof/mount-*.cpuprofile
  *
  * prints the functions with the most self time, and for each sample the nearest frame of
- * btmount's own code (which of our functions the time is spent under), over the busy part of
- * each profile (from the first to the last sample outside `(idle)`, `(program)` and the start-up).
+ * btmount's own code (which of our functions the time is spent under), over the transfer part of
+ * each profile (from the first to the last sample under the swarm's block or request handler).
  */
 import { writeFileSync, readFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -49,6 +49,8 @@ function frameName(n: ProfileNode): string {
   return `${n.callFrame.functionName || '(anonymous)'} ${url}:${n.callFrame.lineNumber + 1}`;
 }
 
+const TRANSFER = /^#(onBlock|onRequest)$/;
+
 function summarize(files: readonly string[], top: number): void {
   const self = new Map<string, number>();
   const owner = new Map<string, number>();
@@ -60,9 +62,10 @@ function summarize(files: readonly string[], top: number): void {
     const byId = new Map(p.nodes.map((n) => [n.id, n]));
     const parent = new Map<number, number>();
     for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-    // Skip start-up (module loading) and the idle tail: from the first to the last sample under our own code's event handlers.
+    // Only the transfer: from the first to the last sample under the swarm's block or request handler
+    // (start-up, connecting and the idle tail left out).
     const ours = (id: number): boolean => {
-      for (let x: number | undefined = id; x !== undefined; x = parent.get(x)) if (byId.get(x)!.callFrame.url.includes('/dist/src/swarm/')) return true;
+      for (let x: number | undefined = id; x !== undefined; x = parent.get(x)) if (TRANSFER.test(byId.get(x)!.callFrame.functionName)) return true;
       return false;
     };
     let first = p.samples.findIndex(ours);
