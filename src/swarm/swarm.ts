@@ -118,12 +118,12 @@ const READ_BUFFER_BYTES = 256 * 1024;
 const WEB_SEED_SCAN_LIMIT = 512;
 
 /**
- * The swarm engine for one torrent: it keeps the peer connections and feeds the
- * units that decide — the Scheduler (which block from which peer), the web seeds
- * (WebSeedFetches: what peers cannot deliver), PieceAssembly (blocks to verified
- * pieces, blame), the Uploader (what we send), the PeerList (whom to dial) — and
- * puts every verified piece, from either kind of source, into the storage on one
- * path. It knows pieces and peers, nothing of paths.
+ * The swarm engine for one torrent: it keeps the sources (source.ts) — the peer wires
+ * (PeerWireSource) and the web seeds (WebSeedSource) — and feeds the units that decide:
+ * the Scheduler (which block from which peer), WebSeedFetches (which piece from which web
+ * seed: what peers cannot deliver), PieceAssembly (blocks to verified pieces, blame), the
+ * Uploader (what we send), the PeerList (whom to dial). Every verified piece, from either
+ * kind of source, goes into the storage on one path. It knows pieces and sources, nothing of paths.
  */
 export class Swarm extends EventEmitter {
   readonly infoHash: InfoHash;
@@ -190,7 +190,7 @@ export class Swarm extends EventEmitter {
       anotherPeerHas: (index, except) => this.#anotherPeerHas(index, except),
       uploaded: (key, bytes) => {
         const conn = this.#peers.get(key);
-        if (conn) this.#sourceTotals(conn).uploaded += bytes;
+        if (conn) this.#totals(conn.pc.source).uploaded += bytes;
       },
     });
     this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
@@ -512,8 +512,7 @@ export class Swarm extends EventEmitter {
     const want = this.#waiters.want(index);
     if (!want) {
       this.#assembly.discard(index);
-      this.#webSeeds.stop(index, 'nobody wants the piece any more');
-      this.#sendCancels(this.#scheduler.unwant(index));
+      this.#stopFetching(index, this.#scheduler.unwant(index), 'nobody wants the piece any more');
       this.#requestSchedule();
       return;
     }
@@ -541,15 +540,16 @@ export class Swarm extends EventEmitter {
     return false;
   }
 
-  #sourceTotals(conn: PeerWire): { downloaded: number; uploaded: number } {
-    return (this.#transferBySource[conn.pc.source] ??= { downloaded: 0, uploaded: 0 });
+  /** Bytes moved by one kind of source (a peer by how we found it, or the web seeds). */
+  #totals(source: TransferSource): { downloaded: number; uploaded: number } {
+    return (this.#transferBySource[source] ??= { downloaded: 0, uploaded: 0 });
   }
 
   #onBlock(conn: PeerWire, index: PieceIndex, offset: number, block: Uint8Array): void {
     const now = Date.now();
     conn.delivered(now);
     this.#downloaded += block.length;
-    this.#sourceTotals(conn).downloaded += block.length;
+    this.#totals(conn.pc.source).downloaded += block.length;
     const wait = this.#downloadBucket.take(block.length, now);
     if (wait > 0) this.#pauseReading(wait);
     if (!this.#scheduler.hasPeer(conn.key)) return;
@@ -606,8 +606,7 @@ export class Swarm extends EventEmitter {
    */
   #takeVerified(piece: VerifiedPiece): void {
     const { index, data } = piece;
-    this.#sendCancels(this.#scheduler.pieceVerified(index));
-    this.#webSeeds.stop(index, 'the piece came from another source');
+    this.#stopFetching(index, this.#scheduler.pieceVerified(index), 'the piece came from another source');
     this.#applyCharges(this.#assembly.convict(piece));
     this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
@@ -657,8 +656,7 @@ export class Swarm extends EventEmitter {
   #pieceAvailable(index: PieceIndex): void {
     if (this.#closed) return;
     this.#assembly.discard(index);
-    this.#webSeeds.stop(index, 'the piece is here');
-    if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
+    this.#stopFetching(index, this.#scheduler.isWanted(index) ? this.#scheduler.unwant(index) : [], 'the piece is here');
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
     this.#uploader.pumpAll();
     this.#waiters.resolve(index);
@@ -668,6 +666,12 @@ export class Swarm extends EventEmitter {
   /** HAVE to every connected peer (PeerWireSource.announce says which are told). */
   #announce(index: PieceIndex): void {
     for (const p of this.#peers.values()) p.announce(index);
+  }
+
+  /** No source fetches the piece any more: the peers' requests the scheduler gave back are cancelled, the web seeds' fetches aborted. */
+  #stopFetching(index: PieceIndex, peerCancels: readonly PeerRequest[], why: string): void {
+    this.#sendCancels(peerCancels);
+    this.#webSeeds.stop(index, why);
   }
 
   #sendCancels(cancels: readonly PeerRequest[]): void {
@@ -748,7 +752,7 @@ export class Swarm extends EventEmitter {
   #onWebSeedPiece(piece: VerifiedPiece): void {
     const { index } = piece;
     this.#downloaded += piece.data.length;
-    (this.#transferBySource.webSeed ??= { downloaded: 0, uploaded: 0 }).downloaded += piece.data.length;
+    this.#totals('webSeed').downloaded += piece.data.length;
     if (!this.#closed && !this.#storing.has(index) && !this.#storage.has(index) && this.#scheduler.isWanted(index)) {
       if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
       this.#assembly.discard(index); // blocks peers sent of it are not needed now
