@@ -24,11 +24,8 @@ export interface NativeMountOptions {
   cache: SharedCacheView;
   /** A read C could not serve from the cache: answer with replyData or replyError. */
   onMiss(id: number, fh: number, node: number, offset: number, length: number): void;
-  /**
-   * Reads C served, five numbers each: fh, node, offset, length, seconds. Length -1: the handle
-   * was released; -2: the directory `node` was listed (readdir from its start).
-   */
-  onHits(records: Float64Array): void;
+  /** Reads C served are waiting to be taken (takeHits); called again only after a take. */
+  onHits(): void;
 }
 
 declare const handleBrand: unique symbol;
@@ -46,6 +43,11 @@ export interface NativeAddon {
    */
   stop(handle: NativeMountHandle): Promise<void>;
   stats(handle: NativeMountHandle): { hits: number; misses: number; generationRetries: number; parked: number };
+  /**
+   * Reads C served since the last take, five numbers each: fh, node, offset, length, seconds.
+   * Length -1: the handle was released; -2: the directory `node` was listed (readdir from its start).
+   */
+  takeHits(handle: NativeMountHandle): Float64Array | undefined;
 }
 
 /** native/build/Release/btmount_fuse.node, from this module's place in dist/src/fs/native. */
