@@ -3,8 +3,10 @@
 # When it cannot be built, says so in one line and exits 0: mounts then use fuse-native.
 set -uo pipefail
 cd "$(dirname "$0")"
-# --if-missing: only when no addon is built yet (npm test's pretest).
-if [ "${1:-}" = --if-missing ] && [ -f build/Release/btmount_fuse.node ]; then exit 0; fi
+# --if-stale: only when no addon is built yet, or its sources changed since (npm test's pretest;
+# a git pull without npm ci would otherwise test the new JS against the old addon).
+if [ "${1:-}" = --if-stale ] && [ -f build/Release/btmount_fuse.node ] \
+  && [ -z "$(find src binding.gyp -newer build/Release/btmount_fuse.node -print -quit)" ]; then exit 0; fi
 
 if ! pkg-config --exists 'fuse3 >= 3.12' 2>/dev/null; then
   echo "btmount: libfuse3-dev (>= 3.12) or pkg-config is missing; mounts will use fuse-native (libfuse 2, slower on cached reads)" >&2

@@ -73,9 +73,12 @@ import os, random, sys, time
 path, count, readers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 size = os.path.getsize(path)
 pids = []
-r, w = os.pipe()
+pipes = []
 started = time.monotonic()
 for k in range(readers):
+    # A pipe per reader: writes of more than PIPE_BUF bytes from several processes to one pipe interleave.
+    r, w = os.pipe()
+    pipes.append(r)
     pid = os.fork()
     if pid == 0:
         rng = random.Random(k)
@@ -91,12 +94,13 @@ for k in range(readers):
         os.write(w, (' '.join('%.7f' % x for x in lat) + '\\n').encode())
         os._exit(0)
     pids.append(pid)
-os.close(w)
+    os.close(w)
 data = b''
-while True:
-    chunk = os.read(r, 1 << 20)
-    if not chunk: break
-    data += chunk
+for r in pipes:
+    while True:
+        chunk = os.read(r, 1 << 20)
+        if not chunk: break
+        data += chunk
 for pid in pids: os.waitpid(pid, 0)
 wall = time.monotonic() - started
 lat = sorted(float(x) for line in data.decode().split('\\n') if line for x in line.split())

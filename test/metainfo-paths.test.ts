@@ -123,3 +123,24 @@ test('lookup walks the tree and answers for the root, misses, and paths through 
   t.deepEqual([...(tr.lookup('train') as TorrentDir).children.keys()], ['cat', 'dog']);
   t.is(tr.dirCount, 3);
 });
+
+test('files of one folder need not be neighbours: interleaved folders, their duplicates and an empty last component', (t) => {
+  const tr = tree([
+    { path: ['train', 'cat', '1.jpg'], length: 1 },
+    { path: ['train', 'dog', '1.jpg'], length: 1 },
+    { path: ['train', 'cat', '2.jpg'], length: 1 },
+    { path: ['train', 'dog', '1.jpg'], length: 1 },
+    { path: ['train', 'cat', ''], length: 1 },
+    { path: ['val', 'cat', '1.jpg'], length: 1 },
+  ]);
+  t.deepEqual([...tr.visibleFiles()].map((f) => f.path), [
+    'train/cat/1.jpg',
+    'train/dog/1.jpg',
+    'train/cat/2.jpg',
+    'train/dog/1~2.jpg',
+    'train/cat~2',
+    'val/cat/1.jpg',
+  ]);
+  t.deepEqual([...(tr.lookup('train/cat') as TorrentDir).children.keys()], ['1.jpg', '2.jpg']);
+  t.is(tr.dirCount, 5);
+});

@@ -84,7 +84,9 @@ test('status prints a readable summary; --watch refreshes until Ctrl-C', async (
 test('status shows a waiting read, its age and what it waits for; the read fails at --read-timeout', async (t) => {
   // No peers: a read waits until its timeout, then fails. O_DIRECT: the reader's own deadline
   // (the page cache's retry of a buffered read is tested in mount-e2e).
-  const readTimeout = 10;
+  // 20 s: the read must still be waiting after two status commands, each a node process that
+  // takes seconds to start on a loaded 2-core machine (10 s was seen to run out in CI).
+  const readTimeout = 20;
   const f = await mountFixture(t, { files: FILES, seed: false, readTimeout });
   const started = Date.now();
   const read = timedRead(path.join(f.mountpoint, 'train/1.jpg'), { direct: true });

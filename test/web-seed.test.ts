@@ -195,13 +195,14 @@ test('a connection refused is typed and backs the seed off, doubling', async (t)
 
 test('the rate cap holds the seed below its limit, and waiting for it is not a stall', async (t) => {
   // One 256 KiB piece: ranges of up to 100 kB arrive in several chunks, so the cap pauses mid-body,
-  // for longer than the idle timeout; the pause must not read as the server stalling. (The timeout is
-  // 1 s, not less: on a loaded machine this process's own server can be that slow to answer.)
+  // for longer than the idle timeout (a 64 KiB chunk waits 4 s at 16 KiB/s); the pause must not read
+  // as the server stalling. (The timeout is 2.5 s: on a loaded machine this process's own server was
+  // seen to take over 1 s to answer.)
   const big = path.join(base, 'big-pieces.torrent');
   await createTorrentFile(dataset.root, { output: big, pieceSize: 256 * 1024, tracker: [], webSeed: [] });
   const m = await loadMetainfo(big);
-  const rate = 32 * 1024;
-  const seed = new WebSeed(m, `${server.base}/good/`, { rateLimit: rate, idleTimeoutMs: 1_000, attempts: 1 });
+  const rate = 16 * 1024;
+  const seed = new WebSeed(m, `${server.base}/good/`, { rateLimit: rate, idleTimeoutMs: 2_500, attempts: 1 });
   t.teardown(() => seed.close());
   const started = Date.now();
   const pieces = await Promise.all(allPieces(m).map((p) => seed.fetchVerifiedPiece(p)));

@@ -21,6 +21,7 @@
   } while (0)
 
 enum { SHARED_STATE, SHARED_SLOT, SHARED_GENERATION, SHARED_COUNT };
+#define TREE_ARRAYS 9
 
 /* What JS holds for a mount (an external). Freed when the threadsafe function finalizes. */
 struct mount_handle {
@@ -28,6 +29,7 @@ struct mount_handle {
   napi_threadsafe_function events;
   napi_ref on_hits;
   napi_ref shared[SHARED_COUNT]; /* keeps the SharedArrayBuffers C reads alive */
+  napi_ref tree_arrays[TREE_ARRAYS]; /* keeps the tree's arrays alive: C uses them in place */
   int stopping;
 };
 
@@ -82,7 +84,9 @@ static void on_hits_pending(void *ctx) {
   napi_call_threadsafe_function(h->events, NULL, napi_tsfn_nonblocking);
 }
 
-/* On the JS thread: a miss (data) → onMiss(id, fh, node, offset, length); NULL → onHits(records). */
+/* On the JS thread: a miss (data) → onMiss(id, fh, node, offset, length); NULL → onHits(): hits are
+ * waiting, for JS to take with takeHits when it chooses (a little later, so that one wake-up of the
+ * JS thread carries many: with 16 readers hitting the cache, a wake-up per batch was one per read or two). */
 static void deliver_event(napi_env env, napi_value on_miss_fn, void *context, void *data) {
   struct mount_handle *h = context;
   struct miss *m = data;
@@ -103,25 +107,9 @@ static void deliver_event(napi_env env, napi_value on_miss_fn, void *context, vo
     napi_call_function(env, undefined, on_miss_fn, 5, argv, &result);
     return;
   }
-  double *records;
-  size_t count;
-  session_take_hits(h->session, &records, &count);
-  if (count == 0) {
-    free(records);
-    return;
-  }
-  void *copy;
-  napi_value buffer, array, on_hits_fn;
-  size_t bytes = count * HIT_RECORD_DOUBLES * sizeof(double);
-  if (napi_create_arraybuffer(env, bytes, &copy, &buffer) != napi_ok) {
-    free(records);
-    return;
-  }
-  memcpy(copy, records, bytes);
-  free(records);
-  napi_create_typedarray(env, napi_float64_array, count * HIT_RECORD_DOUBLES, buffer, 0, &array);
+  napi_value on_hits_fn;
   napi_get_reference_value(env, h->on_hits, &on_hits_fn);
-  napi_call_function(env, undefined, on_hits_fn, 1, &array, &result);
+  napi_call_function(env, undefined, on_hits_fn, 0, NULL, &result);
 }
 
 static void finalize_events(napi_env env, void *data, void *hint) {
@@ -130,24 +118,29 @@ static void finalize_events(napi_env env, void *data, void *hint) {
   for (int i = 0; i < SHARED_COUNT; i++) {
     if (h->shared[i]) napi_delete_reference(env, h->shared[i]);
   }
+  for (int i = 0; i < TREE_ARRAYS; i++) {
+    if (h->tree_arrays[i]) napi_delete_reference(env, h->tree_arrays[i]);
+  }
   free(h);
 }
 
 /* ------------------------------------------------------------------ mount */
 
-static napi_value read_tree(napi_env env, napi_value object, struct tree **out) {
+/* The tree from JS's snapshot arrays, used in place (`arrays` gets them, for the caller to keep
+ * alive): at a million files a copy was 65 MiB more of RSS and a pass over it on the JS thread. */
+static napi_value read_tree(napi_env env, napi_value object, struct tree **out, napi_value arrays[TREE_ARRAYS]) {
   struct tree_input in = {0};
-  size_t count[9];
-  void *p[9];
-  if (!get_array(env, object, "names", napi_uint8_array, &p[0], &count[0], NULL) ||
-      !get_array(env, object, "nameOffsets", napi_uint32_array, &p[1], &count[1], NULL) ||
-      !get_array(env, object, "parents", napi_uint32_array, &p[2], &count[2], NULL) ||
-      !get_array(env, object, "firstChild", napi_uint32_array, &p[3], &count[3], NULL) ||
-      !get_array(env, object, "childCount", napi_uint32_array, &p[4], &count[4], NULL) ||
-      !get_array(env, object, "isDir", napi_uint8_array, &p[5], &count[5], NULL) ||
-      !get_array(env, object, "sizes", napi_float64_array, &p[6], &count[6], NULL) ||
-      !get_array(env, object, "streamOffsets", napi_float64_array, &p[7], &count[7], NULL) ||
-      !get_array(env, object, "fileIndex", napi_int32_array, &p[8], &count[8], NULL)) {
+  size_t count[TREE_ARRAYS];
+  void *p[TREE_ARRAYS];
+  if (!get_array(env, object, "names", napi_uint8_array, &p[0], &count[0], &arrays[0]) ||
+      !get_array(env, object, "nameOffsets", napi_uint32_array, &p[1], &count[1], &arrays[1]) ||
+      !get_array(env, object, "parents", napi_uint32_array, &p[2], &count[2], &arrays[2]) ||
+      !get_array(env, object, "firstChild", napi_uint32_array, &p[3], &count[3], &arrays[3]) ||
+      !get_array(env, object, "childCount", napi_uint32_array, &p[4], &count[4], &arrays[4]) ||
+      !get_array(env, object, "isDir", napi_uint8_array, &p[5], &count[5], &arrays[5]) ||
+      !get_array(env, object, "sizes", napi_float64_array, &p[6], &count[6], &arrays[6]) ||
+      !get_array(env, object, "streamOffsets", napi_float64_array, &p[7], &count[7], &arrays[7]) ||
+      !get_array(env, object, "fileIndex", napi_int32_array, &p[8], &count[8], &arrays[8])) {
     return throw_type(env, "btmount native: tree arrays missing or of the wrong type");
   }
   size_t n = count[2];
@@ -167,7 +160,7 @@ static napi_value read_tree(napi_env env, napi_value object, struct tree **out) 
   in.stream_offsets = p[7];
   in.file_index = p[8];
   const char *error = NULL;
-  *out = tree_build(&in, &error);
+  *out = tree_build(&in, 1, &error);
   if (!*out) {
     char message[200];
     snprintf(message, sizeof message, "btmount native: %s", error);
@@ -232,7 +225,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   get_double(env, opts, "readDelayMicros", &read_delay_us);
 
   struct tree *tree = NULL;
-  if (!read_tree(env, tree_value, &tree)) return NULL;
+  napi_value tree_arrays[TREE_ARRAYS];
+  if (!read_tree(env, tree_value, &tree, tree_arrays)) return NULL;
   struct cache_view cache;
   napi_value shared[SHARED_COUNT];
   if (!read_cache(env, cache_value, &cache, shared)) {
@@ -261,6 +255,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_unref_threadsafe_function(env, h->events);
   napi_create_reference(env, on_hits_fn, 1, &h->on_hits);
   for (int i = 0; i < SHARED_COUNT; i++) napi_create_reference(env, shared[i], 1, &h->shared[i]);
+  for (int i = 0; i < TREE_ARRAYS; i++) napi_create_reference(env, tree_arrays[i], 1, &h->tree_arrays[i]);
 
   struct session_options so = {
       .mountpoint = mountpoint,
@@ -297,6 +292,35 @@ static struct mount_handle *handle_arg(napi_env env, napi_value v) {
     return NULL;
   }
   return data;
+}
+
+/* takeHits(handle) → Float64Array of the hit records logged since the last call, or undefined. */
+static napi_value js_take_hits(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg, undefined;
+  CHECK(env, napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
+  struct mount_handle *h = argc == 1 ? handle_arg(env, arg) : NULL;
+  if (!h) return NULL;
+  napi_get_undefined(env, &undefined);
+  if (h->stopping || !h->session) return undefined;
+  double *records;
+  size_t count;
+  session_take_hits(h->session, &records, &count);
+  if (count == 0) {
+    free(records);
+    return undefined;
+  }
+  void *copy;
+  napi_value buffer, array;
+  size_t bytes = count * HIT_RECORD_DOUBLES * sizeof(double);
+  if (napi_create_arraybuffer(env, bytes, &copy, &buffer) != napi_ok) {
+    free(records);
+    return undefined;
+  }
+  memcpy(copy, records, bytes);
+  free(records);
+  CHECK(env, napi_create_typedarray(env, napi_float64_array, count * HIT_RECORD_DOUBLES, buffer, 0, &array));
+  return array;
 }
 
 /* replyData(handle, id, buffer, length) */
@@ -416,6 +440,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyError", NULL, js_reply_error, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"takeHits", NULL, js_take_hits, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

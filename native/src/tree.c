@@ -11,12 +11,16 @@ static uint32_t hash_entry(uint32_t parent, const uint8_t *name, size_t len) {
 
 #define COPY(field, type, count)                                         \
   do {                                                                  \
+    if (borrow) {                                                       \
+      t->field = (type *)in->field;                                     \
+      break;                                                            \
+    }                                                                   \
     t->field = malloc(sizeof(type) * (size_t)(count) + 1);              \
     if (!t->field) goto oom;                                            \
     memcpy(t->field, in->field, sizeof(type) * (size_t)(count));        \
   } while (0)
 
-struct tree *tree_build(const struct tree_input *in, const char **error) {
+struct tree *tree_build(const struct tree_input *in, int borrow, const char **error) {
   uint32_t n = in->node_count;
   if (n == 0 || !in->is_dir[0]) {
     *error = "the tree has no root directory";
@@ -36,6 +40,7 @@ struct tree *tree_build(const struct tree_input *in, const char **error) {
   struct tree *t = calloc(1, sizeof *t);
   if (!t) goto oom;
   t->node_count = n;
+  t->borrowed = borrow;
   COPY(names, uint8_t, in->names_length);
   COPY(name_offsets, uint32_t, n + 1);
   COPY(parents, uint32_t, n);
@@ -68,6 +73,11 @@ oom:
 
 void tree_free(struct tree *t) {
   if (!t) return;
+  free(t->buckets);
+  if (t->borrowed) {
+    free(t);
+    return;
+  }
   free(t->names);
   free(t->name_offsets);
   free(t->parents);
@@ -77,7 +87,6 @@ void tree_free(struct tree *t) {
   free(t->sizes);
   free(t->stream_offsets);
   free(t->file_index);
-  free(t->buckets);
   free(t);
 }
 

@@ -24,6 +24,8 @@ struct tree {
   int32_t *file_index;     /* the TorrentFile's index in JS; -1 for directories */
   uint32_t *buckets;       /* open addressing, node + 1 per bucket, 0 = empty */
   uint32_t bucket_mask;
+  /* The arrays above (not the buckets) are the caller's, kept alive and unchanged by it. */
+  int borrowed;
 };
 
 struct tree_input {
@@ -40,8 +42,9 @@ struct tree_input {
   const int32_t *file_index;
 };
 
-/* Copies the input and builds the lookup hash. Returns NULL with *error set on bad input. */
-struct tree *tree_build(const struct tree_input *in, const char **error);
+/* Checks the input and builds the lookup hash; copies the arrays, or with `borrow` uses them in
+ * place (the caller keeps them alive and unchanged until tree_free). NULL with *error on bad input. */
+struct tree *tree_build(const struct tree_input *in, int borrow, const char **error);
 void tree_free(struct tree *t);
 
 /* The child of `parent` named `name` (length `len`), or -1. */

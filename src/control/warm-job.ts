@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from '../log.js';
 import type { ByteMap, TorrentFile } from '../metainfo/index.js';
 import type { PieceIndex } from '../metainfo/piece-layout.js';
@@ -77,6 +78,8 @@ export class WarmJob {
   #finish!: (status: WarmJobStatus) => void;
 
   constructor(plan: WarmPlan, deps: WarmDeps, opts: WarmJobOptions) {
+    // Every piece in flight (up to the window, 256 by default) listens on the one stop signal.
+    setMaxListeners(0, this.#abort.signal);
     this.id = opts.id;
     this.background = opts.background;
     this.#plan = plan;

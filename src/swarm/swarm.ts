@@ -13,6 +13,8 @@ import { PieceWaiters } from './piece-waiters.js';
 import { dialPeer, PeerList, type PeerCandidate } from './peer-list.js';
 import { PeerConnection, type PeerSource, type WireExtension } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
+import type { Source } from './source.js';
+import { PeerWireSource, type SwarmPeerStats } from './source-peer-wire.js';
 import { TokenBucket } from './rate-limiter.js';
 import type { WebPieceSource } from './web-piece-source.js';
 import { WebSeedFetches, type WebSeedStats } from './web-seed-fetches.js';
@@ -53,19 +55,7 @@ export interface SwarmOptions {
   scheduler?: SchedulerOptions;
 }
 
-export interface SwarmPeerStats {
-  address: string;
-  source: string;
-  client: string | undefined;
-  downloadRate: number;
-  uploadRate: number;
-  /** The peer chokes us. */
-  choked: boolean;
-  /** We choke the peer. */
-  choking: boolean;
-  interested: boolean;
-  inflight: number;
-}
+export type { SwarmPeerStats } from './source-peer-wire.js';
 
 export interface SwarmStats {
   peers: SwarmPeerStats[];
@@ -87,24 +77,12 @@ export type TransferSource = PeerSource | 'webSeed';
 
 export type SwarmWebSeedStats = WebSeedStats;
 
-type Source = Exclude<PeerSource, 'incoming'>;
+/** Where a dialled peer came from. */
+type DialSource = Exclude<PeerSource, 'incoming'>;
 
-type Candidate = PeerCandidate<Conn, Source>;
+type Candidate = PeerCandidate<PeerWire, DialSource>;
 
-interface Conn {
-  key: string;
-  pc: PeerConnection;
-  candidate: Candidate | undefined;
-  peerId: string | undefined;
-  /** When its last block came (0: none yet). */
-  lastBlockAt: number;
-  /**
-   * Since when the peer has owed us a block: its last block, or our first
-   * request after it owed none. Requests cancelled because another peer was
-   * faster do not restart the clock of a peer that has sent nothing since.
-   */
-  owingSince: number;
-}
+type PeerWire = PeerWireSource<Candidate>;
 
 const CLIENT_PREFIX = '-BM0100-';
 const MAX_UNREQUESTED_BLOCKS = 16;
@@ -140,12 +118,12 @@ const READ_BUFFER_BYTES = 256 * 1024;
 const WEB_SEED_SCAN_LIMIT = 512;
 
 /**
- * The swarm engine for one torrent: it keeps the peer connections and feeds the
- * units that decide — the Scheduler (which block from which peer), the web seeds
- * (WebSeedFetches: what peers cannot deliver), PieceAssembly (blocks to verified
- * pieces, blame), the Uploader (what we send), the PeerList (whom to dial) — and
- * puts every verified piece, from either kind of source, into the storage on one
- * path. It knows pieces and peers, nothing of paths.
+ * The swarm engine for one torrent: it keeps the sources (source.ts) — the peer wires
+ * (PeerWireSource) and the web seeds (WebSeedSource) — and feeds the units that decide:
+ * the Scheduler (which block from which peer), WebSeedFetches (which piece from which web
+ * seed: what peers cannot deliver), PieceAssembly (blocks to verified pieces, blame), the
+ * Uploader (what we send), the PeerList (whom to dial). Every verified piece, from either
+ * kind of source, goes into the storage on one path. It knows pieces and sources, nothing of paths.
  */
 export class Swarm extends EventEmitter {
   readonly infoHash: InfoHash;
@@ -161,8 +139,9 @@ export class Swarm extends EventEmitter {
   readonly #downloadBucket: TokenBucket;
   #server: net.Server | undefined;
   #listenPort = 0;
-  readonly #peerList = new PeerList<Conn, Source>();
-  readonly #conns = new Map<string, Conn>();
+  readonly #peerList = new PeerList<PeerWire, DialSource>();
+  /** The peer sources, connecting or connected, by key; the web seeds are in #webSeeds. */
+  readonly #peers = new Map<string, PeerWire>();
   #connSeq = 0;
   readonly #waiters = new PieceWaiters((index) => this.#rewant(index));
   /** Verified pieces on their way into storage. */
@@ -210,8 +189,8 @@ export class Swarm extends EventEmitter {
       downloading: () => this.#waiters.size > 0,
       anotherPeerHas: (index, except) => this.#anotherPeerHas(index, except),
       uploaded: (key, bytes) => {
-        const conn = this.#conns.get(key);
-        if (conn) this.#sourceTotals(conn).uploaded += bytes;
+        const conn = this.#peers.get(key);
+        if (conn) this.#totals(conn.pc.source).uploaded += bytes;
       },
     });
     this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
@@ -258,7 +237,7 @@ export class Swarm extends EventEmitter {
   }
 
   /** A peer to connect to. Static peers are retried for ever (with backoff); others three times. */
-  addPeer(host: string, port: number, source: Source = 'static'): void {
+  addPeer(host: string, port: number, source: DialSource = 'static'): void {
     if (this.#closed || !Number.isInteger(port) || port <= 0 || port > 65535) return;
     if (this.#peerList.add(normalizeHost(host), port, source, source === 'static')) this.#connectSome();
   }
@@ -268,6 +247,7 @@ export class Swarm extends EventEmitter {
    * connected peers cannot deliver (see web-seed-picker.ts); the swarm closes it in close().
    */
   addWebSeed(source: WebPieceSource): void {
+    if (this.#closed) return source.close();
     this.#webSeeds.add(source);
     this.#requestSchedule();
   }
@@ -293,23 +273,8 @@ export class Swarm extends EventEmitter {
 
   stats(): SwarmStats {
     const now = Date.now();
-    const peers: SwarmPeerStats[] = [];
-    for (const c of this.#conns.values()) {
-      if (!c.pc.ready) continue;
-      peers.push({
-        address: c.pc.address,
-        source: c.pc.source,
-        client: c.pc.peerClient,
-        downloadRate: Math.round(this.#scheduler.rate(c.key, now)),
-        uploadRate: Math.round(c.pc.uploadSpeed()),
-        choked: c.pc.peerChoking,
-        choking: c.pc.amChoking,
-        interested: c.pc.peerInterested,
-        inflight: this.#scheduler.inflightCount(c.key),
-      });
-    }
     return {
-      peers,
+      peers: [...this.#peers.values()].filter((p) => p.usable).map((p) => p.stats(now)),
       downloaded: this.#downloaded,
       uploaded: this.#uploader.uploaded,
       hashFailures: this.#assembly.hashFailures,
@@ -329,7 +294,7 @@ export class Swarm extends EventEmitter {
   /** Why wanted pieces are not arriving, in a few words (for EIO log lines). */
   waitingReason(): string {
     if (this.#closed) return 'swarm closed';
-    const ready = [...this.#conns.values()].filter((c) => c.pc.ready);
+    const ready = [...this.#peers.values()].filter((p) => p.usable);
     const parts: string[] = [];
     if (ready.length === 0) {
       parts.push(this.#peerList.size > 0 ? `no peers connected (${this.#peerList.size} known)` : 'no peers');
@@ -357,8 +322,7 @@ export class Swarm extends EventEmitter {
     clearTimeout(this.#redialTimer);
     this.#storage.off('added', this.#onAdded);
     this.#waiters.rejectAll((index) => new Error(`swarm closed before piece ${index} arrived`));
-    this.#webSeeds.close();
-    for (const c of [...this.#conns.values()]) c.pc.destroy('swarm closing');
+    for (const source of this.#sources()) source.close('swarm closing');
     const server = this.#server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -369,7 +333,7 @@ export class Swarm extends EventEmitter {
     if (this.#closed) return;
     const now = Date.now();
     for (const cand of this.#peerList.due(now, this.#starving(now) ? STARVING_REDIAL_MS : undefined)) {
-      if (this.#conns.size >= this.#maxConnections) return;
+      if (this.#peers.size >= this.#maxConnections) return;
       this.#dial(cand, now);
     }
   }
@@ -393,18 +357,13 @@ export class Swarm extends EventEmitter {
     return [...this.#waiters.urgentPieces()].filter((i) => this.#scheduler.priorityOf(i) === 'urgent');
   }
 
-  /** The connection is a peer that has some of the pieces reads wait for. */
-  #hasAny(c: Conn, pieces: readonly PieceIndex[]): boolean {
-    return c.pc.ready && this.#scheduler.hasPeer(c.key) && pieces.some((i) => this.#scheduler.peerHas(c.key, i));
-  }
-
   /** While reads starve, an incoming peer takes the place of a connection that has none of their pieces. */
   #makeRoom(now: number): boolean {
     if (!this.#starving(now)) return false;
     const urgent = this.#urgentPieces();
-    for (const c of this.#conns.values()) {
-      if (this.#hasAny(c, urgent)) continue;
-      c.pc.destroy('making room for an incoming peer while reads wait');
+    for (const p of this.#peers.values()) {
+      if (p.hasAny(urgent)) continue;
+      p.close('making room for an incoming peer while reads wait');
       return true;
     }
     return false;
@@ -414,21 +373,20 @@ export class Swarm extends EventEmitter {
   #dropStalled(now: number): void {
     if (this.#readingPaused || this.#waiters.urgentCount === 0) return; // paused by --download-limit: nobody can deliver
     const urgent = this.#urgentPieces();
-    const withPieces = [...this.#conns.values()].filter((c) => this.#hasAny(c, urgent));
-    const stalled = (c: Conn): boolean => this.#scheduler.inflightCount(c.key) > 0 && now - c.owingSince >= STALLED_MS;
+    const withPieces = [...this.#peers.values()].filter((p) => p.hasAny(urgent));
     // Someone to give the blocks to: unchoking us, or sending (allowed-fast pieces) while it chokes.
-    const better = withPieces.filter((c) => !stalled(c) && (!c.pc.peerChoking || now - c.lastBlockAt < STALLED_MS));
+    const better = withPieces.filter((p) => !p.stalled(now, STALLED_MS) && (!p.pc.peerChoking || now - p.lastBlockAt < STALLED_MS));
     if (better.length === 0) return;
-    for (const c of withPieces) {
-      if (!stalled(c)) continue;
-      if (c.candidate) c.candidate.stalls++;
-      c.pc.destroy(`sent nothing for ${STALLED_MS / 1000} s while reads waited on its blocks`);
+    for (const p of withPieces) {
+      if (!p.stalled(now, STALLED_MS)) continue;
+      if (p.candidate) p.candidate.stalls++;
+      p.close(`sent nothing for ${STALLED_MS / 1000} s while reads waited on its blocks`);
     }
   }
 
   #dial(cand: Candidate, now: number): void {
     // One read buffer per connection, reused for every read (see PeerConnection.receive).
-    let conn: Conn | undefined;
+    let conn: PeerWire | undefined;
     const socket = dialPeer({
       host: cand.host,
       port: cand.port,
@@ -447,7 +405,7 @@ export class Swarm extends EventEmitter {
 
   #accept(socket: net.Socket): void {
     const host = normalizeHost(socket.remoteAddress ?? '');
-    if (this.#closed || this.#peerList.isBanned(host) || (this.#conns.size >= this.#maxConnections && !this.#makeRoom(Date.now()))) {
+    if (this.#closed || this.#peerList.isBanned(host) || (this.#peers.size >= this.#maxConnections && !this.#makeRoom(Date.now()))) {
       socket.destroy();
       return;
     }
@@ -462,7 +420,7 @@ export class Swarm extends EventEmitter {
     source: PeerSource,
     candidate: Candidate | undefined,
     readsViaOnread = false,
-  ): Conn {
+  ): PeerWire {
     const key = `${host}:${port}#${++this.#connSeq}`;
     const pc = new PeerConnection({
       socket,
@@ -479,16 +437,16 @@ export class Swarm extends EventEmitter {
       ...(this.#opts.infoBuffer ? { infoBuffer: this.#opts.infoBuffer } : {}),
       ...(this.#opts.extensions ? { extensions: this.#opts.extensions } : {}),
     });
-    const conn: Conn = { key, pc, candidate, peerId: undefined, lastBlockAt: 0, owingSince: 0 };
-    this.#conns.set(key, conn);
+    const conn: PeerWire = new PeerWireSource(key, pc, candidate, this.#scheduler);
+    this.#peers.set(key, conn);
     if (this.#readingPaused) pc.pauseReading();
     pc.once('ready', (peerId: string) => this.#onReady(conn, peerId));
     pc.once('close', (reason: string) => this.#onClose(conn, reason));
     return conn;
   }
 
-  #onReady(conn: Conn, peerId: string): void {
-    for (const other of this.#conns.values()) {
+  #onReady(conn: PeerWire, peerId: string): void {
+    for (const other of this.#peers.values()) {
       if (other !== conn && other.peerId === peerId) return conn.pc.destroy('already connected to this peer');
     }
     conn.peerId = peerId;
@@ -528,8 +486,8 @@ export class Swarm extends EventEmitter {
     this.emit('peer-ready', pc);
   }
 
-  #onClose(conn: Conn, reason: string): void {
-    this.#conns.delete(conn.key);
+  #onClose(conn: PeerWire, reason: string): void {
+    this.#peers.delete(conn.key);
     if (this.#scheduler.hasPeer(conn.key)) this.#scheduler.removePeer(conn.key);
     this.#uploader.removePeer(conn.key);
     this.#log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
@@ -554,8 +512,7 @@ export class Swarm extends EventEmitter {
     const want = this.#waiters.want(index);
     if (!want) {
       this.#assembly.discard(index);
-      this.#webSeeds.stop(index, 'nobody wants the piece any more');
-      this.#sendCancels(this.#scheduler.unwant(index));
+      this.#stopFetching(index, this.#scheduler.unwant(index), 'nobody wants the piece any more');
       this.#requestSchedule();
       return;
     }
@@ -579,21 +536,20 @@ export class Swarm extends EventEmitter {
 
   /** Some connected peer other than `except` has the piece (for the share policy). */
   #anotherPeerHas(index: PieceIndex, except: string): boolean {
-    for (const c of this.#conns.values()) {
-      if (c.key !== except && c.pc.ready && this.#scheduler.hasPeer(c.key) && this.#scheduler.peerHas(c.key, index)) return true;
-    }
+    for (const p of this.#peers.values()) if (p.key !== except && p.has(index)) return true;
     return false;
   }
 
-  #sourceTotals(conn: Conn): { downloaded: number; uploaded: number } {
-    return (this.#transferBySource[conn.pc.source] ??= { downloaded: 0, uploaded: 0 });
+  /** Bytes moved by one kind of source (a peer by how we found it, or the web seeds). */
+  #totals(source: TransferSource): { downloaded: number; uploaded: number } {
+    return (this.#transferBySource[source] ??= { downloaded: 0, uploaded: 0 });
   }
 
-  #onBlock(conn: Conn, index: PieceIndex, offset: number, block: Uint8Array): void {
+  #onBlock(conn: PeerWire, index: PieceIndex, offset: number, block: Uint8Array): void {
     const now = Date.now();
-    conn.lastBlockAt = conn.owingSince = now;
+    conn.delivered(now);
     this.#downloaded += block.length;
-    this.#sourceTotals(conn).downloaded += block.length;
+    this.#totals(conn.pc.source).downloaded += block.length;
     const wait = this.#downloadBucket.take(block.length, now);
     if (wait > 0) this.#pauseReading(wait);
     if (!this.#scheduler.hasPeer(conn.key)) return;
@@ -615,12 +571,12 @@ export class Swarm extends EventEmitter {
         break;
     }
     // Verifying may have banned this very peer (and closed it).
-    if (conn.pc.closed || !this.#scheduler.hasPeer(conn.key)) return;
+    if (!conn.usable) return;
     // Top up in batches (one write for several requests), keeping the pipeline at least 7/8 full.
     if (this.#storingBytes > MAX_STORING_BYTES) return;
     const depth = this.#scheduler.depth(conn.key, now);
     const batch = Math.min(32, Math.max(1, depth >> 3));
-    if (this.#scheduler.inflightCount(conn.key) <= depth - batch) this.#sendRequests(conn, this.#scheduler.fill(conn.key, now));
+    if (conn.inflight <= depth - batch) conn.take(this.#scheduler.fill(conn.key, now), now);
   }
 
   /** All blocks of a piece are in: a good piece goes in, a bad one charges the peers that sent it. */
@@ -650,8 +606,7 @@ export class Swarm extends EventEmitter {
    */
   #takeVerified(piece: VerifiedPiece): void {
     const { index, data } = piece;
-    this.#sendCancels(this.#scheduler.pieceVerified(index));
-    this.#webSeeds.stop(index, 'the piece came from another source');
+    this.#stopFetching(index, this.#scheduler.pieceVerified(index), 'the piece came from another source');
     this.#applyCharges(this.#assembly.convict(piece));
     this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
@@ -694,47 +649,33 @@ export class Swarm extends EventEmitter {
   #ban(host: string, reason: string): void {
     if (!this.#peerList.ban(host)) return;
     this.#log.warn({ host, reason }, 'peer banned');
-    for (const c of [...this.#conns.values()]) if (c.pc.host === host) c.pc.destroy(`banned: ${reason}`);
+    for (const p of [...this.#peers.values()]) if (p.pc.host === host) p.close(`banned: ${reason}`);
     this.emit('ban', host, reason);
   }
 
   #pieceAvailable(index: PieceIndex): void {
     if (this.#closed) return;
     this.#assembly.discard(index);
-    this.#webSeeds.stop(index, 'the piece is here');
-    if (this.#scheduler.isWanted(index)) this.#sendCancels(this.#scheduler.unwant(index));
+    this.#stopFetching(index, this.#scheduler.isWanted(index) ? this.#scheduler.unwant(index) : [], 'the piece is here');
     if (!this.#announcedEarly.has(index)) this.#announce(index); // ours went out at verify (the put's 'added' and its promise both land here)
     this.#uploader.pumpAll();
     this.#waiters.resolve(index);
     this.#requestSchedule();
   }
 
-  /**
-   * HAVE to every connected peer, even a btmount seed that has the piece: an
-   * origin learns from it who can serve what (and hands out other pieces). Other
-   * clients' seeds are not told: they gain nothing, and some (aria2c) hang up on
-   * a peer that turns out complete.
-   */
+  /** HAVE to every connected peer (PeerWireSource.announce says which are told). */
   #announce(index: PieceIndex): void {
-    for (const c of this.#conns.values()) {
-      if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
-      if (this.#scheduler.peerIsSeed(c.key) && !c.pc.peerClient?.startsWith('btmount')) continue;
-      c.pc.have(index);
-    }
+    for (const p of this.#peers.values()) p.announce(index);
   }
 
-  #sendRequests(conn: Conn | undefined, requests: readonly BlockRequest[]): void {
-    if (!conn || conn.pc.closed) return;
-    // The scheduler has counted these already: if they are all it has in flight, the peer owed nothing until now.
-    if (requests.length > 0 && conn.lastBlockAt >= conn.owingSince && this.#scheduler.inflightCount(conn.key) === requests.length) conn.owingSince = Date.now();
-    for (const r of requests) conn.pc.request(r.index, r.offset, r.length);
+  /** No source fetches the piece any more: the peers' requests the scheduler gave back are cancelled, the web seeds' fetches aborted. */
+  #stopFetching(index: PieceIndex, peerCancels: readonly PeerRequest[], why: string): void {
+    this.#sendCancels(peerCancels);
+    this.#webSeeds.stop(index, why);
   }
 
   #sendCancels(cancels: readonly PeerRequest[]): void {
-    for (const c of cancels) {
-      const conn = this.#conns.get(c.peer);
-      if (conn && !conn.pc.closed) conn.pc.cancel(c.index, c.offset, c.length);
-    }
+    for (const c of cancels) this.#peers.get(c.peer)?.cancel(c);
   }
 
   /** Runs the scheduler soon, once, however many events asked for it. */
@@ -752,22 +693,19 @@ export class Swarm extends EventEmitter {
     if (this.#storingBytes <= MAX_STORING_BYTES) {
       const { requests, cancels } = this.#scheduler.schedule(Date.now());
       this.#sendCancels(cancels);
-      for (const [key, list] of requests) this.#sendRequests(this.#conns.get(key), list);
+      for (const [key, list] of requests) this.#peers.get(key)?.take(list, Date.now());
       if (this.#webSeeds.canStart && this.#waiters.size > 0) this.#webSeeds.start(this.#webSeedCandidates(Date.now()), Date.now());
     }
-    for (const c of this.#conns.values()) {
-      if (!c.pc.ready || !this.#scheduler.hasPeer(c.key)) continue;
-      c.pc.setInterested(this.#scheduler.isInteresting(c.key));
-    }
+    for (const p of this.#peers.values()) if (p.usable) p.pc.setInterested(this.#scheduler.isInteresting(p.key));
   }
 
   #pauseReading(ms: number): void {
     if (this.#readingPaused) return;
     this.#readingPaused = true;
-    for (const c of this.#conns.values()) c.pc.pauseReading();
+    for (const c of this.#peers.values()) c.pc.pauseReading();
     setTimeout(() => {
       this.#readingPaused = false;
-      for (const c of this.#conns.values()) c.pc.resumeReading();
+      for (const c of this.#peers.values()) c.pc.resumeReading();
     }, ms).unref();
   }
 
@@ -775,15 +713,19 @@ export class Swarm extends EventEmitter {
     if (this.#closed) return;
     const now = Date.now();
     this.#sendCancels(this.#scheduler.tick(now));
-    for (const c of [...this.#conns.values()]) {
-      if (now - c.pc.lastReceivedAt > IDLE_TIMEOUT_MS) c.pc.destroy('idle');
-    }
+    for (const p of [...this.#peers.values()]) if (now - p.pc.lastReceivedAt > IDLE_TIMEOUT_MS) p.close('idle');
     this.#uploader.tick(now);
     this.#assembly.trimPool(now);
     if (this.#starving(now)) this.emit('starving');
     this.#dropStalled(now);
     this.#connectSome();
     this.#runSchedule();
+  }
+
+  /** Every source: the peer wires, then the web seeds. */
+  *#sources(): Generator<Source<BlockRequest> | Source<PieceIndex>> {
+    yield* [...this.#peers.values()];
+    yield* this.#webSeeds.sources;
   }
 
   // ── web seeds ──────────────────────────────────────────────────────────────
@@ -810,7 +752,7 @@ export class Swarm extends EventEmitter {
   #onWebSeedPiece(piece: VerifiedPiece): void {
     const { index } = piece;
     this.#downloaded += piece.data.length;
-    (this.#transferBySource.webSeed ??= { downloaded: 0, uploaded: 0 }).downloaded += piece.data.length;
+    this.#totals('webSeed').downloaded += piece.data.length;
     if (!this.#closed && !this.#storing.has(index) && !this.#storage.has(index) && this.#scheduler.isWanted(index)) {
       if (this.#scheduler.priorityOf(index) === 'urgent') this.#urgentProgressAt = Date.now();
       this.#assembly.discard(index); // blocks peers sent of it are not needed now

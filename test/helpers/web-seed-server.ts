@@ -82,8 +82,9 @@ export async function startWebSeedServer(root: string, tlsOpts?: { key: Buffer; 
       const shown = mode === 'badrange' ? `bytes ${first + 1}-${last + 1}/${size}` : `bytes ${first}-${last}/${size}`;
       res.writeHead(206, { 'Content-Range': shown, 'Content-Length': body.length });
       if (mode === 'short') {
-        res.write(body.subarray(0, body.length >> 1));
-        return void setTimeout(() => res.destroy(), 20);
+        // Hang up as soon as the half is written: a timer here, late on a loaded machine, let the
+        // client's idle timeout fire first and report 'stalled' instead.
+        return void res.write(body.subarray(0, body.length >> 1), () => res.destroy());
       }
       if (mode === 'stall') return void res.write(body.subarray(0, Math.min(10, body.length)));
       if (mode === 'corrupt') body[body.length >> 1]! ^= 0xff;

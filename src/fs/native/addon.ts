@@ -24,11 +24,8 @@ export interface NativeMountOptions {
   cache: SharedCacheView;
   /** A read C could not serve from the cache: answer with replyData or replyError. */
   onMiss(id: number, fh: number, node: number, offset: number, length: number): void;
-  /**
-   * Reads C served, five numbers each: fh, node, offset, length, seconds. Length -1: the handle
-   * was released; -2: the directory `node` was listed (readdir from its start).
-   */
-  onHits(records: Float64Array): void;
+  /** Reads C served are waiting to be taken (takeHits); called again only after a take. */
+  onHits(): void;
 }
 
 declare const handleBrand: unique symbol;
@@ -46,6 +43,11 @@ export interface NativeAddon {
    */
   stop(handle: NativeMountHandle): Promise<void>;
   stats(handle: NativeMountHandle): { hits: number; misses: number; generationRetries: number; parked: number };
+  /**
+   * Reads C served since the last take, five numbers each: fh, node, offset, length, seconds.
+   * Length -1: the handle was released; -2: the directory `node` was listed (readdir from its start).
+   */
+  takeHits(handle: NativeMountHandle): Float64Array | undefined;
 }
 
 /** native/build/Release/btmount_fuse.node, from this module's place in dist/src/fs/native. */
@@ -54,13 +56,22 @@ export const ADDON_PATH = path.resolve(
   '../../../../native/build/Release/btmount_fuse.node',
 );
 
+/** Every function JS calls on the addon. */
+const ADDON_FUNCTIONS = ['mount', 'replyData', 'replyError', 'stop', 'stats', 'takeHits'] as const satisfies ReadonlyArray<keyof NativeAddon>;
+
 let loaded: NativeAddon | Error | undefined;
 
 /** The addon, or why it cannot be used (not built: no libfuse3-dev or compiler at install). */
 export function loadNativeAddon(): NativeAddon | Error {
   if (loaded) return loaded;
   try {
-    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    const addon = createRequire(import.meta.url)(ADDON_PATH) as Record<string, unknown>;
+    // A checkout updated without rebuilding the addon (git pull, no npm ci) has an older one:
+    // using it would end the daemon at the first call it lacks, so fall back instead.
+    const missing = ADDON_FUNCTIONS.filter((name) => typeof addon[name] !== 'function');
+    loaded = missing.length === 0
+      ? (addon as unknown as NativeAddon)
+      : new Error(`the native FUSE addon is older than this btmount (it lacks ${missing.join(', ')}): run npm run build:native`);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     loaded = new Error(
