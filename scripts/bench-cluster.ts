@@ -260,9 +260,10 @@ async function status(m: MountedTorrent): Promise<MountStatus> {
 
 /**
  * Bytes the origin has sent so far, by its own count (btmount_uploaded_bytes_total, summed over
- * peer sources). Not the nodes' Σ downloaded − Σ uploaded: a node counts a block as uploaded when
- * it has read it for a peer, also when the request is cancelled before it goes out, which made
- * that difference dip below zero (epoch 2 showed an origin factor of −0.01).
+ * peer sources). Not the nodes' Σ downloaded − Σ uploaded: nodes used to count a block as uploaded
+ * when they had read it for a peer, also when the request was cancelled before it went out, which
+ * made that difference dip below zero (epoch 2 showed an origin factor of −0.01); the origin's own
+ * count is the direct measure either way.
  */
 async function originBytes(cluster: Cluster): Promise<number> {
   const res = await fetch(cluster.originMetrics);
