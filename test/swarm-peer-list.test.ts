@@ -70,7 +70,7 @@ test('a persistent peer is kept and capped at its own backoff; reads waiting kee
   t.is(found.nextAttemptAt, T0 + 500);
 });
 
-test('our own address is forgotten; the end of an older connection changes nothing', (t) => {
+test('our own address is forgotten, and not taken again when a tracker or PEX hands it back; the end of an older connection changes nothing', (t) => {
   const list = new PeerList<Conn>();
   const cand = list.add('127.0.0.1', 6881, 'tracker', true)!;
   const old = { id: 1 };
@@ -82,6 +82,8 @@ test('our own address is forgotten; the end of an older connection changes nothi
   t.is(cand.failures, 0);
   t.false(list.ended(cand, current, { self: true, failed: false }, T0 + 3));
   t.is(list.size, 0, 'even a persistent one');
+  t.is(list.add('127.0.0.1', 6881, 'pex', false), undefined, 'our own address, learnt again');
+  t.not(list.add('127.0.0.1', 6882, 'pex', false), undefined, 'another port of the host is another peer');
 });
 
 test('while reads starve, a peer that never stalled is re-dialled soon whatever its backoff', (t) => {

@@ -51,6 +51,8 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 export class PeerList<C, S extends string = string> {
   readonly #candidates = new Map<string, PeerCandidate<C, S>>();
   readonly #banned = new Set<string>();
+  /** Addresses that turned out to be our own: trackers and PEX hand them back again and again. */
+  readonly #ours = new Set<string>();
   readonly #retries: number;
   readonly #maxBackoffMs: number;
   readonly #persistentMaxBackoffMs: number;
@@ -80,12 +82,13 @@ export class PeerList<C, S extends string = string> {
   }
 
   /**
-   * A new candidate, or undefined when the host is banned or the address known (a known one
-   * becomes persistent if this one is).
+   * A new candidate, or undefined when the host is banned, the address is our own or already
+   * known (a known one becomes persistent if this one is).
    */
   add(host: string, port: number, source: S, persistent: boolean): PeerCandidate<C, S> | undefined {
     if (this.#banned.has(host)) return undefined;
     const key = this.#keyOf(host, port);
+    if (this.#ours.has(key)) return undefined;
     const known = this.#candidates.get(key);
     if (known) {
       known.persistent ||= persistent;
@@ -125,6 +128,7 @@ export class PeerList<C, S extends string = string> {
     if (cand.conn !== conn) return this.#candidates.get(cand.key) === cand; // an older connection of it
     cand.conn = undefined;
     if (end.failed) cand.failures++;
+    if (end.self) this.#ours.add(cand.key);
     if (end.self || (!cand.persistent && cand.failures >= this.#retries && !end.keep)) {
       this.#candidates.delete(cand.key);
       return false;
