@@ -193,3 +193,25 @@ async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+test('a peer that connected to us is not dialled at the address it says it listens on (no duplicate connection churn)', async (t) => {
+  const a = await seeder();
+  const b = leecher();
+  const bPort = await b.swarm.listen();
+  const closedAtA: string[] = [];
+  a.swarm.on('peer-closed', (_address: string, reason: string) => closedAtA.push(reason));
+  try {
+    b.swarm.addPeer('127.0.0.1', a.port);
+    const until = Date.now() + 10_000;
+    while (a.swarm.stats().peers.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    t.is(a.swarm.stats().peers.length, 1, 'B connected to A');
+    // A now hears of B's listening address (as from a tracker or PEX): B is already connected.
+    a.swarm.addPeer('127.0.0.1', bPort, 'tracker');
+    await new Promise((r) => setTimeout(r, 2_500));
+    t.deepEqual(closedAtA, [], 'A dialled B again and one side hung up on the duplicate');
+    t.is(a.swarm.stats().peers.length, 1);
+  } finally {
+    await b.swarm.close();
+    await a.swarm.close();
+  }
+});

@@ -142,6 +142,13 @@ export class Swarm extends EventEmitter {
   readonly #peerList = new PeerList<PeerWire, DialSource>();
   /** The peer sources, connecting or connected, by key; the web seeds are in #webSeeds. */
   readonly #peers = new Map<string, PeerWire>();
+  /**
+   * Incoming connections by the address their peer listens on (`host:p`, its extended
+   * handshake's `p`): that address is not dialled while one lasts. Else a node dials every
+   * peer that already connected to it, and the far side hangs up on the duplicate, again
+   * and again (dozens of times per node in an 8-node cluster).
+   */
+  readonly #incomingByListenAddress = new Map<string, PeerWire>();
   #connSeq = 0;
   readonly #waiters = new PieceWaiters((index) => this.#rewant(index));
   /** Verified pieces on their way into storage. */
@@ -334,6 +341,7 @@ export class Swarm extends EventEmitter {
     const now = Date.now();
     for (const cand of this.#peerList.due(now, this.#starving(now) ? STARVING_REDIAL_MS : undefined)) {
       if (this.#peers.size >= this.#maxConnections) return;
+      if (this.#incomingByListenAddress.has(cand.key)) continue;
       this.#dial(cand, now);
     }
   }
@@ -480,14 +488,31 @@ export class Swarm extends EventEmitter {
       request: (index, offset, length, respond) => live() && this.#uploader.request(key, index as PieceIndex, offset, length, respond),
       cancel: (index, offset, length) => live() && this.#uploader.cancel(key, index, offset, length),
     });
-    pc.on('extended-handshake', () => !pc.closed && live() && this.#scheduler.setReqq(key, pc.peerReqq));
+    pc.on('extended-handshake', () => {
+      if (pc.closed || !live()) return;
+      this.#scheduler.setReqq(key, pc.peerReqq);
+      if (pc.direction === 'in') this.#noteListenAddress(conn);
+    });
     pc.on('drain', () => this.#uploader.pump(key));
     this.#requestSchedule();
     this.emit('peer-ready', pc);
   }
 
+  /** An incoming peer says where it listens: that address counts as connected (see #incomingByListenAddress). */
+  #noteListenAddress(conn: PeerWire): void {
+    const p = conn.pc.peerExtendedHandshake?.['p'];
+    if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) return;
+    // pc.address is `${host}:${port}`, as the peer list's keys are (an IPv6 host unbracketed).
+    const host = conn.pc.address.slice(0, conn.pc.address.lastIndexOf(':'));
+    const listenAddress = `${host}:${p}`;
+    if (!this.#incomingByListenAddress.has(listenAddress)) this.#incomingByListenAddress.set(listenAddress, conn);
+  }
+
   #onClose(conn: PeerWire, reason: string): void {
     this.#peers.delete(conn.key);
+    for (const [address, incoming] of this.#incomingByListenAddress) {
+      if (incoming === conn) this.#incomingByListenAddress.delete(address);
+    }
     if (this.#scheduler.hasPeer(conn.key)) this.#scheduler.removePeer(conn.key);
     this.#uploader.removePeer(conn.key);
     this.#log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
