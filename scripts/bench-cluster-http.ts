@@ -1,3 +1,4 @@
+import { waitForCluster } from './bench-kit.js';
 /**
  * The cluster bench's second origin (issue 12): an HTTP server instead of a `btmount seed`.
  *
@@ -158,16 +159,7 @@ async function startHttpCluster(data: HttpBenchData, server: CappedServer, n: nu
       }),
     );
     // Formed when every node is connected to every other (there is no seed to connect to).
-    const until = Date.now() + 30_000;
-    for (;;) {
-      const counts = await Promise.all(nodes.map(async (m) => (await liveStatus(m.mountpoint)).peers.length));
-      if (counts.every((c) => c >= n - 1)) break;
-      if (Date.now() > until) {
-        process.stderr.write(`  cluster not fully connected after 30 s (peers per node: ${counts.join(' ')}); measuring anyway\n`);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitForCluster(nodes.map((m) => async () => (await liveStatus(m.mountpoint)).peers.length), n - 1);
   } catch (err) {
     await stop();
     throw err;

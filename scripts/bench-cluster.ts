@@ -1,3 +1,4 @@
+import { waitForCluster } from './bench-kit.js';
 /**
  * Cluster bench (issue 11): does a cluster of mounts cost the origin each byte
  * about once, and finish near the swarm's bound?
@@ -228,16 +229,7 @@ async function startCluster(data: Data, n: number, rate: number, base: string): 
       }),
     );
     // The cluster is formed when every node is connected to the origin and to every other node.
-    const until = Date.now() + 30_000;
-    for (;;) {
-      const counts = await Promise.all(nodes.map(async (m) => (await status(m)).peers.length));
-      if (counts.every((c) => c >= n)) break;
-      if (Date.now() > until) {
-        process.stderr.write(`  cluster not fully connected after 30 s (peers per node: ${counts.join(' ')}); measuring anyway\n`);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitForCluster(nodes.map((m) => async () => (await status(m)).peers.length), n);
   } catch (err) {
     await stop();
     throw err;

@@ -177,3 +177,20 @@ export async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
+
+/**
+ * Waits (up to 30 s) until every node sees at least `want` peers: the cluster is formed. Past that,
+ * says how far it got and lets the bench measure anyway.
+ */
+export async function waitForCluster(peersOf: ReadonlyArray<() => Promise<number>>, want: number): Promise<void> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const counts = await Promise.all(peersOf.map((count) => count()));
+    if (counts.every((c) => c >= want)) return;
+    if (Date.now() > until) {
+      process.stderr.write(`  cluster not fully connected after 30 s (peers per node: ${counts.join(' ')}); measuring anyway\n`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
