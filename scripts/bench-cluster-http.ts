@@ -1,4 +1,3 @@
-import { waitForCluster } from './bench-kit.js';
 /**
  * The cluster bench's second origin (issue 12): an HTTP server instead of a `btmount seed`.
  *
@@ -29,6 +28,7 @@ import { TokenBucket } from '../src/swarm/rate-limiter.js';
 import { startTrackerServer } from '../test/helpers/discovery.js';
 import { liveStatus, mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
 import { freePort, startProcess } from '../test/helpers/peers.js';
+import { waitForCluster } from './bench-kit.js';
 
 const ORIGIN_HOST = '127.0.0.2';
 const nodeHost = (i: number): string => `127.0.0.${10 + i}`;

@@ -1,4 +1,3 @@
-import { waitForCluster } from './bench-kit.js';
 /**
  * Cluster bench (issue 11): does a cluster of mounts cost the origin each byte
  * about once, and finish near the swarm's bound?
@@ -48,6 +47,7 @@ import { startTrackerServer } from '../test/helpers/discovery.js';
 import { mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
 import { BTMOUNT_BIN, freePort, startProcess, type Proc } from '../test/helpers/peers.js';
 import { plotHttp, printHttpTable, runHttpOrigin, type HttpOriginResult } from './bench-cluster-http.js';
+import { waitForCluster } from './bench-kit.js';
 
 const execFileAsync = promisify(execFile);
 const ORIGIN_HOST = '127.0.0.2';
