@@ -25,6 +25,7 @@
  *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
  *     [--rate 20M] [--workloads full,shards[,http]] [--rounds 2] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
  *     [--profile DIR]   (CPU profiles of the daemons and the origin: see scripts/cpu-profile.ts)
+ *     [--counters DIR]  (each daemon's wire counters, a JSON line a second: src/swarm/wire-counters.ts)
  *     [--plot-http cluster-http.png]
  *
  * `http` is the second origin, an HTTP server used as every node's web seed, beside plain HTTP
@@ -239,10 +240,14 @@ async function startCluster(data: Data, n: number, rate: number, base: string): 
 
 /** The environment of the origin and the mount daemons: with --profile, each writes a CPU profile there on exit. */
 function daemonEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // --counters DIR: every daemon writes its wire counters there, a line a second (src/swarm/wire-counters.ts).
+  const counters = arg('counters', '');
+  if (counters) env['BTMOUNT_WIRE_COUNTERS_DIR'] = path.resolve(counters);
   const dir = arg('profile', '');
-  if (!dir) return process.env;
+  if (!dir) return env;
   const preload = new URL('./cpu-profile.js', import.meta.url).href;
-  return { ...process.env, BTMOUNT_CPU_PROFILE_DIR: path.resolve(dir), NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import ${preload}`.trim() };
+  return { ...env, BTMOUNT_CPU_PROFILE_DIR: path.resolve(dir), NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import ${preload}`.trim() };
 }
 
 async function status(m: MountedTorrent): Promise<MountStatus> {

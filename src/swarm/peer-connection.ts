@@ -4,6 +4,7 @@ import Wire from 'bittorrent-protocol';
 import type { InfoHash } from '../metainfo/piece-layout.js';
 import { FramingError, MessageFramer } from './message-framer.js';
 import { metadataServingExtension } from './metadata-serving.js';
+import { wireCounters } from './wire-counters.js';
 
 /** bittorrent-protocol 5 internals used here, on purpose (see `receive`, `request`, `#takeOverWireInternals`). */
 interface WireInternals {
@@ -160,6 +161,7 @@ export class PeerConnection extends EventEmitter {
    */
   request(index: number, offset: number, length: number): void {
     if (this.closed) return;
+    wireCounters.requestsSent++;
     (this.wire as unknown as WireInternals)._message(6, [index, offset, length], null);
   }
 
@@ -174,12 +176,24 @@ export class PeerConnection extends EventEmitter {
     on('bitfield', (bf: { buffer: Uint8Array }) => handlers.bitfield(bf.buffer));
     on('have', handlers.have);
     on('have-all', handlers.haveAll);
-    on('choke', handlers.choke);
-    on('unchoke', handlers.unchoke);
+    on('choke', () => {
+      wireCounters.chokesReceived++;
+      handlers.choke();
+    });
+    on('unchoke', () => {
+      wireCounters.unchokesReceived++;
+      handlers.unchoke();
+    });
     on('interested', handlers.interested);
     on('uninterested', handlers.uninterested);
-    on('piece', handlers.piece);
-    on('reject', handlers.reject);
+    on('piece', (index: number, offset: number, block: Uint8Array) => {
+      wireCounters.blocksReceived++;
+      handlers.piece(index, offset, block);
+    });
+    on('reject', (index: number, offset: number) => {
+      wireCounters.rejectsReceived++;
+      handlers.reject(index, offset);
+    });
     on('allowed-fast', handlers.allowedFast);
     on('request', (index: number, offset: number, length: number, respond: (err: Error | null, block?: Uint8Array) => void) => {
       handlers.request(index, offset, length, (err, block) => {
@@ -221,11 +235,15 @@ export class PeerConnection extends EventEmitter {
   }
 
   choke(): void {
-    if (!this.closed) this.wire.choke();
+    if (this.closed) return;
+    if (!this.wire.amChoking) wireCounters.chokesSent++;
+    this.wire.choke();
   }
 
   unchoke(): void {
-    if (!this.closed) this.wire.unchoke();
+    if (this.closed) return;
+    if (this.wire.amChoking) wireCounters.unchokesSent++;
+    this.wire.unchoke();
   }
 
   /** Tells the peer whether we want something it has (sent only when it changes). */
@@ -274,6 +292,7 @@ export class PeerConnection extends EventEmitter {
    */
   cancel(index: number, offset: number, length: number): void {
     if (this.closed) return;
+    wireCounters.cancelsSent++;
     (this.wire as unknown as WireInternals)._message(8, [index, offset, length], null);
   }
 
@@ -360,11 +379,14 @@ export class PeerConnection extends EventEmitter {
     if (!this.#corked) {
       this.#corked = true;
       this.#socket.cork();
+      wireCounters.socketFlushes++;
       process.nextTick(() => {
         this.#corked = false;
         this.#socket.uncork();
       });
     }
+    wireCounters.socketWrites++;
+    wireCounters.socketBytes += buf.length;
     this.#socket.write(buf);
   }
 

@@ -16,6 +16,7 @@ import type { PieceStorage } from './piece-storage.js';
 import type { Source } from './source.js';
 import { PeerWireSource, type SwarmPeerStats } from './source-peer-wire.js';
 import { TokenBucket } from './rate-limiter.js';
+import { wireCounters } from './wire-counters.js';
 import type { WebPieceSource } from './web-piece-source.js';
 import { WebSeedFetches, type WebSeedStats } from './web-seed-fetches.js';
 import type { WantedPieceSupply } from './web-seed-picker.js';
@@ -461,6 +462,7 @@ export class Swarm extends EventEmitter {
     const { pc } = conn;
     const key = conn.key;
     this.#log.debug({ peer: pc.address, direction: pc.direction, fast: pc.hasFast }, 'peer connected');
+    wireCounters.peersReady++;
     this.#scheduler.addPeer(key, Date.now(), { fast: pc.hasFast });
     if (conn.candidate) this.#peerList.connected(conn.candidate);
     pc.sendPieceSet([...this.#storage.haveIndices()], this.layout.pieceCount);
@@ -510,6 +512,7 @@ export class Swarm extends EventEmitter {
 
   #onClose(conn: PeerWire, reason: string): void {
     this.#peers.delete(conn.key);
+    if (conn.peerId !== undefined) wireCounters.peersClosed++;
     for (const [address, incoming] of this.#incomingByListenAddress) {
       if (incoming === conn) this.#incomingByListenAddress.delete(address);
     }
@@ -636,6 +639,7 @@ export class Swarm extends EventEmitter {
     this.#storing.add(index);
     // HAVE the moment the hash checks, not after the disk write: peers waiting for this piece can ask for it now.
     this.#announcedEarly.add(index);
+    wireCounters.piecesVerified++;
     this.#announce(index);
     this.#storingBytes += data.length;
     const settled = (): void => {
@@ -716,6 +720,7 @@ export class Swarm extends EventEmitter {
   #runSchedule(): void {
     if (this.#closed) return;
     if (this.#storingBytes <= MAX_STORING_BYTES) {
+      wireCounters.scheduleRuns++;
       const { requests, cancels } = this.#scheduler.schedule(Date.now());
       this.#sendCancels(cancels);
       for (const [key, list] of requests) this.#peers.get(key)?.take(list, Date.now());
