@@ -328,6 +328,7 @@ export class Swarm extends EventEmitter {
     this.#closed = true;
     clearInterval(this.#tickTimer);
     clearTimeout(this.#redialTimer);
+    this.#uploader.close();
     this.#storage.off('added', this.#onAdded);
     this.#waiters.rejectAll((index) => new Error(`swarm closed before piece ${index} arrived`));
     for (const source of this.#sources()) source.close('swarm closing');

@@ -4,6 +4,7 @@ import type { UploadResponder } from './peer-connection.js';
 import type { PieceStorage } from './piece-storage.js';
 import type { TokenBucket } from './rate-limiter.js';
 import { SharePolicy, type ShareMode } from './share-policy.js';
+import { wireCounters } from './wire-counters.js';
 
 /**
  * What we send: who is unchoked (the choker's decision, applied every round), which
@@ -75,6 +76,11 @@ interface UploadPeer {
 }
 
 const UPLOADS_PER_PEER = 8;
+/**
+ * Tokens the upload pump waits for when the bucket is short: 64 KiB, four blocks, so that a
+ * wake-up sends several blocks (one corked write) instead of one block per millisecond.
+ */
+const TOKEN_BATCH = 64 * 1024;
 const UPLOAD_SOCKET_HIGH_WATER = 2 * 1024 * 1024;
 const RECHOKE_EVERY_MS = 10_000;
 const OPTIMISTIC_EVERY_MS = 30_000;
@@ -89,6 +95,14 @@ export class Uploader {
   #storedCount = 0;
   #storedCountAt = -Infinity;
   #uploaded = 0;
+  /**
+   * Peers whose next block waits for tokens, in the order they ran short: one timer for all
+   * of them, served in that order when it fires (round robin: a peer that runs short again goes
+   * to the back). One timer per peer, re-armed by every pump call, was a herd: ~190 timers
+   * fired per block sent in an 8-node cluster.
+   */
+  readonly #waitingForTokens = new Set<string>();
+  #tokenTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: UploaderOptions) {
     this.#opts = opts;
@@ -109,6 +123,7 @@ export class Uploader {
     const peer = this.#peers.get(key);
     if (peer) peer.queue.length = 0;
     this.#peers.delete(key);
+    this.#waitingForTokens.delete(key);
     this.#sharePolicy?.peerLeft(key);
     if (this.#optimistic === key) this.#optimistic = undefined;
   }
@@ -138,17 +153,21 @@ export class Uploader {
       offset >= 0 &&
       offset + length <= layout.pieceSize(index) &&
       (storage.has(index) || this.#opts.announcedEarly(index));
+    wireCounters.requestsReceived++;
     if (!valid) {
+      wireCounters.rejectsOther++;
       respond(NOT_AVAILABLE);
       return;
     }
     if (peer.queue.length >= this.#opts.queueLimit) {
+      wireCounters.rejectsOther++;
       respond(QUEUE_FULL);
       return;
     }
     if (this.#sharePolicy && peer.conn.hasFast && this.#seedingAll()) {
       const now = Date.now();
       if (this.#sharePolicy.decide(key, index, now, (piece, other) => this.#opts.anotherPeerHas(piece as PieceIndex, other)) === 'reject') {
+        wireCounters.rejectsShare++;
         respond(ANOTHER_PEER_HAS_IT); // a reject message: the peer asks that one
         return;
       }
@@ -173,12 +192,21 @@ export class Uploader {
     for (const p of this.#peers.values()) if (p.queue.length > 0) this.pump(p.key);
   }
 
-  /** Serves the peer's queue as far as the limits allow (again on the socket's 'drain'). */
+  /** Stops the token timer (the swarm is closing). */
+  close(): void {
+    clearTimeout(this.#tokenTimer);
+    this.#tokenTimer = undefined;
+    this.#waitingForTokens.clear();
+  }
+
+  /** Serves the peer's queue as far as the limits allow (again on the socket's 'drain', and when tokens return). */
   pump(key: string): void {
     const peer = this.#peers.get(key);
     if (!peer) return;
+    if (this.#waitingForTokens.has(key)) return; // its turn comes when the token timer fires
     const { conn } = peer;
     const { storage, bucket } = this.#opts;
+    wireCounters.uploadPumps++;
     while (peer.queue.length > 0 && peer.active < UPLOADS_PER_PEER && !conn.closed) {
       if (conn.writableLength > UPLOAD_SOCKET_HIGH_WATER) return; // resumed on 'drain'
       const next = peer.queue[0]!;
@@ -188,9 +216,8 @@ export class Uploader {
         next.respond(NOT_AVAILABLE);
         continue;
       }
-      const wait = bucket.waitFor(next.length);
-      if (wait > 0) {
-        setTimeout(() => this.pump(key), wait).unref();
+      if (bucket.waitFor(next.length) > 0) {
+        this.#waitForTokens(key);
         return;
       }
       bucket.take(next.length);
@@ -203,6 +230,8 @@ export class Uploader {
           // Counted only if it went out: the peer may have cancelled the request meanwhile.
           if (next.respond(null, buf)) {
             this.#uploaded += buf.length;
+            wireCounters.blocksSent++;
+            wireCounters.bytesSent += buf.length;
             this.#opts.uploaded(key, buf.length);
           }
           this.pump(key);
@@ -214,6 +243,25 @@ export class Uploader {
         },
       );
     }
+  }
+
+  #waitForTokens(key: string): void {
+    this.#waitingForTokens.add(key);
+    if (this.#tokenTimer) return;
+    wireCounters.uploadTimersArmed++;
+    const wait = Math.max(1, this.#opts.bucket.waitFor(TOKEN_BATCH));
+    this.#tokenTimer = setTimeout(() => {
+      this.#tokenTimer = undefined;
+      // In turn while tokens last: a served peer that runs short again goes to the back (and
+      // re-arms the timer); the ones not reached keep their place at the front.
+      for (const k of [...this.#waitingForTokens]) {
+        if (this.#opts.bucket.waitFor(BLOCK_SIZE) > 0) break;
+        this.#waitingForTokens.delete(k);
+        this.pump(k);
+      }
+      if (this.#waitingForTokens.size > 0 && !this.#tokenTimer) this.#waitForTokens(this.#waitingForTokens.values().next().value as string);
+    }, wait);
+    this.#tokenTimer.unref();
   }
 
   #rechoke(now: number): void {
