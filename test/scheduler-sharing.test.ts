@@ -101,6 +101,30 @@ test('a piece the seed rejected is not asked of it again until declineMs, unless
   t.deepEqual(piecesOf(u.schedule(1500).requests.get('S') ?? []), [1], 'a blocked read still gets its piece by its deadline');
 });
 
+test('a piece the seed rejected is not asked of it again within rejectRetryMs, even at its deadline: no reject storm', (t) => {
+  const s = node(layout(8), {}, { declineMs: 5000, duplicateLeadMs: 1000, rejectRetryMs: 300 });
+  s.want(p(1), 'urgent', 500); // inside the lead from the start
+  const sent = s.schedule(0).requests.get('S') ?? [];
+  t.is(sent.length, BLOCKS_PER_PIECE);
+  for (const r of sent) s.onReject('S', r.index, r.offset, 10);
+  for (const now of [11, 50, 200, 309]) t.false(s.schedule(now).requests.has('S'), `not asked again at ${now} ms`);
+  t.deepEqual(piecesOf(s.schedule(311).requests.get('S') ?? []), [1], 'asked again once the origin would serve the repeat');
+});
+
+test('near the deadline, a block is not duplicated to a seed that just rejected its piece', (t) => {
+  const s = node(layout(8), { A: [2] }, { declineMs: 5000, duplicateLeadMs: 1000, rejectRetryMs: 300 });
+  s.want(p(2), 'urgent', 10_000);
+  const toA = s.schedule(0).requests.get('A') ?? [];
+  t.is(toA.length, BLOCKS_PER_PIECE, 'the peer can make the deadline: it is asked');
+  // Inside the lead the seed is asked for duplicates; it rejects them (A is getting the piece).
+  const dups = s.schedule(9000).requests.get('S') ?? [];
+  t.true(dups.length > 0, 'duplicates near the deadline');
+  for (const r of dups) s.onReject('S', r.index, r.offset, 9001);
+  t.false(s.schedule(9002).requests.has('S'), 'no duplicate again to the seed that rejected them 1 ms ago');
+  t.false(s.schedule(9250).requests.has('S'));
+  t.true((s.schedule(9302).requests.get('S') ?? []).length > 0, 'after rejectRetryMs the seed is asked again');
+});
+
 test('a rejected piece goes to the peer that announces it', (t) => {
   const s = node(layout(8), { A: [] });
   s.want(p(4), 'readahead');

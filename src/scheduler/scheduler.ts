@@ -70,6 +70,13 @@ export interface SchedulerOptions {
   assumedRate?: number;
   /** A piece a peer rejected is not asked of it again for this long (or until its deadline is near). Default 1 s. */
   declineMs?: number;
+  /**
+   * Not even near its deadline (nor as a deadline or endgame duplicate) is a rejected piece asked
+   * of that peer again sooner than this. An origin that hands out distinct pieces serves a request
+   * repeated 250 ms after its reject (SharePolicy's repeatAfterMs), and rejects one repeated
+   * sooner: asking again at once bounced thousands of requests a second off it. Default 300 ms.
+   */
+  rejectRetryMs?: number;
   /** Picks among equally rare read-ahead pieces ([0, 1)). Default: none, the lowest index first (deterministic). */
   random?: () => number;
 }
@@ -89,6 +96,7 @@ const DEFAULTS: Tunables = {
   maxTotalInflight: 8192,
   assumedRate: 1024 * 1024,
   declineMs: 1000,
+  rejectRetryMs: 300,
 };
 
 /** Equally rare candidates looked at for a random pick (bounds the scan). */
@@ -680,9 +688,15 @@ export class Scheduler {
     const until = peer.declined.get(index);
     if (until !== undefined) {
       if (now >= until) peer.declined.delete(index);
-      else if (!this.#deadlineNear(piece, now)) return false;
+      else if (!this.#deadlineNear(piece, now) || this.#rejectedLately(peer, index, now)) return false;
     }
     return !(peer.isSeed(this.#layout.pieceCount) && this.#otherSourceInTime(peer, piece, now));
+  }
+
+  /** The peer rejected the piece less than rejectRetryMs ago. */
+  #rejectedLately(peer: PeerState, index: PieceIndex, now: number): boolean {
+    const until = peer.declined.get(index);
+    return until !== undefined && now < until - this.#opts.declineMs + this.#opts.rejectRetryMs;
   }
 
   #deadlineNear(piece: WantedPiece, now: number): boolean {
@@ -960,7 +974,7 @@ export class Scheduler {
     peer.lastEndgameScan = now;
     for (const piece of this.#started.values()) {
       if (budget <= 0) return;
-      if (piece.verifying || !this.#canRequest(peer, piece.index)) continue;
+      if (piece.verifying || !this.#canRequest(peer, piece.index) || this.#rejectedLately(peer, piece.index, now)) continue;
       for (let b = 0; b < piece.blockCount && budget > 0; b++) {
         const requesters = piece.requesters[b];
         if (!requesters || requesters.length !== 1 || requesters[0] === peer.key) continue;
@@ -1034,7 +1048,7 @@ export class Scheduler {
         let best: PeerState | undefined;
         let bestEta = Infinity;
         for (const p of this.#peers.values()) {
-          if (p.key === requesters[0] || p.snubbed || !this.#canRequest(p, piece.index)) continue;
+          if (p.key === requesters[0] || p.snubbed || !this.#canRequest(p, piece.index) || this.#rejectedLately(p, piece.index, now)) continue;
           if (p.inflight.size >= this.#hardCap(p)) continue;
           const eta = this.expectedQueueMs(p.key, now);
           if (eta < bestEta) {
