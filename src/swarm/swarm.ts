@@ -16,7 +16,7 @@ import type { PieceStorage } from './piece-storage.js';
 import type { Source } from './source.js';
 import { PeerWireSource, type SwarmPeerStats } from './source-peer-wire.js';
 import { TokenBucket } from './rate-limiter.js';
-import { wireCounters } from './wire-counters.js';
+import { wireCounters, wireCountersEnabled, wireGauges } from './wire-counters.js';
 import type { WebPieceSource } from './web-piece-source.js';
 import { WebSeedFetches, type WebSeedStats } from './web-seed-fetches.js';
 import type { WantedPieceSupply } from './web-seed-picker.js';
@@ -206,6 +206,35 @@ export class Swarm extends EventEmitter {
     this.#storage.on('added', this.#onAdded);
     this.#tickTimer = setInterval(() => this.#tick(), 1000);
     this.#tickTimer.unref();
+    if (wireCountersEnabled) wireGauges.sample = () => this.#gauges();
+  }
+
+  /** What the debug counters sample each second (wire-counters.ts). */
+  #gauges(): Record<string, number> {
+    let unchokedBy = 0;
+    let interestedIn = 0;
+    let inflightSeeds = 0;
+    let maxPeerInflight = 0;
+    for (const p of this.#peers.values()) {
+      if (!p.usable) continue;
+      if (!p.pc.peerChoking) unchokedBy++;
+      if (p.pc.amInterested) interestedIn++;
+      const n = p.inflight;
+      if (this.#scheduler.peerIsSeed(p.key)) inflightSeeds += n;
+      else maxPeerInflight = Math.max(maxPeerInflight, n);
+    }
+    return {
+      gPeers: this.#peers.size,
+      gWanted: this.#scheduler.wantedCount(),
+      gWaiting: this.#waiters.size,
+      gInflight: this.#scheduler.inflightCount(),
+      gInflightSeeds: inflightSeeds,
+      gMaxPeerInflight: maxPeerInflight,
+      gUnchokedBy: unchokedBy,
+      gInterestedIn: interestedIn,
+      gStoringKiB: Math.round(this.#storingBytes / 1024),
+      gUploadQueued: this.#uploader.queued,
+    };
   }
 
   // ── public API ─────────────────────────────────────────────────────────────

@@ -114,6 +114,13 @@ export class Uploader {
     return this.#uploaded;
   }
 
+  /** Requests queued, all peers. */
+  get queued(): number {
+    let n = 0;
+    for (const p of this.#peers.values()) n += p.queue.length;
+    return n;
+  }
+
   /** A peer whose handshake is done. */
   addPeer(key: string, conn: UploadConnection): void {
     this.#peers.set(key, { key, conn, queue: [], active: 0 });

@@ -46,6 +46,12 @@ export const wireCounters = {
 
 type Counters = typeof wireCounters;
 
+/** Gauges sampled with each line (the swarm sets this when the counters are written). */
+export const wireGauges: { sample?: () => Record<string, number> } = {};
+
+/** Whether the counters are written (a gauge sampler is only worth setting then). */
+export const wireCountersEnabled = Boolean(process.env['BTMOUNT_WIRE_COUNTERS_DIR']);
+
 const dir = process.env['BTMOUNT_WIRE_COUNTERS_DIR'];
 if (dir) startWriting(dir);
 
@@ -63,7 +69,7 @@ function startWriting(dir: string): void {
     lastCpu = process.cpuUsage();
     const elu = performance.eventLoopUtilization(lastElu);
     lastElu = performance.eventLoopUtilization();
-    const line = { t: Date.now(), argv: process.argv[2], cpuUserMs: Math.round(cpu.user / 1000), cpuSysMs: Math.round(cpu.system / 1000), elu: Math.round(elu.utilization * 1000) / 1000, ...delta };
+    const line = { t: Date.now(), argv: process.argv[2], cpuUserMs: Math.round(cpu.user / 1000), cpuSysMs: Math.round(cpu.system / 1000), elu: Math.round(elu.utilization * 1000) / 1000, ...delta, ...safeSample() };
     try {
       appendFileSync(file, JSON.stringify(line) + '\n');
     } catch {
@@ -71,4 +77,12 @@ function startWriting(dir: string): void {
     }
   };
   setInterval(write, 1000).unref();
+}
+
+function safeSample(): Record<string, number> {
+  try {
+    return wireGauges.sample?.() ?? {};
+  } catch {
+    return {};
+  }
 }
