@@ -187,7 +187,18 @@ test('SharePolicy never starves: a request repeated after a reject is served; th
   t.is(policy.decide('B', 7, 0, always), 'reject');
   t.is(policy.decide('B', 7, 5, always), 'reject', 'the rest of the burst of block requests');
   t.is(policy.decide('B', 7, 1000, always), 'serve', 'asked again later: its deadline is near or nobody delivered');
-  t.is(policy.decide('B', 7, 1001, always), 'reject', 'the next round of the same piece starts over');
+  t.is(policy.decide('B', 7, 1001, always), 'reject', 'a served repeat that was not sent (serving not called) does not commit the piece');
+});
+
+test('SharePolicy: a peer served a block of a piece gets the rest of the piece, not a reject per block', (t) => {
+  const policy = new SharePolicy({ repeatAfterMs: 250, holdMs: 3000 });
+  const always = (): boolean => true;
+  t.is(policy.decide('B', 7, 0, always), 'reject');
+  t.is(policy.decide('B', 7, 300, always), 'serve', 'the repeat');
+  policy.serving('B', 7, 300);
+  for (const now of [301, 302, 303, 1000]) t.is(policy.decide('B', 7, now, always), 'serve', `the piece's next block at ${now} ms`);
+  t.is(policy.decide('C', 7, 1001, always), 'reject', 'another peer still gets it from the others');
+  t.is(policy.decide('B', 7, 3400, always), 'reject', 'after holdMs without a block the piece is not committed any more');
 });
 
 test('SharePolicy forgets a peer that left', (t) => {

@@ -13,6 +13,11 @@
  * - A request repeated after a reject (`repeatAfterMs` later, so not the rest of
  *   the same burst) is served: the requester's deadline is near, or the other
  *   peer did not deliver. Nobody is starved.
+ * - Once we serve a peer a block of a piece, the rest of that piece is served to it
+ *   too (while we keep sending it, `holdMs`): else each repeat got one block and the
+ *   other blocks of the piece were rejected again, a piece took a round of rejects
+ *   per block, and the nodes stalled behind it (8 nodes: the origin sent ~7 blocks a
+ *   second for seconds while every node waited for the same piece).
  *
  * Pure: the Swarm tells it what it sends and who left; `othersHave` answers
  * from the peers' bitfields and HAVEs.
@@ -46,6 +51,7 @@ export class SharePolicy {
 
   /** `othersHave(piece, peer)`: some connected peer other than `peer` has the piece. */
   decide(peer: string, piece: number, now: number, othersHave: (piece: number, peer: string) => boolean): ShareVerdict {
+    if (this.#sendingTo(piece, peer, now)) return 'serve';
     const key = `${piece} ${peer}`;
     const rejectedAt = this.#rejected.get(key);
     if (rejectedAt !== undefined) {
@@ -73,6 +79,12 @@ export class SharePolicy {
     }
     const suffix = ` ${peer}`;
     for (const key of this.#rejected.keys()) if (key.endsWith(suffix)) this.#rejected.delete(key);
+  }
+
+  /** We accepted or sent `peer` a block of the piece within holdMs. */
+  #sendingTo(piece: number, peer: string, now: number): boolean {
+    const at = this.#sending.get(piece)?.get(peer);
+    return at !== undefined && now - at < this.#holdMs;
   }
 
   #sendingToAnother(piece: number, peer: string, now: number): boolean {
