@@ -101,6 +101,14 @@ test('a piece the seed rejected is not asked of it again until declineMs, unless
   t.deepEqual(piecesOf(u.schedule(1500).requests.get('S') ?? []), [1], 'a blocked read still gets its piece by its deadline');
 });
 
+test('by default a read-ahead piece the seed rejected waits 3 s (the origin\'s hold on a piece it is sending another peer) before it is asked again', (t) => {
+  const s = node(layout(8), {});
+  s.want(p(1), 'readahead');
+  for (const r of s.fill('S', 0)) s.onReject('S', r.index, r.offset, 0);
+  t.deepEqual(s.fill('S', 2900), []);
+  t.deepEqual(piecesOf(s.fill('S', 3001)), [1]);
+});
+
 test('a piece the seed rejected is not asked of it again within rejectRetryMs, even at its deadline: no reject storm', (t) => {
   const s = node(layout(8), {}, { declineMs: 5000, duplicateLeadMs: 1000, rejectRetryMs: 300 });
   s.want(p(1), 'urgent', 500); // inside the lead from the start

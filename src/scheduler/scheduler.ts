@@ -68,7 +68,13 @@ export interface SchedulerOptions {
   maxTotalInflight?: number;
   /** Rate assumed for a peer with no measurement yet, bytes/s (queue-time estimates). Default 1 MiB/s. */
   assumedRate?: number;
-  /** A piece a peer rejected is not asked of it again for this long (or until its deadline is near). Default 1 s. */
+  /**
+   * A piece a peer rejected is not asked of it again for this long (or until its deadline is near).
+   * Default 3 s: an origin that hands out distinct pieces rejects a piece it is sending another
+   * peer for 3 s (SharePolicy's holdMs) and serves the whole piece to a repeat, so a read-ahead
+   * piece asked again sooner took a second copy from the origin (1 s: origin factor up to 1.5 at
+   * N = 8); by then the other peer has it, or the read is blocked and its deadline decides.
+   */
   declineMs?: number;
   /**
    * Not even near its deadline (nor as a deadline or endgame duplicate) is a rejected piece asked
@@ -95,7 +101,7 @@ const DEFAULTS: Tunables = {
   maxPartialBytes: 256 * 1024 * 1024,
   maxTotalInflight: 8192,
   assumedRate: 1024 * 1024,
-  declineMs: 1000,
+  declineMs: 3000,
   rejectRetryMs: 300,
 };
 
