@@ -171,6 +171,22 @@ test('a request for a piece verified but not yet stored waits, and is served onc
   t.deepEqual(r2.got, ['not available']);
 });
 
+test('a peer that says it is not interested has its queued requests answered (rejected), not dropped silently', async (t) => {
+  const storage = await storageWith([0, 1]);
+  // No tokens after the first block: the others stay queued.
+  const { up } = uploader(storage, { bucket: new TokenBucket(1, BLOCK_SIZE) });
+  const conn = new FakeConnection();
+  up.addPeer('p', conn);
+  up.interested('p');
+  const r = responses();
+  for (const [i, off] of [[0, 0], [0, BLOCK_SIZE], [1, 0]] as const) up.request('p', pieceIndex(i), off, BLOCK_SIZE, r.respond);
+  await r.settled(1);
+  t.is(r.got.length, 1, 'one block within the tokens, two queued');
+  up.uninterested('p');
+  t.deepEqual(r.got.slice(1), ['peer said it is not interested', 'peer said it is not interested']);
+  up.close();
+});
+
 test('share policy (distinct): an origin rejects a piece another peer has, once, when the requester can be told', async (t) => {
   const all = Array.from({ length: COUNT }, (_, i) => i);
   const { up } = uploader(await storageWith(all), { shareMode: 'distinct', anotherPeerHas: (index, except) => index === 0 && except === 'a' });

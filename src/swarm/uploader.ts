@@ -23,6 +23,7 @@ const ANOTHER_PEER_HAS_IT = new Error('another peer has it');
 /** The other reasons for a reject, shared for the same reason. */
 const NOT_AVAILABLE = new Error('not available');
 const QUEUE_FULL = new Error('request queue full');
+const NOT_INTERESTED = new Error('peer said it is not interested');
 
 /** The part of a peer connection uploads use (PeerConnection has it). */
 export interface UploadConnection {
@@ -144,9 +145,16 @@ export class Uploader {
     if (unchoked < this.#opts.slots + 1) peer.conn.unchoke();
   }
 
+  /**
+   * Its queue is dropped, each request answered (a reject, with the fast extension): a request
+   * dropped silently stayed in flight at the peer until its request timeout (15 s) snubbed us.
+   */
   uninterested(key: string): void {
     const peer = this.#peers.get(key);
-    if (peer) peer.queue.length = 0;
+    if (!peer) return;
+    const dropped = peer.queue;
+    peer.queue = [];
+    for (const r of dropped) r.respond(NOT_INTERESTED);
   }
 
   request(key: string, index: PieceIndex, offset: number, length: number, respond: UploadResponder): void {
