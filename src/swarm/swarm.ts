@@ -772,7 +772,9 @@ export class Swarm extends EventEmitter {
   #tick(): void {
     if (this.#closed) return;
     const now = Date.now();
-    this.#sendCancels(this.#scheduler.tick(now));
+    const timedOut = this.#scheduler.tick(now);
+    wireCounters.timedOutRequests += timedOut.length;
+    this.#sendCancels(timedOut);
     for (const p of [...this.#peers.values()]) if (now - p.pc.lastReceivedAt > IDLE_TIMEOUT_MS) p.close('idle');
     this.#uploader.tick(now);
     this.#assembly.trimPool(now);

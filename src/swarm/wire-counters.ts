@@ -39,6 +39,8 @@ export const wireCounters = {
   /** Connections that finished the handshake, and connections closed. */
   peersReady: 0,
   peersClosed: 0,
+  /** Requests cancelled because the peer delivered nothing for the request timeout (it is snubbed). */
+  timedOutRequests: 0,
   /** Scheduler runs (schedule()) and pieces verified. */
   scheduleRuns: 0,
   piecesVerified: 0,
