@@ -19,12 +19,6 @@ const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = path.join(REPO, 'bin', 'btmount.js');
 export const EPOCH = path.join(REPO, 'scripts', 'dataloader_epoch.py');
 
-/** `--name value` from the command line, or the fallback. */
-export function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
 /** A markdown table printed row by row to stderr as it is measured, and whole at the end. */
 export class Table {
   readonly rows: string[] = [];
