@@ -23,10 +23,12 @@
  * the mount daemons, the origin and the readers used while the nodes read.
  *
  *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
- *     [--rate 20M] [--workloads full,shards[,http]] [--rounds 2] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
+ *     [--rate 20M] [--workloads full,shards[,http][,libtorrent]] [--rounds 2] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
  *     [--profile DIR]   (CPU profiles of the daemons and the origin: see scripts/cpu-profile.ts)
  *     [--plot-http cluster-http.png]
  *
+ * `libtorrent` is the reference client: the same cluster with python3-libtorrent in every role
+ * (scripts/bench-cluster-libtorrent.ts), to tell what this machine allows from what btmount does.
  * `http` is the second origin, an HTTP server used as every node's web seed, beside plain HTTP
  * (scripts/bench-cluster-http.ts; `--plot-http FILE` draws it).
  *
@@ -47,7 +49,8 @@ import { startTrackerServer } from '../test/helpers/discovery.js';
 import { mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
 import { BTMOUNT_BIN, freePort, startProcess, type Proc } from '../test/helpers/peers.js';
 import { plotHttp, printHttpTable, runHttpOrigin, type HttpOriginResult } from './bench-cluster-http.js';
-import { waitForCluster } from './bench-kit.js';
+import { cpuTime, loadAverages, waitForCluster, type CpuTime } from './bench-kit.js';
+import { runLibtorrentCluster, printLibtorrentTable, type LibtorrentResult } from './bench-cluster-libtorrent.js';
 import { benchOptions } from './bench-options.js';
 
 const execFileAsync = promisify(execFile);
@@ -311,24 +314,7 @@ async function readAll(
 
 // ── the runs ─────────────────────────────────────────────────────────────────
 
-interface CpuTime {
-  user: number;
-  system: number;
-}
-
 const addCpu = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user + b.user, system: a.system + b.system });
-
-/** CPU seconds the processes have used, user and system apart: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
-async function cpuTime(pids: readonly number[]): Promise<CpuTime> {
-  const t = { user: 0, system: 0 };
-  for (const pid of pids) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    t.user += Number(fields[11] ?? 0) / 100;
-    t.system += Number(fields[12] ?? 0) / 100;
-  }
-  return t;
-}
 
 /** The CPU the cluster's processes use from now until `done()`: the mount daemons and the origin apart. */
 async function cpuMeter(c: Cluster): Promise<() => Promise<{ nodes: CpuTime; origin: CpuTime }>> {
@@ -355,7 +341,6 @@ interface Result {
   load: string;
 }
 
-const loadAverage = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 
 async function runFull(data: Data, n: number, rate: number, base: string): Promise<Result> {
   const F = data.metainfo.layout.totalLength;
@@ -368,7 +353,7 @@ async function runFull(data: Data, n: number, rate: number, base: string): Promi
     const cpu = { ...(await meter()), readers: readerCpu };
     const origin = (await originBytes(cluster)) - origin0;
     const bound = Math.max(F / rate, (n * F) / (rate + n * rate));
-    const load = await loadAverage();
+    const load = await loadAverages();
     await cluster.stop();
     return { workload: 'full', n, seconds, cpu, bound, originFactor: origin / F, centralSeconds: (n * F) / rate, load };
   } catch (err) {
@@ -402,7 +387,7 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
     const o2 = (await originBytes(cluster)) - o0;
     const cpu = { ...(await meter()), readers: addCpu(r1.readerCpu, r2.readerCpu) };
     const [s1, s2] = [r1.seconds, r2.seconds];
-    const load = await loadAverage();
+    const load = await loadAverages();
     await cluster.stop();
     return {
       workload: 'shards',
@@ -489,9 +474,9 @@ async function main(): Promise<void> {
   const mib = Number(options.mib);
   const rate = parseRate(options.rate, '--rate');
   const workloads = options.workloads.split(',');
-  const unknown = workloads.filter((w) => !['full', 'shards', 'http'].includes(w));
+  const unknown = workloads.filter((w) => !['full', 'shards', 'http', 'libtorrent'].includes(w));
   if (unknown.length > 0 || nodes.some((n) => !Number.isInteger(n) || n < 1 || n > 200) || !(Number(options.mib) > 0)) {
-    process.stderr.write(`bench-cluster: --workloads takes full, shards, http; --nodes whole numbers 1–200; --mib a size (got ${options.workloads} / ${options.nodes} / ${options.mib})\n`);
+    process.stderr.write(`bench-cluster: --workloads takes full, shards, http, libtorrent; --nodes whole numbers 1–200; --mib a size (got ${options.workloads} / ${options.nodes} / ${options.mib})\n`);
     process.exit(2);
   }
   const rounds = Number(options.rounds);
@@ -501,12 +486,21 @@ async function main(): Promise<void> {
   const data = await makeData(dir, mib);
   const results: Result[] = [];
   const httpResults: HttpOriginResult[] = [];
+  const libtorrentResults: LibtorrentResult[] = [];
   for (const workload of workloads) {
     for (const n of nodes) {
       for (let round = 0; round < rounds; round++) {
         const base = path.join(dir, `run-${workload}-${n}-${round}`);
         await rm(base, { recursive: true, force: true });
         await mkdir(base, { recursive: true });
+        if (workload === 'libtorrent') {
+          // The reference client (scripts/bench-cluster-libtorrent.ts): its own table.
+          const l = await runLibtorrentCluster({ root: data.root, torrent: data.torrent, bytes: data.metainfo.layout.totalLength }, n, rate, base);
+          libtorrentResults.push(l);
+          process.stderr.write(`libtorrent N=${n}: ${l.seconds.toFixed(1)} s (bound ${l.bound.toFixed(1)} s, ×${(l.seconds / l.bound).toFixed(2)}), origin factor ${l.originFactor.toFixed(2)}; load ${l.load}\n`);
+          await rm(base, { recursive: true, force: true });
+          continue;
+        }
         if (workload === 'http') {
           // The HTTP origin (scripts/bench-cluster-http.ts): its own table and plot.
           const h = await runHttpOrigin(data, n, rate, base, { script: process.argv[1]!, readers: options.readers });
@@ -528,6 +522,7 @@ async function main(): Promise<void> {
   }
   if (results.length > 0) printTable(results, mib, rate);
   if (plotFile && results.length > 0) await plot(results, path.resolve(plotFile));
+  printLibtorrentTable(libtorrentResults);
   printHttpTable(httpResults, mib, rate);
   const httpPlot = options['plot-http'];
   if (httpPlot) await plotHttp(httpResults, path.resolve(httpPlot));

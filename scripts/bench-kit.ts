@@ -37,6 +37,28 @@ export async function loadAverage(): Promise<string> {
   return (await readFile('/proc/loadavg', 'utf8')).split(' ')[0]!;
 }
 
+/** The 1-, 5- and 15-minute load averages, as one string. */
+export async function loadAverages(): Promise<string> {
+  return (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+}
+
+export interface CpuTime {
+  user: number;
+  system: number;
+}
+
+/** CPU seconds the processes have used, user and system apart: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
+export async function cpuTime(pids: readonly number[]): Promise<CpuTime> {
+  const t = { user: 0, system: 0 };
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    t.user += Number(fields[11] ?? 0) / 100;
+    t.system += Number(fields[12] ?? 0) / 100;
+  }
+  return t;
+}
+
 export async function dropCaches(): Promise<void> {
   await execFileAsync('sync');
   await writeFile('/proc/sys/vm/drop_caches', '3');
