@@ -190,10 +190,8 @@ export class PeerConnection extends EventEmitter {
       wireCounters.blocksReceived++;
       handlers.piece(index, offset, block);
     });
-    on('reject', (index: number, offset: number) => {
-      wireCounters.rejectsReceived++;
-      handlers.reject(index, offset);
-    });
+    on('reject', handlers.reject);
+    on('reject', () => wireCounters.rejectsReceived++);
     on('allowed-fast', handlers.allowedFast);
     on('request', (index: number, offset: number, length: number, respond: (err: Error | null, block?: Uint8Array) => void) => {
       handlers.request(index, offset, length, (err, block) => {
