@@ -73,7 +73,8 @@ export class FileTree {
     // Files of one folder need not be neighbours (a torrent may interleave its classes):
     // each raw folder path is sanitized and walked once, then found by its raw bytes.
     const folders = new Map<string, { parent: TorrentDir; dirBytes: number }>();
-    let previousDirs: readonly ByteString[] = [];
+    // The last file with a plain name, whose folder the next file is compared with (-1: the top).
+    let previous = -1;
     let previousParent = this.root;
     let previousDirBytes = 0;
     for (let i = 0; i < decoded.length; i++) {
@@ -82,12 +83,12 @@ export class FileTree {
         placeName[i] = '';
         continue;
       }
-      const raw = singleFileName ? [singleFileName] : decoded.path(i);
-      let name = sanitizeComponent(raw[raw.length - 1]!);
+      // Only the name is made here; the folders are compared as bytes, without a view per component.
+      const last = singleFileName ?? decoded.lastComponent(i);
+      let name = sanitizeComponent(last);
       let parent = previousParent;
       let dirBytes = previousDirBytes;
-      const rawDirs = raw.slice(0, -1);
-      if (name === '' || !sameComponents(rawDirs, previousDirs)) {
+      if (name === '' || !(singleFileName || decoded.sameFolders(i, previous))) {
         // Only with a plain file name: an empty one is dropped and the folder before it becomes the name.
         const key = name === '' || singleFileName ? undefined : decoded.folderKey(i);
         const known = key === undefined ? undefined : folders.get(key);
@@ -95,6 +96,7 @@ export class FileTree {
           parent = known.parent;
           dirBytes = known.dirBytes;
         } else {
+          const raw = singleFileName ? [singleFileName] : decoded.path(i);
           const parts = raw.map(sanitizeComponent).filter((p) => p !== '');
           if (parts.length === 0) throw new InvalidTorrentError(`file #${i} has an empty path`);
           if (parts.length > MAX_PATH_DEPTH) {
@@ -107,8 +109,8 @@ export class FileTree {
           if (key !== undefined) folders.set(key, { parent, dirBytes });
         }
         // Only a plain folder path is worth remembering for the next file.
-        if (raw[raw.length - 1]!.length > 0) {
-          previousDirs = rawDirs;
+        if (last.length > 0 && !singleFileName) {
+          previous = i;
           previousParent = parent;
           previousDirBytes = dirBytes;
         }
@@ -191,24 +193,6 @@ function byFolder(parents: ReadonlyArray<TorrentDir | undefined>, folderCount: n
     order[start[parent ? parent.serial + 1 : 0]!++] = i;
   }
   return order;
-}
-
-function sameComponents(a: readonly ByteString[], b: readonly ByteString[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x !== y && !sameBytes(x, y)) return false;
-  }
-  return true;
-}
-
-/** Byte by byte: names are short, and Buffer.compare's native call cost more than the loop (once per file). */
-function sameBytes(x: ByteString, y: ByteString): boolean {
-  const length = x.end - x.start;
-  if (length !== y.end - y.start) return false;
-  for (let k = 0; k < length; k++) if (x.source[x.start + k] !== y.source[y.start + k]) return false;
-  return true;
 }
 
 function freeName(dir: TorrentDir, name: string): string {
