@@ -747,10 +747,16 @@ export class Swarm extends EventEmitter {
     if (this.#readingPaused) return;
     this.#readingPaused = true;
     for (const c of this.#peers.values()) c.pc.pauseReading();
-    setTimeout(() => {
+    const resume = (): void => {
+      // Blocks parsed after the pause began (the rest of the read that began it) are owed too:
+      // resuming before they are paid for let one more read in per pause, and the rate overshot.
+      const owed = this.#downloadBucket.waitFor(0);
+      if (owed > 0) return void setTimeout(resume, owed).unref();
       this.#readingPaused = false;
-      for (const c of this.#peers.values()) c.pc.resumeReading();
-    }, ms).unref();
+      // What a connection held while paused is parsed as it resumes, and may pause reading again: the rest then wait for that pause.
+      for (const c of this.#peers.values()) if (!this.#readingPaused) c.pc.resumeReading();
+    };
+    setTimeout(resume, ms).unref();
   }
 
   #tick(): void {
