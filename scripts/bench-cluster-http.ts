@@ -16,7 +16,7 @@
  * Used by scripts/bench-cluster.ts: `--workloads http` (or `full,shards,http`).
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import http from 'node:http';
@@ -28,7 +28,7 @@ import { TokenBucket } from '../src/swarm/rate-limiter.js';
 import { startTrackerServer } from '../test/helpers/discovery.js';
 import { liveStatus, mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
 import { freePort, startProcess } from '../test/helpers/peers.js';
-import { waitForCluster } from './bench-kit.js';
+import { loadAverages, waitForCluster } from './bench-kit.js';
 
 const ORIGIN_HOST = '127.0.0.2';
 const nodeHost = (i: number): string => `127.0.0.${10 + i}`;
@@ -183,7 +183,6 @@ async function readEverything(script: string, base: string, nodes: readonly Moun
   return (performance.now() - started) / 1000;
 }
 
-const loadAverage = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 
 /** One N: the plain-HTTP baseline, then the cluster of mounts with the server as web seed, each against a fresh server. */
 export async function runHttpOrigin(data: HttpBenchData, n: number, rate: number, base: string, opts: { script: string; readers: string }): Promise<HttpOriginResult> {
@@ -203,7 +202,7 @@ export async function runHttpOrigin(data: HttpBenchData, n: number, rate: number
       const seconds = await readEverything(opts.script, base, cluster.nodes, data, opts.readers);
       const statuses: MountStatus[] = await Promise.all(cluster.nodes.map((m) => liveStatus(m.mountpoint)));
       const webSeedBytes = statuses.reduce((sum, s) => sum + (s.webSeeds ?? []).reduce((a, w) => a + w.bytesFetched, 0), 0);
-      const load = await loadAverage();
+      const load = await loadAverages();
       return {
         n,
         seconds,

@@ -23,10 +23,12 @@
  * the mount daemons, the origin and the readers used while the nodes read.
  *
  *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
- *     [--rate 20M] [--workloads full,shards[,http]] [--rounds 2] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
+ *     [--rate 20M] [--workloads full,shards[,http][,libtorrent]] [--rounds 2] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
  *     [--profile DIR]   (CPU profiles of the daemons and the origin: see scripts/cpu-profile.ts)
  *     [--plot-http cluster-http.png]
  *
+ * `libtorrent` is the reference client: the same cluster with python3-libtorrent in every role
+ * (scripts/bench-cluster-libtorrent.ts), to tell what this machine allows from what btmount does.
  * `http` is the second origin, an HTTP server used as every node's web seed, beside plain HTTP
  * (scripts/bench-cluster-http.ts; `--plot-http FILE` draws it).
  *
@@ -35,7 +37,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -47,17 +49,33 @@ import { startTrackerServer } from '../test/helpers/discovery.js';
 import { mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
 import { BTMOUNT_BIN, freePort, startProcess, type Proc } from '../test/helpers/peers.js';
 import { plotHttp, printHttpTable, runHttpOrigin, type HttpOriginResult } from './bench-cluster-http.js';
-import { waitForCluster } from './bench-kit.js';
+import { cpuTime, loadAverages, waitForCluster, type CpuTime } from './bench-kit.js';
+import { runLibtorrentCluster, printLibtorrentTable, type LibtorrentResult } from './bench-cluster-libtorrent.js';
+import { benchOptions } from './bench-options.js';
 
 const execFileAsync = promisify(execFile);
 const ORIGIN_HOST = '127.0.0.2';
 const nodeHost = (i: number): string => `127.0.0.${10 + i}`;
 const MiB = 1024 * 1024;
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
+const DEFAULTS = {
+  nodes: '1,2,4,8',
+  mib: '256',
+  rate: '20M',
+  workloads: 'full,shards',
+  rounds: '2',
+  share: 'distinct',
+  readers: '16',
+  dir: '/tmp/btmount-bench-cluster',
+  plot: '',
+  'plot-http': '',
+  profile: '',
+};
+// A reader child (`--read LIST N`, started by this script) takes no options.
+const options =
+  process.argv[2] === '--read'
+    ? DEFAULTS
+    : benchOptions('Cluster bench (issue 11): N mounts and one upload-capped origin, beside the swarm bound.', DEFAULTS);
 
 // ── reader mode: one child process per node reads a list of files through its mount ──
 
@@ -205,7 +223,7 @@ async function startCluster(data: Data, n: number, rate: number, base: string): 
   const origin = startProcess(
     process.execPath,
     [
-      BTMOUNT_BIN, 'seed', data.torrent, data.root, '--host', ORIGIN_HOST, '--port', String(originPort), '--share', arg('share', 'distinct'),
+      BTMOUNT_BIN, 'seed', data.torrent, data.root, '--host', ORIGIN_HOST, '--port', String(originPort), '--share', options.share,
       '--metrics', `${ORIGIN_HOST}:${metricsPort}`, ...common,
     ],
     { env },
@@ -239,8 +257,9 @@ async function startCluster(data: Data, n: number, rate: number, base: string): 
 
 /** The environment of the origin and the mount daemons: with --profile, each writes a CPU profile there on exit. */
 function daemonEnv(): NodeJS.ProcessEnv {
-  const dir = arg('profile', '');
+  const dir = options.profile;
   if (!dir) return process.env;
+  mkdirSync(path.resolve(dir), { recursive: true });
   const preload = new URL('./cpu-profile.js', import.meta.url).href;
   return { ...process.env, BTMOUNT_CPU_PROFILE_DIR: path.resolve(dir), NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import ${preload}`.trim() };
 }
@@ -283,7 +302,7 @@ async function readAll(
     nodes.map(async (m, i) => {
       const listFile = path.join(base, `${tag}-${i}.list`);
       await writeFile(listFile, lists[i]!.map((f) => `${f.sha1} ${f.length} ${path.join(m.mountpoint, f.path)}`).join('\n') + '\n');
-      const reader = startProcess(process.execPath, [process.argv[1]!, '--read', listFile, arg('readers', '16')]);
+      const reader = startProcess(process.execPath, [process.argv[1]!, '--read', listFile, options.readers]);
       const code = await reader.exited;
       if (code !== 0) throw new Error(`node ${i} (${tag}) failed to read its files: ${reader.output().slice(-500)}`);
       const said = / cpu (\d+) (\d+)/.exec(reader.output());
@@ -295,24 +314,7 @@ async function readAll(
 
 // ── the runs ─────────────────────────────────────────────────────────────────
 
-interface CpuTime {
-  user: number;
-  system: number;
-}
-
 const addCpu = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user + b.user, system: a.system + b.system });
-
-/** CPU seconds the processes have used, user and system apart: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
-async function cpuTime(pids: readonly number[]): Promise<CpuTime> {
-  const t = { user: 0, system: 0 };
-  for (const pid of pids) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    t.user += Number(fields[11] ?? 0) / 100;
-    t.system += Number(fields[12] ?? 0) / 100;
-  }
-  return t;
-}
 
 /** The CPU the cluster's processes use from now until `done()`: the mount daemons and the origin apart. */
 async function cpuMeter(c: Cluster): Promise<() => Promise<{ nodes: CpuTime; origin: CpuTime }>> {
@@ -339,7 +341,6 @@ interface Result {
   load: string;
 }
 
-const loadAverage = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 
 async function runFull(data: Data, n: number, rate: number, base: string): Promise<Result> {
   const F = data.metainfo.layout.totalLength;
@@ -352,7 +353,7 @@ async function runFull(data: Data, n: number, rate: number, base: string): Promi
     const cpu = { ...(await meter()), readers: readerCpu };
     const origin = (await originBytes(cluster)) - origin0;
     const bound = Math.max(F / rate, (n * F) / (rate + n * rate));
-    const load = await loadAverage();
+    const load = await loadAverages();
     await cluster.stop();
     return { workload: 'full', n, seconds, cpu, bound, originFactor: origin / F, centralSeconds: (n * F) / rate, load };
   } catch (err) {
@@ -386,7 +387,7 @@ async function runShards(data: Data, n: number, rate: number, base: string): Pro
     const o2 = (await originBytes(cluster)) - o0;
     const cpu = { ...(await meter()), readers: addCpu(r1.readerCpu, r2.readerCpu) };
     const [s1, s2] = [r1.seconds, r2.seconds];
-    const load = await loadAverage();
+    const load = await loadAverages();
     await cluster.stop();
     return {
       workload: 'shards',
@@ -469,26 +470,40 @@ fig.tight_layout(); fig.savefig(sys.argv[2], dpi=100)
 }
 
 async function main(): Promise<void> {
-  const nodes = arg('nodes', '1,2,4,8').split(',').map(Number);
-  const mib = Number(arg('mib', '256'));
-  const rate = parseRate(arg('rate', '20M'), '--rate');
-  const workloads = arg('workloads', 'full,shards').split(',');
-  const rounds = Number(arg('rounds', '2'));
-  const dir = arg('dir', '/tmp/btmount-bench-cluster');
-  const plotFile = arg('plot', '');
+  const nodes = options.nodes.split(',').map(Number);
+  const mib = Number(options.mib);
+  const rate = parseRate(options.rate, '--rate');
+  const workloads = options.workloads.split(',');
+  const unknown = workloads.filter((w) => !['full', 'shards', 'http', 'libtorrent'].includes(w));
+  if (unknown.length > 0 || nodes.some((n) => !Number.isInteger(n) || n < 1 || n > 200) || !(Number(options.mib) > 0)) {
+    process.stderr.write(`bench-cluster: --workloads takes full, shards, http, libtorrent; --nodes whole numbers 1–200; --mib a size (got ${options.workloads} / ${options.nodes} / ${options.mib})\n`);
+    process.exit(2);
+  }
+  const rounds = Number(options.rounds);
+  const dir = options.dir;
+  const plotFile = options.plot;
   await mkdir(dir, { recursive: true });
   const data = await makeData(dir, mib);
   const results: Result[] = [];
   const httpResults: HttpOriginResult[] = [];
+  const libtorrentResults: LibtorrentResult[] = [];
   for (const workload of workloads) {
     for (const n of nodes) {
       for (let round = 0; round < rounds; round++) {
         const base = path.join(dir, `run-${workload}-${n}-${round}`);
         await rm(base, { recursive: true, force: true });
         await mkdir(base, { recursive: true });
+        if (workload === 'libtorrent') {
+          // The reference client (scripts/bench-cluster-libtorrent.ts): its own table.
+          const l = await runLibtorrentCluster({ root: data.root, torrent: data.torrent, bytes: data.metainfo.layout.totalLength }, n, rate, base);
+          libtorrentResults.push(l);
+          process.stderr.write(`libtorrent N=${n}: ${l.seconds.toFixed(1)} s (bound ${l.bound.toFixed(1)} s, ×${(l.seconds / l.bound).toFixed(2)}), origin factor ${l.originFactor.toFixed(2)}; load ${l.load}\n`);
+          await rm(base, { recursive: true, force: true });
+          continue;
+        }
         if (workload === 'http') {
           // The HTTP origin (scripts/bench-cluster-http.ts): its own table and plot.
-          const h = await runHttpOrigin(data, n, rate, base, { script: process.argv[1]!, readers: arg('readers', '16') });
+          const h = await runHttpOrigin(data, n, rate, base, { script: process.argv[1]!, readers: options.readers });
           httpResults.push(h);
           process.stderr.write(`http N=${n}: ${h.seconds.toFixed(1)} s (bound ${h.bound.toFixed(1)} s, ×${(h.seconds / h.bound).toFixed(2)}), origin factor ${h.originFactor.toFixed(2)}; plain HTTP ${h.plainSeconds.toFixed(1)} s; load ${h.load}\n`);
           await rm(base, { recursive: true, force: true });
@@ -507,8 +522,9 @@ async function main(): Promise<void> {
   }
   if (results.length > 0) printTable(results, mib, rate);
   if (plotFile && results.length > 0) await plot(results, path.resolve(plotFile));
+  printLibtorrentTable(libtorrentResults);
   printHttpTable(httpResults, mib, rate);
-  const httpPlot = arg('plot-http', '');
+  const httpPlot = options['plot-http'];
   if (httpPlot) await plotHttp(httpResults, path.resolve(httpPlot));
 }
 

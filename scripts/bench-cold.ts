@@ -21,11 +21,13 @@ import path from 'node:path';
 import { createTorrentFile } from '../src/cli/create.js';
 import { loadMetainfo } from '../src/metainfo/index.js';
 import {
-  READ_TREE_IN_ORDER, Table, aria2Download, arg, dropCaches, epochs, loadAverage, mount, python, startSeedSwarm, umount, type SeedSwarm,
+  READ_TREE_IN_ORDER, Table, aria2Download, dropCaches, epochs, loadAverage, mount, python, startSeedSwarm, umount, type SeedSwarm,
 } from './bench-kit.js';
+import { benchOptions } from './bench-options.js';
 
-const rounds = Number(arg('rounds', '4'));
-const dir = arg('dir', '/tmp/btmount-bench-cold');
+const options = benchOptions('Cold reads through a fresh mount vs aria2c\'s full download.', { rounds: '4', dir: '/tmp/btmount-bench-cold' });
+const rounds = Number(options.rounds);
+const dir = options.dir;
 const MiB = 2 ** 20;
 
 interface DatasetSpec {

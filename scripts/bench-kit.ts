@@ -19,12 +19,6 @@ const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = path.join(REPO, 'bin', 'btmount.js');
 export const EPOCH = path.join(REPO, 'scripts', 'dataloader_epoch.py');
 
-/** `--name value` from the command line, or the fallback. */
-export function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
 /** A markdown table printed row by row to stderr as it is measured, and whole at the end. */
 export class Table {
   readonly rows: string[] = [];
@@ -41,6 +35,28 @@ export class Table {
 /** The 1-minute load average now (others share the machine: every figure says what it ran beside). */
 export async function loadAverage(): Promise<string> {
   return (await readFile('/proc/loadavg', 'utf8')).split(' ')[0]!;
+}
+
+/** The 1-, 5- and 15-minute load averages, as one string. */
+export async function loadAverages(): Promise<string> {
+  return (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+}
+
+export interface CpuTime {
+  user: number;
+  system: number;
+}
+
+/** CPU seconds the processes have used, user and system apart: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
+export async function cpuTime(pids: readonly number[]): Promise<CpuTime> {
+  const t = { user: 0, system: 0 };
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    t.user += Number(fields[11] ?? 0) / 100;
+    t.system += Number(fields[12] ?? 0) / 100;
+  }
+  return t;
 }
 
 export async function dropCaches(): Promise<void> {

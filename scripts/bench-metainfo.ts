@@ -2,7 +2,7 @@
  * Metadata at ImageNet scale: time and heap to load and index a synthetic
  * torrent of N files (default 1,000,000), beside parse-torrent on the same
  * bytes. Each loader runs in a fresh process, as the CLI would.
- * Run: node dist/scripts/bench-metainfo.js [files]   (prints markdown rows)
+ * Run: node dist/scripts/bench-metainfo.js [--files 1000000]   (prints markdown rows)
  */
 import bencode from 'bencode';
 import { execFileSync } from 'node:child_process';
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Metainfo } from '../src/metainfo/index.js';
+import { benchOptions } from './bench-options.js';
 
 type Loader = 'btmount' | 'parse-torrent';
 
@@ -62,7 +63,8 @@ async function measureInThisProcess(loader: Loader, file: string): Promise<void>
 }
 
 async function run(): Promise<void> {
-  const fileCount = Number(process.argv[2] ?? 1_000_000);
+  const options = benchOptions('Metadata at ImageNet scale: parse, tree and heap per file of a synthetic torrent.', { files: '1000000' });
+  const fileCount = Number(options.files);
   const dir = mkdtempSync(join(tmpdir(), 'btmount-bench-'));
   const file = join(dir, 'synthetic.torrent');
   try {

@@ -19,12 +19,14 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { loadMetainfo } from '../src/metainfo/index.js';
 import {
-  BIN, READ_TREE_IN_ORDER, Table, aria2Download, arg, dropCaches, epochs, makeMountDataset, median, mount, python, rssMiB, startSeedSwarm, timeCommand, umount, type SeedSwarm,
+  BIN, READ_TREE_IN_ORDER, Table, aria2Download, dropCaches, epochs, makeMountDataset, median, mount, python, rssMiB, startSeedSwarm, timeCommand, umount, type SeedSwarm,
 } from './bench-kit.js';
+import { benchOptions } from './bench-options.js';
 
-const bigMiB = Number(arg('big-mib', '1024'));
-const smallCount = Number(arg('small', '4000'));
-const dir = arg('dir', '/tmp/btmount-bench-mount');
+const options = benchOptions('The mount, warm and PyTorch vs aria2c and local disk.', { 'big-mib': '1024', small: '4000', dir: '/tmp/btmount-bench-mount' });
+const bigMiB = Number(options['big-mib']);
+const smallCount = Number(options.small);
+const dir = options.dir;
 const table = new Table();
 const row = table.row.bind(table);
 

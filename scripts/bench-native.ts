@@ -22,14 +22,21 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadMetainfo } from '../src/metainfo/index.js';
 import { freePort } from '../test/helpers/peers.js';
-import { BIN, EPOCH, arg, dropCaches, execFileAsync, makeMountDataset, median, python, rssMiB, umount } from './bench-kit.js';
+import { BIN, EPOCH, dropCaches, execFileAsync, makeMountDataset, median, python, rssMiB, umount } from './bench-kit.js';
+import { benchOptions } from './bench-options.js';
 
-
-const bigMiB = Number(arg('big-mib', '1024'));
-const smallCount = Number(arg('small', '4000'));
-const rounds = Number(arg('rounds', '2'));
-const millionFiles = Number(arg('files', '1000000'));
-const dir = arg('dir', '/tmp/btmount-bench-native');
+const options = benchOptions('The native FUSE backend vs fuse-native and local disk.', {
+  'big-mib': '1024',
+  small: '4000',
+  rounds: '2',
+  files: '1000000',
+  dir: '/tmp/btmount-bench-native',
+});
+const bigMiB = Number(options['big-mib']);
+const smallCount = Number(options.small);
+const rounds = Number(options.rounds);
+const millionFiles = Number(options.files);
+const dir = options.dir;
 
 type Backend = 'native' | 'fuse-native';
 const BACKENDS: Backend[] = ['native', 'fuse-native'];

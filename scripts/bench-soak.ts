@@ -26,13 +26,13 @@ import { fileURLToPath } from 'node:url';
 import { createTorrentFile } from '../src/cli/create.js';
 import { loadMetainfo } from '../src/metainfo/index.js';
 import { freePort, startFakePeer, startLibtorrent, type Proc } from '../test/helpers/peers.js';
+import { benchOptions } from './bench-options.js';
 
 const execFileAsync = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = path.join(REPO, 'bin', 'btmount.js');
 
-const argAt = process.argv.indexOf('--dir');
-const dir = argAt >= 0 ? process.argv[argAt + 1]! : '/tmp/btmount-bench-soak';
+const { dir } = benchOptions('Soak: 16 readers, churning seeders and a lying peer for SOAK_SECONDS (default 600).', { dir: '/tmp/btmount-bench-soak' });
 const SECONDS = Number(process.env['SOAK_SECONDS'] ?? 600);
 const READERS = 16;
 const FILES = 16;

@@ -6,7 +6,7 @@
  *   - storing pieces vs dd writing the same bytes to the same disk;
  *   - the store's heap with 100,000 pieces held.
  *
- *   npx tsc -p . && node dist/scripts/bench-store.js [DIR]
+ *   npx tsc -p . && node dist/scripts/bench-store.js [--dir DIR]
  *
  * DIR (default: the OS temp dir) must have ~2 GiB free. Prints markdown table rows.
  */
@@ -22,6 +22,7 @@ import { PieceLayout, pieceIndex, asInfoHash, type PieceIndex } from '../src/met
 import { readAt } from '../src/store/file-io.js';
 import { PieceStore } from '../src/store/piece-store.js';
 import { VerifiedPiece } from '../src/metainfo/verified-piece.js';
+import { benchOptions } from './bench-options.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -81,7 +82,8 @@ function sh(cmd: string, args: string[]): void {
 }
 
 async function main(): Promise<void> {
-  const base = await mkdtemp(path.join(process.argv[2] ?? os.tmpdir(), 'btmount-bench-'));
+  const options = benchOptions('The PieceStore vs a plain local file, the same bytes through each.', { dir: os.tmpdir() });
+  const base = await mkdtemp(path.join(options.dir, 'btmount-bench-'));
   const fsType = spawnSync('stat', ['-f', '-c', '%T', base], { encoding: 'utf8' }).stdout.trim();
   console.log(
     `PieceStore bench — node ${process.version}, ${os.cpus().length} CPUs, ${fsType} at ${base}, ` +

@@ -24,18 +24,10 @@ import type { PieceIndex } from '../src/metainfo/piece-layout.js';
 import { MemoryPieceStorage, Swarm, type PieceStorage } from '../src/swarm/index.js';
 import type { VerifiedPiece } from '../src/metainfo/verified-piece.js';
 import { startLibtorrent, startTracker, freePort, type Proc } from '../test/helpers/peers.js';
+import { benchOptions } from './bench-options.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-function args(name: string): string[] {
-  const out: string[] = [];
-  process.argv.forEach((a, i) => a === `--${name}` && process.argv[i + 1] && out.push(process.argv[i + 1]!));
-  return out;
-}
 
 /** Holds nothing: `has` answers true after a verified put. Measures the engine alone. */
 class DiscardStorage extends EventEmitter implements PieceStorage {
@@ -59,15 +51,21 @@ class DiscardStorage extends EventEmitter implements PieceStorage {
 // ── child: one btmount download ──────────────────────────────────────────────
 
 async function leech(): Promise<void> {
-  const metainfo = await loadMetainfo(arg('torrent', ''));
-  const kind = arg('storage', 'discard');
+  const options = benchOptions('One btmount download (the bench\'s child).', {
+    torrent: '',
+    storage: 'discard',
+    cache: '/tmp/btmount-bench-swarm/cache',
+    peer: [] as string[],
+  }, process.argv.slice(3));
+  const metainfo = await loadMetainfo(options.torrent);
+  const kind = options.storage;
   let storage: PieceStorage;
   let closeStorage = async (): Promise<void> => {};
   if (kind === 'memory') storage = new MemoryPieceStorage(metainfo.layout);
   else if (kind === 'discard') storage = new DiscardStorage();
   else {
     const { PieceStore } = await import('../src/store/piece-store.js');
-    const cacheRoot = arg('cache', '/tmp/btmount-bench-swarm/cache');
+    const cacheRoot = options.cache;
     await rm(cacheRoot, { recursive: true, force: true });
     const store = await PieceStore.open({ cacheRoot, infoHash: metainfo.infoHash, layout: metainfo.layout, budgetBytes: metainfo.layout.totalLength * 2 });
     storage = store as unknown as PieceStorage;
@@ -80,7 +78,7 @@ async function leech(): Promise<void> {
   const cpu0 = process.cpuUsage();
   let firstPieceMs = 0;
   swarm.once('verified', () => (firstPieceMs = performance.now() - t0));
-  for (const p of args('peer')) {
+  for (const p of options.peer) {
     const [host, port] = [p.slice(0, p.lastIndexOf(':')), Number(p.slice(p.lastIndexOf(':') + 1))];
     swarm.addPeer(host, port);
   }
@@ -191,10 +189,16 @@ async function diskBytes(dir: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const dir = arg('dir', '/tmp/btmount-bench-swarm');
-  const sizeMiB = Number(arg('size-mib', '1024'));
-  const rounds = Number(arg('rounds', '2'));
-  const storage = arg('storage', 'discard');
+  const options = benchOptions('The swarm engine vs aria2c: a full download from two local python3-libtorrent seeders.', {
+    dir: '/tmp/btmount-bench-swarm',
+    'size-mib': '1024',
+    rounds: '2',
+    storage: 'discard',
+  });
+  const dir = options.dir;
+  const sizeMiB = Number(options['size-mib']);
+  const rounds = Number(options.rounds);
+  const storage = options.storage;
   await mkdir(dir, { recursive: true });
   process.stderr.write(`preparing ${sizeMiB} MiB dataset in ${dir} …\n`);
   const { torrent } = await makeData(dir, sizeMiB);

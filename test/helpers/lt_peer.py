@@ -3,6 +3,8 @@
 
 seed:  lt_peer.py seed  --torrent T --save-path DIR --listen 127.0.0.2:7001
 leech: lt_peer.py leech --torrent T|--magnet URI --save-path DIR --listen 127.0.0.3:7002 --peer 127.0.0.1:6881 [--peer ...]
+both:  [--tracker URL ...] [--upload-limit BYTES_PER_S]  (the limit applies to local peers too)
+       [--paused]  (start paused; SIGUSR1 starts it, so several peers can start at one moment)
 
 Prints one JSON object per line: {"event": "listening", "port": N} once the
 listen socket is up, progress lines, and {"event": "done"} when a leech has
@@ -10,6 +12,7 @@ every piece (then keeps seeding until killed unless --exit-when-done).
 """
 import argparse
 import json
+import signal
 import sys
 import time
 
@@ -30,6 +33,9 @@ def main():
     ap.add_argument("--listen", required=True, help="ip:port")
     ap.add_argument("--peer", action="append", default=[])
     ap.add_argument("--exit-when-done", action="store_true")
+    ap.add_argument("--tracker", action="append", default=[], help="announce to this tracker too")
+    ap.add_argument("--upload-limit", type=int, default=0, help="bytes/s for every peer, loopback ones included")
+    ap.add_argument("--paused", action="store_true", help="add the torrent paused; SIGUSR1 resumes it")
     args = ap.parse_args()
 
     settings = {
@@ -42,13 +48,19 @@ def main():
         "enable_outgoing_utp": False,
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
-        # Local peers are not rate limited, and nothing limits the loopback.
-        "upload_rate_limit": 0,
+        # Nothing limits the loopback unless asked (libtorrent exempts local peers: see below).
+        "upload_rate_limit": args.upload_limit,
         "download_rate_limit": 0,
         "unchoke_slots_limit": 16,
         "user_agent": "lt_peer.py",
     }
     ses = lt.session(settings)
+    if args.upload_limit:
+        # libtorrent puts loopback and LAN peers in a "local" class that the session's rate limits
+        # skip; a capped peer on 127.0.0.x must be capped like a remote one.
+        every_ip = lt.ip_filter()
+        every_ip.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+        ses.set_peer_class_filter(every_ip)
     if args.magnet:
         params = lt.parse_magnet_uri(args.magnet)
     else:
@@ -57,7 +69,14 @@ def main():
     params.save_path = args.save_path
     if args.mode == "seed":
         params.flags |= lt.torrent_flags.seed_mode
+    if args.paused:
+        params.flags |= lt.torrent_flags.paused
+        params.flags &= ~lt.torrent_flags.auto_managed
     h = ses.add_torrent(params)
+    if args.paused:
+        signal.signal(signal.SIGUSR1, lambda *_: h.resume())
+    for url in args.tracker:
+        h.add_tracker({"url": url, "tier": 0})
 
     port = 0
     for _ in range(200):
