@@ -203,8 +203,12 @@ test('a peer that connected to us is not dialled at the address it says it liste
   try {
     b.swarm.addPeer('127.0.0.1', a.port);
     const until = Date.now() + 10_000;
-    while (a.swarm.stats().peers.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    // Until B's extended handshake has reached A (its client name comes in it), A does not know
+    // where B listens: only from then on is B's listen address one A is connected to.
+    const handshaken = (): boolean => a.swarm.stats().peers.some((p) => p.client !== undefined);
+    while (!handshaken() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     t.is(a.swarm.stats().peers.length, 1, 'B connected to A');
+    t.true(handshaken(), "B's extended handshake reached A");
     // A now hears of B's listening address (as from a tracker or PEX): B is already connected.
     a.swarm.addPeer('127.0.0.1', bPort, 'tracker');
     await new Promise((r) => setTimeout(r, 2_500));

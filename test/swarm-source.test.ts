@@ -1,6 +1,5 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BLOCK_SIZE, PieceLayout, pieceIndex, type InfoHash, type PieceIndex } from '../src/metainfo/piece-layout.js';
@@ -10,6 +9,7 @@ import { PeerConnection } from '../src/swarm/peer-connection.js';
 import { PeerWireSource } from '../src/swarm/source-peer-wire.js';
 import type { WebPieceSource } from '../src/swarm/web-piece-source.js';
 import { WebSeedSource } from '../src/swarm/web-seed-source.js';
+import { connectedPeerPair } from './helpers/peer-connection-pair.js';
 
 // Both kinds of source: a web seed over a hand-settled origin, a peer wire over a real
 // TCP connection on 127.0.0.1 to a second PeerConnection that records what it is sent.
@@ -102,26 +102,10 @@ const infoHash = randomBytes(20).toString('hex') as InfoHash;
 
 /** Our PeerConnection (wrapped in a PeerWireSource) and the remote one, connected over TCP. */
 async function peerPair(t: { teardown(fn: () => void): void }): Promise<{ source: PeerWireSource; remote: PeerConnection; scheduler: Scheduler; got: string[] }> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const socket = net.connect(port, '127.0.0.1');
-  const [incoming] = await accepted;
-  server.close();
-  const common = { infoHash, pieceCount: COUNT, reqq: 100, handshakeTimeoutMs: 5000 };
-  const ours = new PeerConnection({ ...common, socket, direction: 'out', host: '127.0.0.1', port, source: 'static', peerId: randomBytes(20) });
-  const remote = new PeerConnection({ ...common, socket: incoming, direction: 'in', host: '127.0.0.1', port: incoming.remotePort ?? 0, source: 'incoming', peerId: randomBytes(20) });
-  t.teardown(() => {
-    ours.destroy('test over');
-    remote.destroy('test over');
-  });
+  const { dialled: ours, accepted: remote } = await connectedPeerPair(t, { infoHash, pieceCount: COUNT, reqq: 100, handshakeTimeoutMs: 5000 });
   const scheduler = new Scheduler(layout);
   const source = new PeerWireSource('127.0.0.1:1#1', ours, undefined, scheduler);
   const got: string[] = [];
-  const readyBoth = Promise.all([once(ours, 'ready'), once(remote, 'ready')]);
-  await readyBoth;
   remote.handle({
     bitfield: () => {},
     have: (i) => void got.push(`have ${i}`),

@@ -1,10 +1,10 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asInfoHash, BLOCK_SIZE } from '../src/metainfo/piece-layout.js';
-import { PeerConnection, type PeerMessageHandlers, type UploadResponder } from '../src/swarm/peer-connection.js';
+import type { PeerConnection, PeerMessageHandlers, UploadResponder } from '../src/swarm/peer-connection.js';
+import { connectedPeerPair } from './helpers/peer-connection-pair.js';
 
 // Two PeerConnections over a real TCP connection on 127.0.0.1: what one sends (written to the
 // socket directly, not through the Wire's stream) arrives whole and in order at the other.
@@ -43,23 +43,7 @@ function handlers(seen: Seen): PeerMessageHandlers {
 }
 
 async function pair(t: { teardown(fn: () => void): void }): Promise<{ a: PeerConnection; b: PeerConnection; seenA: Seen; seenB: Seen }> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const socketA = net.connect(port, '127.0.0.1');
-  await once(socketA, 'connect');
-  const [socketB] = await accepted;
-  server.close();
-  const common = { infoHash, pieceCount: PIECES, reqq: 16, host: '127.0.0.1', port, source: 'static' as const };
-  const a = new PeerConnection({ ...common, socket: socketA, direction: 'out', peerId: randomBytes(20) });
-  const b = new PeerConnection({ ...common, socket: socketB, direction: 'in', source: 'incoming', peerId: randomBytes(20) });
-  t.teardown(() => {
-    a.destroy('test over');
-    b.destroy('test over');
-  });
-  await Promise.all([once(a, 'ready'), once(b, 'ready')]);
+  const { dialled: a, accepted: b } = await connectedPeerPair(t, { infoHash, pieceCount: PIECES, reqq: 16 });
   const seenA: Seen = { events: [], blocks: [], requests: [] };
   const seenB: Seen = { events: [], blocks: [], requests: [] };
   a.handle(handlers(seenA));

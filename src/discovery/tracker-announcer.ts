@@ -97,21 +97,10 @@ export class TrackerAnnouncer extends EventEmitter {
     this.#stopped = true;
     await Promise.all(
       [...this.#clients.values()].map(async (client) => {
-        // Any answer (or failure) after this point is the answer to `stopped`.
-        const answered = new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, STOP_WAIT_MS);
-          timer.unref();
-          const done = (): void => {
-            clearTimeout(timer);
-            resolve();
-          };
-          client.once('update', done);
-          client.once('warning', done);
-          client.once('error', done);
-        });
         try {
-          client.stop();
-          await answered;
+          // The answer to `stopped` itself, not whatever comes first: the answer to a
+          // re-announce still in flight would end the wait, and the teardown then cut `stopped` off.
+          await bounded(requestsEnded(client, () => client.stop()), STOP_WAIT_MS);
         } catch (err) {
           this.#opts.log.debug({ err }, 'tracker stop failed');
         }
@@ -186,10 +175,54 @@ interface TrackerInternals {
   _request?: (url: string, params: unknown, cb: RequestCallback) => Promise<void>;
   setInterval(ms?: number): void;
   client: { emit(event: 'warning', err: Error): void };
+  /**
+   * One function per request in flight (HTTP and UDP alike), which removes itself from the
+   * list when its request ends and then calls `maybeDestroyCleanup` (set by `destroy`).
+   */
+  cleanupFns?: Array<() => void>;
+  maybeDestroyCleanup?: (() => void) | null;
 }
 
 function trackersOf(client: Client): TrackerInternals[] {
   return (client as unknown as { _trackers?: TrackerInternals[] })._trackers ?? [];
+}
+
+/** Resolves when `promise` does or after `ms`, whichever is first. */
+function bounded(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Runs `send`, which starts requests to the client's trackers (synchronously, as
+ * bittorrent-tracker's announce methods do), and resolves once each of those requests has
+ * ended: answered, failed or given up. Requests already in flight are not waited for.
+ * bittorrent-tracker tells a request's end only to `maybeDestroyCleanup`, which is free
+ * until `destroy`.
+ */
+function requestsEnded(client: Client, send: () => void): Promise<void> {
+  const trackers = trackersOf(client);
+  const before = trackers.map((tracker) => new Set(tracker.cleanupFns ?? []));
+  send();
+  return Promise.all(
+    trackers.map(
+      (tracker, i) =>
+        new Promise<void>((resolve) => {
+          const ours = (tracker.cleanupFns ?? []).filter((fn) => !before[i]!.has(fn));
+          const check = (): void => {
+            if (ours.some((fn) => tracker.cleanupFns?.includes(fn))) return;
+            tracker.maybeDestroyCleanup = null;
+            resolve();
+          };
+          tracker.maybeDestroyCleanup = check;
+          check();
+        }),
+    ),
+  ).then(() => undefined);
 }
 
 /**
@@ -226,12 +259,24 @@ function guardAnswerHandling(client: Client): void {
         answered = true;
         cb(err, data);
       };
-      return request.call(this, url, params, once).catch((err: unknown) => {
-        const error = err instanceof Error ? err : new Error(String(err));
-        const reason = new Error(`unreadable tracker answer: ${error.message}`);
-        if (!answered) once(reason);
-        else this.client.emit('warning', reason);
-      });
+      const before = new Set(this.cleanupFns ?? []);
+      const pending = request.call(this, url, params, once);
+      const ours = (this.cleanupFns ?? []).filter((fn) => !before.has(fn));
+      return pending
+        .catch((err: unknown) => {
+          const error = err instanceof Error ? err : new Error(String(err));
+          const reason = new Error(`unreadable tracker answer: ${error.message}`);
+          if (!answered) once(reason);
+          else this.client.emit('warning', reason);
+        })
+        .finally(() => {
+          // A failed fetch returns without its cleanup: the request would count as in flight
+          // (for `stop` and `destroy`) for ever. The fetch is over: its entry only goes.
+          const list = this.cleanupFns ?? [];
+          if (!ours.some((fn) => list.includes(fn))) return;
+          this.cleanupFns = list.filter((fn) => !ours.includes(fn));
+          this.maybeDestroyCleanup?.();
+        });
     };
   }
 }

@@ -19,6 +19,9 @@ interface WireInternals {
 
 function noop(): void {}
 
+/** Bytes read and held while reading is paused before the socket itself is paused. */
+const MAX_HELD_BYTES = 256 * 1024;
+
 export type PeerSource = 'static' | 'dht' | 'tracker' | 'pex' | 'incoming';
 
 export interface PeerConnectionOptions {
@@ -105,6 +108,9 @@ export class PeerConnection extends EventEmitter {
   readonly #opts: PeerConnectionOptions;
   #handshakeTimer: NodeJS.Timeout | undefined;
   #corked = false;
+  /** What the peer sent while reading was paused, not parsed yet (see pauseReading). */
+  #held: Buffer[] | undefined;
+  #heldBytes = 0;
 
   constructor(opts: PeerConnectionOptions) {
     super();
@@ -299,18 +305,39 @@ export class PeerConnection extends EventEmitter {
     return this.#socket.writableLength;
   }
 
+  /**
+   * Stops taking in what the peer sends (--download-limit). The socket is still read, into a
+   * bounded hold parsed on resume, so that a FIN or a reset is seen at once: a paused socket
+   * learns of neither, and a peer that had hung up stayed half-open for the whole pause.
+   * Past MAX_HELD_BYTES the socket itself pauses (TCP backpressure), as before.
+   */
   pauseReading(): void {
-    if (!this.closed) this.#socket.pause();
+    if (!this.closed) this.#held ??= [];
   }
 
   resumeReading(): void {
-    if (!this.closed) this.#socket.resume();
+    const held = this.#held;
+    if (this.closed || !held) return;
+    this.#held = undefined;
+    this.#heldBytes = 0;
+    for (let i = 0; i < held.length; i++) {
+      this.#parse(held[i]!);
+      if (this.closed) return;
+      if (this.#held) {
+        // Paused again by what was just parsed: the rest waits, in order, for the next resume.
+        this.#held = held.slice(i + 1);
+        this.#heldBytes = this.#held.reduce((n, b) => n + b.length, 0);
+        return;
+      }
+    }
+    this.#socket.resume();
   }
 
   destroy(reason: string): void {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    this.#held = undefined;
     clearTimeout(this.#handshakeTimer);
     this.#socket.destroy();
     try {
@@ -331,6 +358,16 @@ export class PeerConnection extends EventEmitter {
     if (this.closed) return;
     this.lastReceivedAt = Date.now();
     this.bytesReceived += chunk.length;
+    if (this.#held) {
+      this.#held.push(Buffer.from(chunk)); // a copy: the chunk may be the reused read buffer
+      this.#heldBytes += chunk.length;
+      if (this.#heldBytes >= MAX_HELD_BYTES) this.#socket.pause();
+      return;
+    }
+    this.#parse(chunk);
+  }
+
+  #parse(chunk: Buffer): void {
     try {
       this.#framer.push(chunk, this.#feedWire);
     } catch (err) {

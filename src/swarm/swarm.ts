@@ -20,6 +20,7 @@ import { wireCounters, wireCountersEnabled, wireGauges } from './wire-counters.j
 import type { WebPieceSource } from './web-piece-source.js';
 import { WebSeedFetches, type WebSeedStats } from './web-seed-fetches.js';
 import type { WantedPieceSupply } from './web-seed-picker.js';
+import { ConnectionSlots, type SlotHolder } from './connection-slots.js';
 
 export interface SwarmOptions {
   infoHash: InfoHash;
@@ -32,6 +33,8 @@ export interface SwarmOptions {
   host?: string;
   /** Open connections, both directions (default 50). */
   maxConnections?: number;
+  /** With every slot taken, a connection with no interest either way this long gives its slot to a new peer (default 30 s). */
+  uselessConnectionMs?: number;
   /** Bytes/s, 0 = no limit. */
   uploadLimit?: number;
   downloadLimit?: number;
@@ -135,6 +138,7 @@ export class Swarm extends EventEmitter {
   readonly #opts: SwarmOptions;
   readonly #scheduler: Scheduler;
   readonly #maxConnections: number;
+  readonly #slots: ConnectionSlots;
   readonly #ourReqq: number;
   readonly #uploader: Uploader;
   readonly #downloadBucket: TokenBucket;
@@ -184,6 +188,7 @@ export class Swarm extends EventEmitter {
     this.#scheduler = new Scheduler(opts.layout, { random: Math.random, ...opts.scheduler });
     this.#assembly = new PieceAssembly(opts.layout, { banThreshold: opts.banThreshold ?? 2 });
     this.#maxConnections = opts.maxConnections ?? 50;
+    this.#slots = new ConnectionSlots(opts.uselessConnectionMs);
     this.#ourReqq = opts.requestQueue ?? 1000;
     this.#uploader = new Uploader({
       layout: opts.layout,
@@ -371,8 +376,8 @@ export class Swarm extends EventEmitter {
     if (this.#closed) return;
     const now = Date.now();
     for (const cand of this.#peerList.due(now, this.#starving(now) ? STARVING_REDIAL_MS : undefined)) {
-      if (this.#peers.size >= this.#maxConnections) return;
       if (this.#incomingByListenAddress.has(cand.key)) continue;
+      if (this.#peers.size >= this.#maxConnections && !this.#freeUselessSlot(now)) return;
       this.#dial(cand, now);
     }
   }
@@ -406,6 +411,18 @@ export class Swarm extends EventEmitter {
       return true;
     }
     return false;
+  }
+
+  /** With every slot taken: the connection of no use the longest (see ConnectionSlots) makes way. */
+  #freeUselessSlot(now: number): boolean {
+    const key = this.#slots.leastUseful(this.#slotHolders(), now);
+    if (key === undefined) return false;
+    this.#peers.get(key)?.close('no interest either way while another peer wanted its connection slot');
+    return true;
+  }
+
+  *#slotHolders(): Generator<SlotHolder> {
+    for (const p of this.#peers.values()) yield { key: p.key, inUse: p.pc.amInterested || p.pc.peerInterested };
   }
 
   /** See STALLED_MS. */
@@ -444,7 +461,7 @@ export class Swarm extends EventEmitter {
 
   #accept(socket: net.Socket): void {
     const host = normalizeHost(socket.remoteAddress ?? '');
-    if (this.#closed || this.#peerList.isBanned(host) || (this.#peers.size >= this.#maxConnections && !this.#makeRoom(Date.now()))) {
+    if (this.#closed || this.#peerList.isBanned(host) || (this.#peers.size >= this.#maxConnections && !this.#makeRoom(Date.now()) && !this.#freeUselessSlot(Date.now()))) {
       socket.destroy();
       return;
     }
@@ -478,6 +495,7 @@ export class Swarm extends EventEmitter {
     });
     const conn: PeerWire = new PeerWireSource(key, pc, candidate, this.#scheduler);
     this.#peers.set(key, conn);
+    this.#slots.opened(key, Date.now());
     if (this.#readingPaused) pc.pauseReading();
     pc.once('ready', (peerId: string) => this.#onReady(conn, peerId));
     pc.once('close', (reason: string) => this.#onClose(conn, reason));
@@ -548,6 +566,7 @@ export class Swarm extends EventEmitter {
     }
     if (this.#scheduler.hasPeer(conn.key)) this.#scheduler.removePeer(conn.key);
     this.#uploader.removePeer(conn.key);
+    this.#slots.closed(conn.key);
     this.#log.debug({ peer: conn.pc.address, reason }, 'peer disconnected');
     const cand = conn.candidate;
     if (cand && cand.conn === conn) {
@@ -763,10 +782,16 @@ export class Swarm extends EventEmitter {
     if (this.#readingPaused) return;
     this.#readingPaused = true;
     for (const c of this.#peers.values()) c.pc.pauseReading();
-    setTimeout(() => {
+    const resume = (): void => {
+      // Blocks parsed after the pause began (the rest of the read that began it) are owed too:
+      // resuming before they are paid for let one more read in per pause, and the rate overshot.
+      const owed = this.#downloadBucket.waitFor(0);
+      if (owed > 0) return void setTimeout(resume, owed).unref();
       this.#readingPaused = false;
-      for (const c of this.#peers.values()) c.pc.resumeReading();
-    }, ms).unref();
+      // What a connection held while paused is parsed as it resumes, and may pause reading again: the rest then wait for that pause.
+      for (const c of this.#peers.values()) if (!this.#readingPaused) c.pc.resumeReading();
+    };
+    setTimeout(resume, ms).unref();
   }
 
   #tick(): void {
@@ -776,6 +801,7 @@ export class Swarm extends EventEmitter {
     wireCounters.timedOutRequests += timedOut.length;
     this.#sendCancels(timedOut);
     for (const p of [...this.#peers.values()]) if (now - p.pc.lastReceivedAt > IDLE_TIMEOUT_MS) p.close('idle');
+    this.#slots.observe(this.#slotHolders(), now);
     this.#uploader.tick(now);
     this.#assembly.trimPool(now);
     if (this.#starving(now)) this.emit('starving');

@@ -75,9 +75,20 @@ export interface LocalTracker {
   close(): Promise<void>;
 }
 
-/** bittorrent-tracker's own server, HTTP and UDP on one port of 127.0.0.1; it asks for a re-announce every `intervalMs`. */
-export async function startTrackerServer(opts: { intervalMs?: number } = {}): Promise<LocalTracker> {
-  const server = new Server({ http: true, udp: true, ws: false, stats: false, interval: opts.intervalMs ?? 60_000 });
+/**
+ * bittorrent-tracker's own server, HTTP and UDP on one port of 127.0.0.1; it asks for a
+ * re-announce every `intervalMs`, and answers an announce `answerDelayMs(params)` late.
+ */
+export async function startTrackerServer(opts: { intervalMs?: number; answerDelayMs?: (params: AnnounceParams) => number } = {}): Promise<LocalTracker> {
+  const { answerDelayMs } = opts;
+  const server = new Server({
+    http: true,
+    udp: true,
+    ws: false,
+    stats: false,
+    interval: opts.intervalMs ?? 60_000,
+    ...(answerDelayMs ? { filter: (_infoHash: string, params: AnnounceParams, cb: (err?: Error) => void) => setTimeout(cb, answerDelayMs(params)) } : {}),
+  });
   const announces: AnnounceParams[] = [];
   for (const event of ['start', 'update', 'complete', 'stop'] as const) {
     server.on(event, (_addr, params) => announces.push(params));

@@ -1,10 +1,9 @@
 import fc from 'fast-check';
 import dgram from 'node:dgram';
-import { TrackerAnnouncer } from '../../../src/discovery/tracker-announcer.js';
 import { parsePeerAddress, usableAddress } from '../../../src/discovery/peer-address.js';
-import { silentLogger } from '../../../src/log.js';
 import { interestingInts } from '../bencode-gen.js';
 import { expect, type FuzzTarget } from '../target.js';
+import { startFuzzAnnouncer, untilAnnounced } from './fuzz-announcer.js';
 
 /**
  * BEP 15 answers from a UDP tracker on 127.0.0.1: chunk 0 answers the connect
@@ -69,23 +68,11 @@ export const trackerUdpTarget: FuzzTarget = {
     current = input;
     requests = 0;
     const peers: Array<{ host: string; port: number }> = [];
-    const announcer = new TrackerAnnouncer({
-      infoHash: '0123456789abcdef0123456789abcdef01234567',
-      peerId: Buffer.from('-BM0100-fuzzfuzzfuzz'),
-      port: 6881,
-      urls: [url],
-      counters: () => ({ uploaded: 0, downloaded: 0, left: 1 }),
-      log: silentLogger,
-    });
+    const announcer = startFuzzAnnouncer(url);
     announcer.on('peer', (p: { host: string; port: number }) => peers.push(p));
-    announcer.start();
-    const started = Date.now();
     // Some answers end in no result at all (a scrape answer to an announce is taken as a scrape):
     // then the announce is over once both answers went out and nothing followed for 200 ms.
-    while (announcer.status()[0]!.lastResult === null && !(requests >= 2 && Date.now() - lastAnswerAt > 200)) {
-      expect(Date.now() - started < 8000, 'no announce result in 8 s');
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
+    await untilAnnounced(announcer, () => requests >= 2 && Date.now() - lastAnswerAt > 200);
     await new Promise((resolve) => setTimeout(resolve, WATCH_MS));
     const beforeStop = requests;
     await announcer.stop();

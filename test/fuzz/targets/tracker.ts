@@ -1,12 +1,11 @@
 import fc from 'fast-check';
 import http from 'node:http';
 import type net from 'node:net';
-import { TrackerAnnouncer } from '../../../src/discovery/tracker-announcer.js';
 import { usableAddress } from '../../../src/discovery/peer-address.js';
 import { parsePeerAddress } from '../../../src/discovery/peer-address.js';
-import { silentLogger } from '../../../src/log.js';
 import { benBytesOf, benDict, benIntOf, benList, benValue, interestingInts, orderedDict } from '../bencode-gen.js';
 import { expect, type FuzzTarget } from '../target.js';
+import { startFuzzAnnouncer, untilAnnounced } from './fuzz-announcer.js';
 
 /** An HTTP tracker's announce answer: a dictionary with right, odd and wrong fields. */
 const peerDict = fc
@@ -92,21 +91,9 @@ export const trackerTarget: FuzzTarget = {
     current = input;
     requests = 0;
     const peers: string[] = [];
-    const announcer = new TrackerAnnouncer({
-      infoHash: '0123456789abcdef0123456789abcdef01234567',
-      peerId: Buffer.from('-BM0100-fuzzfuzzfuzz'),
-      port: 6881,
-      urls: [url],
-      counters: () => ({ uploaded: 0, downloaded: 0, left: 1 }),
-      log: silentLogger,
-    });
+    const announcer = startFuzzAnnouncer(url);
     announcer.on('peer', (p: { host: string; port: number }) => peers.push(`${p.host}:${p.port}`));
-    announcer.start();
-    const started = Date.now();
-    while (announcer.status()[0]!.lastResult === null) {
-      expect(Date.now() - started < 8000, 'no announce result in 8 s');
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
+    await untilAnnounced(announcer);
     await new Promise((resolve) => setTimeout(resolve, WATCH_MS));
     const beforeStop = requests;
     await announcer.stop();
