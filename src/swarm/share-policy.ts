@@ -6,7 +6,8 @@
  * rather than hiding pieces from HAVE messages: a node whose read is blocked must
  * always be able to see who has its piece.
  *
- * - A request for a piece another connected peer has, or that we are sending
+ * - A request for a piece another connected peer has (one still downloading: a
+ *   peer with every piece is another origin, see Swarm), or that we are sending
  *   another peer right now, is rejected: the requester gets it from that peer
  *   (btmount's scheduler does not ask us again for a while).
  * - A request for a piece only we can give is served.

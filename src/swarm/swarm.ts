@@ -220,8 +220,12 @@ export class Swarm extends EventEmitter {
     let interestedIn = 0;
     let inflightSeeds = 0;
     let maxPeerInflight = 0;
+    let peerRequests = 0;
     for (const p of this.#peers.values()) {
       if (!p.usable) continue;
+      // The wire's own list of the peer's pending requests, beside the uploader's queue: where
+      // they disagree, a request was dropped without an answer.
+      peerRequests += (p.pc.wire as unknown as { peerRequests: unknown[] }).peerRequests.length;
       if (!p.pc.peerChoking) unchokedBy++;
       if (p.pc.amInterested) interestedIn++;
       const n = p.inflight;
@@ -239,6 +243,8 @@ export class Swarm extends EventEmitter {
       gInterestedIn: interestedIn,
       gStoringKiB: Math.round(this.#storingBytes / 1024),
       gUploadQueued: this.#uploader.queued,
+      gUploadReading: this.#uploader.reading,
+      gPeerRequests: peerRequests,
     };
   }
 
@@ -611,9 +617,16 @@ export class Swarm extends EventEmitter {
     return best;
   }
 
-  /** Some connected peer other than `except` has the piece (for the share policy). */
+  /**
+   * Some connected peer other than `except`, itself still downloading, has the piece (for the
+   * share policy). A peer with every piece is an origin as much as we are: rejecting in its
+   * favour only moves the load onto its one upload. In an 8-node cluster the first node to
+   * finish was asked for the last pieces by the seven others (~70 requests queued each,
+   * 8 MiB/s shared seven ways) for 10–15 s while the origin, rejecting every request because
+   * that node had the piece, sent nothing.
+   */
   #anotherPeerHas(index: PieceIndex, except: string): boolean {
-    for (const p of this.#peers.values()) if (p.key !== except && p.has(index)) return true;
+    for (const p of this.#peers.values()) if (p.key !== except && p.has(index) && !this.#scheduler.peerIsSeed(p.key)) return true;
     return false;
   }
 

@@ -55,7 +55,7 @@ export interface UploaderOptions {
   downloadRate(key: string, now: number): number;
   /** We want pieces (else the choker ranks by what peers take from us). */
   downloading(): boolean;
-  /** Some connected peer other than `except` has the piece (the share policy's question). */
+  /** Some connected peer other than `except`, not a seed, has the piece (the share policy's question). */
   anotherPeerHas(index: PieceIndex, except: string): boolean;
   /** A block went out to the peer. */
   uploaded(key: string, bytes: number): void;
@@ -119,6 +119,13 @@ export class Uploader {
   get queued(): number {
     let n = 0;
     for (const p of this.#peers.values()) n += p.queue.length;
+    return n;
+  }
+
+  /** Storage reads under way for blocks to send, all peers. */
+  get reading(): number {
+    let n = 0;
+    for (const p of this.#peers.values()) n += p.active;
     return n;
   }
 
