@@ -209,6 +209,20 @@ test('SharePolicy: a peer served a block of a piece gets the rest of the piece, 
   t.is(policy.decide('B', 7, 3400, always), 'reject', 'after holdMs without a block the piece is not committed any more');
 });
 
+test('SharePolicy: a piece only seeds have is served, up to copiesBesideSeeds copies; then the seeds serve it', (t) => {
+  const policy = new SharePolicy({ copiesBesideSeeds: 2, holdMs: 3000 });
+  const noDownloader = (): boolean => false;
+  const seedHas = (): boolean => true;
+  t.is(policy.decide('A', 3, 0, noDownloader, seedHas), 'serve', 'the only other holder is a seed: not a reason to reject');
+  policy.serving('A', 3, 0);
+  t.is(policy.decide('A', 3, 10, noDownloader, seedHas), 'serve', 'the rest of the piece to A');
+  policy.serving('A', 3, 10);
+  t.is(policy.decide('B', 3, 4000, noDownloader, seedHas), 'serve', 'a second copy (A left without announcing it)');
+  policy.serving('B', 3, 4000);
+  t.is(policy.decide('C', 3, 8000, noDownloader, seedHas), 'reject', 'two copies sent: the seed serves C');
+  t.is(policy.decide('D', 3, 8000, noDownloader, () => false), 'serve', 'no seed has it: only we can give it');
+});
+
 test('SharePolicy forgets a peer that left', (t) => {
   const policy = new SharePolicy();
   const nobody = (): boolean => false;

@@ -201,6 +201,7 @@ export class Swarm extends EventEmitter {
       downloadRate: (key, now) => this.#scheduler.rate(key, now),
       downloading: () => this.#waiters.size > 0,
       anotherPeerHas: (index, except) => this.#anotherPeerHas(index, except),
+      aSeedHas: (_index, except) => this.#anotherSeed(except),
       uploaded: (key, bytes) => {
         const conn = this.#peers.get(key);
         if (conn) this.#totals(conn.pc.source).uploaded += bytes;
@@ -620,13 +621,19 @@ export class Swarm extends EventEmitter {
   /**
    * Some connected peer other than `except`, itself still downloading, has the piece (for the
    * share policy). A peer with every piece is an origin as much as we are: rejecting in its
-   * favour only moves the load onto its one upload. In an 8-node cluster the first node to
+   * favour only moves the load onto its one upload (the policy bounds what we send beside it). In an 8-node cluster the first node to
    * finish was asked for the last pieces by the seven others (~70 requests queued each,
    * 8 MiB/s shared seven ways) for 10–15 s while the origin, rejecting every request because
    * that node had the piece, sent nothing.
    */
   #anotherPeerHas(index: PieceIndex, except: string): boolean {
     for (const p of this.#peers.values()) if (p.key !== except && p.has(index) && !this.#scheduler.peerIsSeed(p.key)) return true;
+    return false;
+  }
+
+  /** Some connected peer other than `except` has every piece. */
+  #anotherSeed(except: string): boolean {
+    for (const p of this.#peers.values()) if (p.key !== except && p.usable && this.#scheduler.peerIsSeed(p.key)) return true;
     return false;
   }
 

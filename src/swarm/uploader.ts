@@ -57,6 +57,8 @@ export interface UploaderOptions {
   downloading(): boolean;
   /** Some connected peer other than `except`, not a seed, has the piece (the share policy's question). */
   anotherPeerHas(index: PieceIndex, except: string): boolean;
+  /** Some connected peer other than `except` has every piece (another seed). */
+  aSeedHas?(index: PieceIndex, except: string): boolean;
   /** A block went out to the peer. */
   uploaded(key: string, bytes: number): void;
 }
@@ -188,7 +190,9 @@ export class Uploader {
     }
     if (this.#sharePolicy && peer.conn.hasFast && this.#seedingAll()) {
       const now = Date.now();
-      if (this.#sharePolicy.decide(key, index, now, (piece, other) => this.#opts.anotherPeerHas(piece as PieceIndex, other)) === 'reject') {
+      const othersHave = (piece: number, other: string): boolean => this.#opts.anotherPeerHas(piece as PieceIndex, other);
+      const seedHas = (piece: number, other: string): boolean => this.#opts.aSeedHas?.(piece as PieceIndex, other) ?? false;
+      if (this.#sharePolicy.decide(key, index, now, othersHave, seedHas) === 'reject') {
         wireCounters.rejectsShare++;
         respond(ANOTHER_PEER_HAS_IT); // a reject message: the peer asks that one
         return;
