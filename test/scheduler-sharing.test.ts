@@ -210,7 +210,7 @@ test('SharePolicy: a peer served a block of a piece gets the rest of the piece, 
 });
 
 test('SharePolicy: a piece only seeds have is served, up to copiesBesideSeeds copies; then the seeds serve it', (t) => {
-  const policy = new SharePolicy({ copiesBesideSeeds: 2, holdMs: 3000 });
+  const policy = new SharePolicy({ copiesBesideSeeds: 2, holdMs: 3000 }); // the default is 1
   const noDownloader = (): boolean => false;
   const seedHas = (): boolean => true;
   t.is(policy.decide('A', 3, 0, noDownloader, seedHas), 'serve', 'the only other holder is a seed: not a reason to reject');

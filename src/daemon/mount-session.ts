@@ -104,6 +104,9 @@ export class MountSession {
         downloadLimit: config.downloadLimit,
         infoBuffer: metainfo.infoBuffer,
         ...(config.discovery ? { extensions: config.discovery.wireExtensions() } : {}),
+        // Once it has every piece a mount hands out distinct pieces as an origin does: the first
+        // node of a cluster to finish was else asked the same last pieces by all the others.
+        shareMode: 'distinct',
       });
       const port = await swarm.listen();
       log.info({ port }, `listening for peers on port ${port}`);

@@ -37,7 +37,7 @@ export interface SharePolicyOptions {
   holdMs?: number;
   /** A request repeated this long after we rejected it is served. Default 250 ms. */
   repeatAfterMs?: number;
-  /** Copies of a piece we send while another seed has it (see above). Default 2. */
+  /** Copies of a piece we send while another seed has it (see above). Default 1. */
   copiesBesideSeeds?: number;
 }
 
@@ -58,7 +58,7 @@ export class SharePolicy {
   constructor(opts: SharePolicyOptions = {}) {
     this.#holdMs = opts.holdMs ?? 3000;
     this.#repeatAfterMs = opts.repeatAfterMs ?? 250;
-    this.#copiesBesideSeeds = opts.copiesBesideSeeds ?? 2;
+    this.#copiesBesideSeeds = opts.copiesBesideSeeds ?? 1;
   }
 
   /**
