@@ -1,10 +1,9 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { Metainfo } from '../src/metainfo/index.js';
-import { makePeerId, parsePeerAddress, torrentFileBytes } from '../src/discovery/index.js';
-import { TrackerAnnouncer } from '../src/discovery/tracker-announcer.js';
+import { parsePeerAddress, torrentFileBytes } from '../src/discovery/index.js';
 import { memoryLogger } from './helpers/store-fixtures.js';
-import { startTrackerServer, waitUntil } from './helpers/discovery.js';
+import { startTrackerServer, testAnnouncer, waitUntil } from './helpers/discovery.js';
 
 test('peer addresses from trackers, the DHT and PEX: usable ones only', (t) => {
   t.deepEqual(parsePeerAddress('10.1.2.3:6881'), { host: '10.1.2.3', port: 6881 });
@@ -29,12 +28,10 @@ test('a torrent rebuilt around fetched info bytes keeps them as they were (same 
 
 test('trackers: WebRTC and unknown schemes are skipped with a log line; an unreachable tracker is a status, not a crash', async (t) => {
   const { log, lines } = memoryLogger();
-  const announcer = new TrackerAnnouncer({
+  const { announcer } = testAnnouncer({
     infoHash: 'e'.repeat(40),
-    peerId: makePeerId(),
     port: 6881,
     urls: ['wss://tracker.example/announce', 'ftp://x.example/', 'http://127.0.0.1:9/announce', 'http://127.0.0.1:9/announce/'],
-    counters: () => ({ uploaded: 0, downloaded: 0, left: 10 }),
     log,
   });
   t.deepEqual([...announcer.urls], ['http://127.0.0.1:9/announce']);
@@ -51,15 +48,7 @@ test('trackers: each tracker is re-announced to at the interval it asks for, ove
   // half-hour default, so a swarm tracked over UDP saw a mount again only after 30 minutes.
   const tracker = await startTrackerServer({ intervalMs: 5_000 });
   t.teardown(tracker.close);
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const announcer = new TrackerAnnouncer({
-    infoHash: 'f'.repeat(40),
-    peerId: makePeerId(),
-    port,
-    urls: [tracker.httpUrl, tracker.udpUrl],
-    counters: () => ({ uploaded: 0, downloaded: 0, left: 10 }),
-    log: memoryLogger().log,
-  });
+  const { announcer, port } = testAnnouncer({ infoHash: 'f'.repeat(40), urls: [tracker.httpUrl, tracker.udpUrl] });
   announcer.start();
   t.teardown(() => announcer.stop());
   const reannounced = (type: string) => tracker.announces.some((a) => a.port === port && a.type === type && a.event !== 'started' && a.event !== 'stopped');

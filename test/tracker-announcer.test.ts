@@ -1,23 +1,12 @@
 import test from 'ava';
-import { makePeerId } from '../src/discovery/index.js';
-import { TrackerAnnouncer } from '../src/discovery/tracker-announcer.js';
-import { memoryLogger } from './helpers/store-fixtures.js';
-import { startTrackerServer, waitUntil } from './helpers/discovery.js';
+import { startTrackerServer, testAnnouncer, waitUntil } from './helpers/discovery.js';
 
 test('stop() waits for the answer to `stopped` itself, not for a re-announce answered meanwhile (HTTP and UDP)', async (t) => {
   // A re-announce is answered 400 ms late, `stopped` 2 s late (within the 3 s stop() allows):
   // the re-announce's answer comes while `stopped` is on its way.
   const tracker = await startTrackerServer({ intervalMs: 3_600_000, answerDelayMs: (params) => ({ started: 0, stopped: 2_000 })[params.event as string] ?? 400 });
   t.teardown(tracker.close);
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const announcer = new TrackerAnnouncer({
-    infoHash: 'd'.repeat(40),
-    peerId: makePeerId(),
-    port,
-    urls: [tracker.httpUrl, tracker.udpUrl],
-    counters: () => ({ uploaded: 0, downloaded: 0, left: 10 }),
-    log: memoryLogger().log,
-  });
+  const { announcer, port } = testAnnouncer({ infoHash: 'd'.repeat(40), urls: [tracker.httpUrl, tracker.udpUrl] });
   t.teardown(() => announcer.stop());
   const answered = (event: string): string[] => tracker.announces.filter((a) => a.port === port && a.event === event).map((a) => a.type).sort();
   announcer.start();
@@ -32,14 +21,7 @@ test('stop() waits for the answer to `stopped` itself, not for a re-announce ans
 });
 
 test('stop() to a tracker that is not there returns at once, not after the bound', async (t) => {
-  const announcer = new TrackerAnnouncer({
-    infoHash: 'c'.repeat(40),
-    peerId: makePeerId(),
-    port: 6881,
-    urls: ['http://127.0.0.1:9/announce'],
-    counters: () => ({ uploaded: 0, downloaded: 0, left: 10 }),
-    log: memoryLogger().log,
-  });
+  const { announcer } = testAnnouncer({ infoHash: 'c'.repeat(40), port: 6881, urls: ['http://127.0.0.1:9/announce'] });
   announcer.start();
   await waitUntil('the announce to fail', () => announcer.status()[0]!.lastResult !== null);
   const began = Date.now();

@@ -16,6 +16,9 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { mountWithCli, sha256Via, type MountedTorrent } from './mount.js';
 import { startAria2Seeder, type Dataset, type Proc } from './peers.js';
+import { makePeerId } from '../../src/discovery/index.js';
+import { TrackerAnnouncer } from '../../src/discovery/tracker-announcer.js';
+import { memoryLogger } from './store-fixtures.js';
 
 // ── DHT ──────────────────────────────────────────────────────────────────────
 
@@ -216,4 +219,22 @@ export async function waitUntil<T>(what: string, check: () => T | undefined | fa
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * A TrackerAnnouncer for a test: a fresh peer id, a torrent with 10 bytes left, and a memory
+ * log unless one is given. `port` defaults to a random one, which tells this announcer's
+ * announces apart at a shared tracker server.
+ */
+export function testAnnouncer(opts: { urls: string[]; infoHash: string; port?: number; log?: ReturnType<typeof memoryLogger>['log'] }): { announcer: TrackerAnnouncer; port: number } {
+  const port = opts.port ?? 20_000 + Math.floor(Math.random() * 20_000);
+  const announcer = new TrackerAnnouncer({
+    infoHash: opts.infoHash,
+    peerId: makePeerId(),
+    port,
+    urls: opts.urls,
+    counters: () => ({ uploaded: 0, downloaded: 0, left: 10 }),
+    log: opts.log ?? memoryLogger().log,
+  });
+  return { announcer, port };
 }
