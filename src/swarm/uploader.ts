@@ -273,7 +273,11 @@ export class Uploader {
 
   #waitForTokens(key: string): void {
     this.#waitingForTokens.add(key);
-    if (this.#tokenTimer) return;
+    this.#armTokenTimer();
+  }
+
+  #armTokenTimer(): void {
+    if (this.#tokenTimer || this.#waitingForTokens.size === 0) return;
     wireCounters.uploadTimersArmed++;
     const wait = Math.max(1, this.#opts.bucket.waitFor(TOKEN_BATCH));
     this.#tokenTimer = setTimeout(() => {
@@ -285,7 +289,7 @@ export class Uploader {
         this.#waitingForTokens.delete(k);
         this.pump(k);
       }
-      if (this.#waitingForTokens.size > 0 && !this.#tokenTimer) this.#waitForTokens(this.#waitingForTokens.values().next().value as string);
+      this.#armTokenTimer();
     }, wait);
     this.#tokenTimer.unref();
   }

@@ -51,10 +51,9 @@ type Counters = typeof wireCounters;
 /** Gauges sampled with each line (the swarm sets this when the counters are written). */
 export const wireGauges: { sample?: () => Record<string, number> } = {};
 
-/** Whether the counters are written (a gauge sampler is only worth setting then). */
-export const wireCountersEnabled = Boolean(process.env['BTMOUNT_WIRE_COUNTERS_DIR']);
-
 const dir = process.env['BTMOUNT_WIRE_COUNTERS_DIR'];
+/** Whether the counters are written (a gauge sampler is only worth setting then). */
+export const wireCountersEnabled = Boolean(dir);
 if (dir) startWriting(dir);
 
 function startWriting(dir: string): void {
