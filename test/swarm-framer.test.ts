@@ -149,7 +149,7 @@ test('choker: regular slots by rate, plus one optimistic', (t) => {
 
 test('token bucket: no limit at 0; otherwise waits in proportion to the excess', (t) => {
   t.is(new TokenBucket(0).take(1e9, 0), 0);
-  const b = new TokenBucket(1000, 1000, 0);
+  const b = new TokenBucket(1000, 1000, () => 0);
   t.is(b.take(1000, 0), 0);
   t.is(b.take(500, 0), 500);
   t.is(b.waitFor(100, 500), 100);

@@ -9,16 +9,20 @@ export class TokenBucket {
 
   readonly #rate: number;
   readonly #burst: number;
+  readonly #clock: () => number;
 
-  constructor(
-    rate: number,
-    burst: number = Math.max(rate / 4, 64 * 1024),
-    now = Date.now(),
-  ) {
+  /** `clock` gives the time in ms (a test's fake clock; Date.now otherwise). */
+  constructor(rate: number, burst: number = Math.max(rate / 4, 64 * 1024), clock: () => number = Date.now) {
     this.#rate = rate;
     this.#burst = burst;
+    this.#clock = clock;
     this.#tokens = this.#burst;
-    this.#last = now;
+    this.#last = clock();
+  }
+
+  /** The most that can be spent at once after a pause. */
+  get burst(): number {
+    return this.#burst;
   }
 
   get unlimited(): boolean {
@@ -26,7 +30,7 @@ export class TokenBucket {
   }
 
   /** Spends `bytes`; returns ms until the bucket is back above zero. */
-  take(bytes: number, now = Date.now()): number {
+  take(bytes: number, now = this.#clock()): number {
     if (this.unlimited) return 0;
     this.#refill(now);
     this.#tokens -= bytes;
@@ -34,7 +38,7 @@ export class TokenBucket {
   }
 
   /** ms until `bytes` could be spent without going negative. */
-  waitFor(bytes: number, now = Date.now()): number {
+  waitFor(bytes: number, now = this.#clock()): number {
     if (this.unlimited) return 0;
     this.#refill(now);
     return this.#tokens >= bytes ? 0 : Math.ceil(((bytes - this.#tokens) * 1000) / this.#rate);

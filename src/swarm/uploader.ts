@@ -279,13 +279,21 @@ export class Uploader {
   #armTokenTimer(): void {
     if (this.#tokenTimer || this.#waitingForTokens.size === 0) return;
     wireCounters.uploadTimersArmed++;
-    const wait = Math.max(1, this.#opts.bucket.waitFor(TOKEN_BATCH));
+    const { bucket } = this.#opts;
+    const batch = Math.min(TOKEN_BATCH, bucket.burst);
+    const wait = Math.max(1, bucket.waitFor(batch));
     this.#tokenTimer = setTimeout(() => {
       this.#tokenTimer = undefined;
+      // The event loop's clock can run a little behind Date.now(), so a timer may fire before a
+      // whole batch is back; wait for the rest rather than serve a short turn.
+      if (bucket.waitFor(batch) > 0) {
+        this.#armTokenTimer();
+        return;
+      }
       // In turn while tokens last: a served peer that runs short again goes to the back (and
       // re-arms the timer); the ones not reached keep their place at the front.
       for (const k of [...this.#waitingForTokens]) {
-        if (this.#opts.bucket.waitFor(BLOCK_SIZE) > 0) break;
+        if (bucket.waitFor(BLOCK_SIZE) > 0) break;
         this.#waitingForTokens.delete(k);
         this.pump(k);
       }
