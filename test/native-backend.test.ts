@@ -42,7 +42,8 @@ async function seeded(t: ExecutionContext, files: Array<{ path: string; length: 
 const CHURN_READERS = `
 import os, random, sys
 mnt, src, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-files = sys.argv[5:]
+lengths = [int(x) for x in sys.argv[5].split(',')]
+files = sys.argv[6:]
 rng = random.Random(seed)
 fds = {f: (os.open(os.path.join(mnt, f), os.O_RDONLY | os.O_DIRECT), os.open(os.path.join(src, f), os.O_RDONLY)) for f in files}
 bad = 0
@@ -51,7 +52,7 @@ for i in range(n):
     a, b = fds[f]
     size = os.fstat(b).st_size
     off = rng.randrange(0, size)
-    length = rng.choice([1, 511, 4096, 16384, 20000, 40000])
+    length = rng.choice(lengths)
     got, want = os.pread(a, length, off), os.pread(b, length, off)
     if got != want:
         bad += 1
@@ -77,7 +78,8 @@ nativeTest('eviction churn under 16 readers: no read served by the native backen
   t.is((await status(m.mountpoint)).fuse.backend, 'native');
 
   const names = files.map((f) => f.path);
-  const readers = Array.from({ length: 16 }, (_, i) => python(CHURN_READERS, [m.mountpoint, ds.root, '400', String(i + 1), ...names], 200_000));
+  const lengths = '1,511,4096,16384,20000,40000';
+  const readers = Array.from({ length: 16 }, (_, i) => python(CHURN_READERS, [m.mountpoint, ds.root, '400', String(i + 1), lengths, ...names], 200_000));
   const results = await Promise.all(readers);
   for (const r of results) t.regex(r.stdout, /done 400 bad 0/, r.stdout.slice(0, 2000) + r.stderr.slice(0, 2000));
 
@@ -87,6 +89,35 @@ nativeTest('eviction churn under 16 readers: no read served by the native backen
   t.true(s.fuse.nativeReads!.sentToReader > 100, `sent to the reader: ${s.fuse.nativeReads!.sentToReader}`);
   // The race the generations guard against did happen (and those reads went to JS).
   t.true(s.fuse.nativeReads!.slotReusedDuringRead > 0, JSON.stringify(s.fuse));
+  t.is(s.reads.failed, 0);
+});
+
+nativeTest('eviction churn under 16 readers of 64-512 KiB: replies spliced from the slot file never carry another piece\'s bytes', async (t) => {
+  t.timeout(240_000);
+  // 64 KiB pieces, a cache of 48 of them (3 MiB) for 12 MiB of data. Reads of 64 KiB and more
+  // are spliced from the slot file (the kernel copies the pages when the reply is written, so
+  // no check after the copy is possible): the slot stays pinned until then, and the 300 µs of
+  // fault injection sit inside that window, while other readers keep evicting.
+  const files = [{ path: 'big.bin', length: 12 * 1024 * 1024 + 4321 }];
+  for (let i = 0; i < 8; i++) files.push({ path: `mid/${i}.bin`, length: 300_000 + i * 7777 });
+  const { dir, ds, port } = await seeded(t, files, 64 * 1024);
+  const mountpoint = path.join(dir, 'mnt');
+  await mkdir(mountpoint);
+  const args = ['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir, 'cache'), '--port', '0', '--no-dht'];
+  args.push('--peer', `127.0.0.1:${port}`, '--cache-size', String(48 * 64 * 1024));
+  const m = await mountWithCli(mountpoint, args, { env: { ...NATIVE, BTMOUNT_NATIVE_READ_DELAY_US: '300' } });
+  t.teardown(m.unmount);
+  t.is((await status(m.mountpoint)).fuse.backend, 'native');
+
+  const names = files.map((f) => f.path);
+  const lengths = '65536,100000,131072,262144,524288';
+  const readers = Array.from({ length: 16 }, (_, i) => python(CHURN_READERS, [m.mountpoint, ds.root, '150', String(i + 1), lengths, ...names], 200_000));
+  const results = await Promise.all(readers);
+  for (const r of results) t.regex(r.stdout, /done 150 bad 0/, r.stdout.slice(0, 2000) + r.stderr.slice(0, 2000));
+
+  const s = await status(m.mountpoint);
+  t.true(s.cache.evictions > 300, `evictions: ${s.cache.evictions}`);
+  t.true(s.fuse.nativeReads!.splicedFromCache > 100, `spliced: ${JSON.stringify(s.fuse)}`);
   t.is(s.reads.failed, 0);
 });
 

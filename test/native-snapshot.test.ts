@@ -87,6 +87,7 @@ const addon = loadNativeAddon();
       pieceState: new Uint8Array(new SharedArrayBuffer(4)),
       pieceSlot: new Int32Array(new SharedArrayBuffer(16)),
       slotGeneration: new Uint32Array(new SharedArrayBuffer(16)),
+      slotPins: new Int32Array(new SharedArrayBuffer(16)),
       verifiedValue: 3,
     },
     onMiss: () => undefined,

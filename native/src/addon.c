@@ -20,7 +20,7 @@
     }                                                           \
   } while (0)
 
-enum { SHARED_STATE, SHARED_SLOT, SHARED_GENERATION, SHARED_COUNT };
+enum { SHARED_STATE, SHARED_SLOT, SHARED_GENERATION, SHARED_PINS, SHARED_COUNT };
 #define TREE_ARRAYS 9
 
 /* What JS holds for a mount (an external). Freed when the threadsafe function finalizes. */
@@ -173,16 +173,17 @@ static napi_value read_tree(napi_env env, napi_value object, struct tree **out, 
 
 static napi_value read_cache(napi_env env, napi_value object, struct cache_view *c, napi_value shared[SHARED_COUNT]) {
   double fd, slot_size, piece_length, verified;
-  size_t pieces, slots, pieces2;
-  void *state, *slot, *generation;
+  size_t pieces, slots, pieces2, slots2;
+  void *state, *slot, *generation, *pins;
   if (!get_double(env, object, "dataFd", &fd) || !get_double(env, object, "slotSize", &slot_size) ||
       !get_double(env, object, "pieceLength", &piece_length) || !get_double(env, object, "verifiedValue", &verified) ||
       !get_array(env, object, "pieceState", napi_uint8_array, &state, &pieces, &shared[SHARED_STATE]) ||
       !get_array(env, object, "pieceSlot", napi_int32_array, &slot, &pieces2, &shared[SHARED_SLOT]) ||
-      !get_array(env, object, "slotGeneration", napi_uint32_array, &generation, &slots, &shared[SHARED_GENERATION])) {
+      !get_array(env, object, "slotGeneration", napi_uint32_array, &generation, &slots, &shared[SHARED_GENERATION]) ||
+      !get_array(env, object, "slotPins", napi_int32_array, &pins, &slots2, &shared[SHARED_PINS])) {
     return throw_type(env, "btmount native: cache view incomplete");
   }
-  if (pieces != pieces2 || slot_size < 1 || piece_length < 1 || pieces > UINT32_MAX || slots > UINT32_MAX) {
+  if (pieces != pieces2 || slots != slots2 || slot_size < 1 || piece_length < 1 || pieces > UINT32_MAX || slots > UINT32_MAX) {
     return throw_type(env, "btmount native: cache view inconsistent");
   }
   int dup_fd = dup((int)fd);
@@ -196,6 +197,7 @@ static napi_value read_cache(napi_env env, napi_value object, struct cache_view 
       .piece_state = state,
       .piece_slot = slot,
       .slot_generation = generation,
+      .slot_pins = pins,
       .verified_value = (uint8_t)verified,
   };
   napi_value ok;
@@ -411,7 +413,7 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* stats(handle) → { hits, misses, generationRetries, parked } (reads served in C, sent to JS, …) */
+/* stats(handle) → { hits, misses, generationRetries, spliced, parked } (reads served in C, sent to JS, …) */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg;
@@ -428,6 +430,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, out, "misses", v);
   napi_create_double(env, (double)st.generation_retries, &v);
   napi_set_named_property(env, out, "generationRetries", v);
+  napi_create_double(env, (double)st.spliced, &v);
+  napi_set_named_property(env, out, "spliced", v);
   napi_create_double(env, (double)st.parked, &v);
   napi_set_named_property(env, out, "parked", v);
   return out;

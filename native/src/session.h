@@ -19,6 +19,13 @@
  * written to it; a piece's state is `verified_value` only while its bytes in its slot
  * are checked. C reads generation, then state and slot, then the bytes, then the
  * generation again; any change means the bytes may be another piece's, so it goes to JS.
+ *
+ * A reply spliced from the slot file (no copy through C's memory) cannot be checked after
+ * the fact: the kernel copies the page-cache pages when the reply is written. So C pins the
+ * slot first (slot_pins, the only array C writes): it adds one, then checks state and slot;
+ * JS, when a slot changes hands, bumps the generation, then reads the pins, and does not
+ * reuse a pinned slot until they are back to zero. Both sides use full barriers (seq_cst
+ * here, Atomics in JS), so either C sees the change or JS sees the pin.
  */
 struct cache_view {
   int data_fd; /* a dup of the store's data file descriptor, owned by the session */
@@ -29,6 +36,7 @@ struct cache_view {
   const uint8_t *piece_state;
   const int32_t *piece_slot;
   const uint32_t *slot_generation;
+  int32_t *slot_pins;
   uint8_t verified_value;
 };
 
@@ -92,6 +100,7 @@ struct session_stats {
   uint64_t hits;
   uint64_t misses;
   uint64_t generation_retries;
+  uint64_t spliced; /* of the hits, those answered by splicing the slot file */
   uint64_t parked;
 };
 void session_stats(struct session *s, struct session_stats *out);

@@ -90,7 +90,7 @@ export interface FuseStatus {
    * Native backend only (else null): reads answered in C from the cache, reads sent up to the
    * Reader, and reads whose slot was evicted and reused while C read it (sent to the Reader too).
    */
-  nativeReads: { servedInC: number; sentToReader: number; slotReusedDuringRead: number } | null;
+  nativeReads: { servedInC: number; splicedFromCache: number; sentToReader: number; slotReusedDuringRead: number } | null;
 }
 
 /**

@@ -222,6 +222,8 @@ function fuseStatus(fs: MountedFilesystem | undefined): FuseStatus {
   const native = fs.nativeStats?.();
   return {
     backend: fs.backend,
-    nativeReads: native ? { servedInC: native.hits, sentToReader: native.misses, slotReusedDuringRead: native.generationRetries } : null,
+    nativeReads: native
+      ? { servedInC: native.hits, splicedFromCache: native.spliced, sentToReader: native.misses, slotReusedDuringRead: native.generationRetries }
+      : null,
   };
 }

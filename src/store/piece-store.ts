@@ -47,7 +47,8 @@ export type PieceStoreEvents = {
 /**
  * The store's state as memory another thread may read (SharedArrayBuffers): the native FUSE
  * backend serves reads of pieces whose state is `verifiedValue` straight from the data file,
- * checking the slot's generation before and after (see SlotMap). Read-only for its users.
+ * checking the slot's generation before and after, or pinning the slot while it splices from it
+ * (see SlotMap). Read-only for its users, but for the pins.
  */
 export interface SharedCacheView {
   dataFd: number;
@@ -59,6 +60,8 @@ export interface SharedCacheView {
   pieceSlot: Int32Array;
   /** Per slot: changes whenever the slot changes hands. */
   slotGeneration: Uint32Array;
+  /** Per slot: pins the reader holds while it splices from the slot (the one array it writes). */
+  slotPins: Int32Array;
   verifiedValue: number;
 }
 
@@ -242,6 +245,7 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
       pieceState: this.#state,
       pieceSlot: this.#slots.pieceSlot,
       slotGeneration: this.#slots.slotGeneration,
+      slotPins: this.#slots.slotPins,
       verifiedValue: VERIFIED,
     };
   }
@@ -561,7 +565,9 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> {
       // Nothing evictable. Writes in flight end soon (their pieces become evictable, or
       // their slots free); draining slots free when their reads end. Otherwise: no room.
       if (this.#writingCount === 0 && this.#slots.drainingCount === 0) return -1;
-      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+      // A slot held only by the native backend's pins frees without an event here: look again soon.
+      if (this.#slots.pinnedDrainingCount > 0) await new Promise<void>((resolve) => setTimeout(resolve, 1));
+      else await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
     }
   }
 

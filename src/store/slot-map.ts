@@ -9,6 +9,13 @@
  * from other threads without locks: a slot's generation changes every time the slot changes
  * hands (before any new bytes can be written to it), so a reader that sees the same generation
  * before and after its read knows the bytes were the piece's it looked up.
+ *
+ * `slotPins` is the one shared array the other side writes: the native backend pins a slot
+ * (adds one) before it checks the slot and holds the pin until the kernel has copied the
+ * slot's pages into a reply it spliced. A slot released while pinned drains like one with a
+ * read in flight; it is reclaimed by a later `take` once its pins are back to zero. The order
+ * (the other side: pin, then check; here: bump the generation, then look at the pins, both
+ * with full barriers) means either that side sees the change or this side sees the pin.
  */
 export class SlotMap {
   /** piece → slot, -1 when the piece has none. */
@@ -17,8 +24,12 @@ export class SlotMap {
   readonly slotGeneration: Uint32Array;
   /** slot → piece, -1 when free or draining. */
   readonly slotPiece: Int32Array;
+  /** slot → reads another thread has pinned it for (written there, only read here). */
+  readonly slotPins: Int32Array;
   readonly #readers: Uint32Array;
   readonly #draining: Uint8Array;
+  /** Draining slots whose JS reads are done but that may still be pinned: checked again by `take`. */
+  #pinnedDraining: number[] = [];
   /** Stack of free slots; the top is reused first (a just-freed slot already has disk space). */
   readonly #free: Int32Array;
   #freeTop = 0;
@@ -33,6 +44,7 @@ export class SlotMap {
     this.pieceSlot = new Int32Array(new SharedArrayBuffer(pieceCount * 4)).fill(-1);
     this.slotGeneration = new Uint32Array(new SharedArrayBuffer(capacity * 4));
     this.slotPiece = new Int32Array(capacity).fill(-1);
+    this.slotPins = new Int32Array(new SharedArrayBuffer(capacity * 4));
     this.#readers = new Uint32Array(capacity);
     this.#draining = new Uint8Array(capacity);
     this.#free = new Int32Array(capacity);
@@ -63,8 +75,14 @@ export class SlotMap {
     this.#limit = Math.max(0, Math.min(this.#limit, slots));
   }
 
+  /** Draining slots that are only waiting for pins (not for JS reads). */
+  get pinnedDrainingCount(): number {
+    return this.#pinnedDraining.length;
+  }
+
   /** A free slot for `piece`, or -1 if none may be used now. */
   take(piece: number): number {
+    if (this.#pinnedDraining.length > 0) this.#reclaimUnpinned();
     if (this.#inUse >= this.#limit || this.#freeTop === 0) return -1;
     const slot = this.#free[--this.#freeTop]!;
     this.assign(slot, piece);
@@ -73,7 +91,7 @@ export class SlotMap {
 
   /** Records `piece` in `slot` (a free slot; used directly only while loading). */
   assign(slot: number, piece: number): void {
-    this.slotGeneration[slot]!++;
+    Atomics.add(this.slotGeneration, slot, 1);
     this.slotPiece[slot] = piece;
     this.pieceSlot[piece] = slot;
     this.#inUse++;
@@ -83,12 +101,14 @@ export class SlotMap {
   release(piece: number): void {
     const slot = this.pieceSlot[piece]!;
     if (slot < 0) return;
-    this.pieceSlot[piece] = -1;
+    Atomics.store(this.pieceSlot, piece, -1);
     this.slotPiece[slot] = -1;
-    this.slotGeneration[slot]!++;
-    if (this.#readers[slot]! > 0) {
+    // A full barrier between the stores above and the look at the pins below (see the class comment).
+    Atomics.add(this.slotGeneration, slot, 1);
+    if (this.#readers[slot]! > 0 || Atomics.load(this.slotPins, slot) > 0) {
       this.#draining[slot] = 1;
       this.#drainingCount++;
+      if (this.#readers[slot] === 0) this.#pinnedDraining.push(slot);
     } else {
       this.#free[this.#freeTop++] = slot;
       this.#inUse--;
@@ -102,10 +122,28 @@ export class SlotMap {
   /** True when this ended the last read of a draining slot, which is now free. */
   endRead(slot: number): boolean {
     if (--this.#readers[slot]! > 0 || !this.#draining[slot]) return false;
+    if (Atomics.load(this.slotPins, slot) > 0) {
+      this.#pinnedDraining.push(slot);
+      return false;
+    }
+    this.#freeDrained(slot);
+    return true;
+  }
+
+  #freeDrained(slot: number): void {
     this.#draining[slot] = 0;
     this.#drainingCount--;
     this.#free[this.#freeTop++] = slot;
     this.#inUse--;
-    return true;
+  }
+
+  /** Frees the draining slots whose pins are gone (pins last one reply: well under a millisecond). */
+  #reclaimUnpinned(): void {
+    const still: number[] = [];
+    for (const slot of this.#pinnedDraining) {
+      if (Atomics.load(this.slotPins, slot) > 0) still.push(slot);
+      else this.#freeDrained(slot);
+    }
+    this.#pinnedDraining = still;
   }
 }

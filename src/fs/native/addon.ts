@@ -42,7 +42,7 @@ export interface NativeAddon {
    * unmount left alive for files still open. Resolves when no FUSE thread is left.
    */
   stop(handle: NativeMountHandle): Promise<void>;
-  stats(handle: NativeMountHandle): { hits: number; misses: number; generationRetries: number; parked: number };
+  stats(handle: NativeMountHandle): { hits: number; misses: number; generationRetries: number; spliced: number; parked: number };
   /**
    * Reads C served since the last take, five numbers each: fh, node, offset, length, seconds.
    * Length -1: the handle was released; -2: the directory `node` was listed (readdir from its start).

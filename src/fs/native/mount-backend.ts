@@ -16,7 +16,7 @@ export interface MountedFilesystem {
   readonly mountpoint: string;
   unmount(): Promise<void>;
   /** Native backend: reads served in C (hits) and sent to the Reader (misses). */
-  nativeStats?(): { hits: number; misses: number; generationRetries: number };
+  nativeStats?(): { hits: number; misses: number; generationRetries: number; spliced: number };
 }
 
 export interface MountFilesystemOptions {

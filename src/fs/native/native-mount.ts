@@ -85,8 +85,8 @@ export class NativeMount {
   }
 
   /** Reads served in C, reads sent to JS, reads whose slot changed hands during the read, misses waiting. */
-  nativeStats(): { hits: number; misses: number; generationRetries: number; parked: number } {
-    return this.#handle ? this.#addon.stats(this.#handle) : { hits: 0, misses: 0, generationRetries: 0, parked: 0 };
+  nativeStats(): { hits: number; misses: number; generationRetries: number; spliced: number; parked: number } {
+    return this.#handle ? this.#addon.stats(this.#handle) : { hits: 0, misses: 0, generationRetries: 0, spliced: 0, parked: 0 };
   }
 
   /** Unmounts (lazily when busy), then waits for libfuse's threads to end. Safe to call more than once. */
