@@ -1,5 +1,6 @@
 import { BLOCK_SIZE, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
 import { AvailabilityBuckets } from './availability.js';
+import { FirstCopyOwners, followsFirstCopyRule } from './first-copies.js';
 import { PRIORITIES_HIGH_FIRST, PRIORITY_RANK, type Priority } from './priority.js';
 import { RateMeter } from './rate-meter.js';
 
@@ -31,6 +32,13 @@ import { RateMeter } from './rate-meter.js';
  *    and trade; a piece a peer rejected (a seed handing out distinct pieces says
  *    so: someone else is getting it) is not asked of that peer again for
  *    `declineMs`, or until its deadline is near, so a blocked read still gets it.
+ * 8. First copies (with `selfId`): a seed is asked for the read-ahead and warm
+ *    pieces this node owns (FirstCopyOwners: rendezvous hashing over this node and
+ *    the connected btmount peers still downloading) before the pieces others own,
+ *    and among those in the order they were wanted; a piece another member owns
+ *    goes to the seed when no piece of our own is left to ask it for, or once it
+ *    has been wanted for `firstCopyGraceMs` (its owner may not want it). Urgent
+ *    pieces keep rules 1-3. So the nodes' first requests to an origin are distinct.
  */
 
 export type PeerKey = string;
@@ -85,9 +93,19 @@ export interface SchedulerOptions {
   rejectRetryMs?: number;
   /** Picks among equally rare read-ahead pieces ([0, 1)). Default: none, the lowest index first (deterministic). */
   random?: () => number;
+  /**
+   * This node's peer id (hex, as peers see it): turns on first-copy ownership (rule 8) over it and
+   * the peers added with a btmount `peerId`. Default: none (every piece is ours to take).
+   */
+  selfId?: string;
+  /**
+   * A wanted piece another member owns counts as ours once it has been wanted this long and nobody
+   * has it (its owner may not want it, or sees another member set). Default 2 s.
+   */
+  firstCopyGraceMs?: number;
 }
 
-type Tunables = Required<Omit<SchedulerOptions, 'random'>>;
+type Tunables = Required<Omit<SchedulerOptions, 'random' | 'selfId'>>;
 
 const DEFAULTS: Tunables = {
   targetQueueMs: 1000,
@@ -103,6 +121,7 @@ const DEFAULTS: Tunables = {
   assumedRate: 1024 * 1024,
   declineMs: 3000,
   rejectRetryMs: 300,
+  firstCopyGraceMs: 10_000,
 };
 
 /** Equally rare candidates looked at for a random pick (bounds the scan). */
@@ -113,6 +132,8 @@ const TIE_SAMPLE = 32;
  * Rarest first, so the pieces only the seed has come before these.
  */
 const PASS_OVER_LIMIT = 1024;
+/** A member's HAVEs remembered to tell whether it reads what we read (rule 8). */
+const HAVE_HISTORY = 8;
 
 /** What became of a block a peer sent. Only `accepted` data belongs in the piece. */
 export type BlockVerdict =
@@ -222,6 +243,8 @@ class WantedPiece {
     public deadline: number | undefined,
     readonly size: number,
     readonly blockCount: number,
+    /** When it was first wanted (ms; -Infinity when the caller did not say). */
+    readonly wantedAt: number,
   ) {}
 
   start(owner: PeerKey | undefined): void {
@@ -260,6 +283,18 @@ export class Scheduler {
   #haveAllPeers = 0;
   #totalInflight = 0;
   #partialBytes = 0;
+  /** First-copy owners (rule 8), with `selfId`. */
+  readonly #firstCopies: FirstCopyOwners | undefined;
+  /** Peers that follow the first-copy rule: key → peer id. */
+  readonly #memberIds = new Map<PeerKey, string>();
+  /**
+   * Per member: of its last HAVEs (up to HAVE_HISTORY, newest in bit 0), which were of pieces we
+   * want or wanted, and how many it sent; a member most of whose HAVEs are of pieces we never
+   * wanted reads other pieces than we do (rule 8).
+   */
+  readonly #memberHaves = new Map<PeerKey, { wanted: number; count: number }>();
+  /** Per piece: 1 once it was wanted (with first copies only). */
+  readonly #everWanted: Uint8Array;
 
   readonly #layout: PieceLayout;
 
@@ -268,16 +303,21 @@ export class Scheduler {
     options: SchedulerOptions = {},
   ) {
     this.#layout = layout;
-    const { random, ...tunables } = options;
+    const { random, selfId, ...tunables } = options;
     this.#opts = { ...DEFAULTS, ...stripUndefined(tunables) };
     this.#random = random;
     this.#availability = new Uint32Array(layout.pieceCount);
+    this.#firstCopies = selfId === undefined ? undefined : new FirstCopyOwners(selfId, layout.pieceCount);
+    this.#everWanted = new Uint8Array(selfId === undefined ? 0 : layout.pieceCount);
   }
 
   // ── wanted pieces ──────────────────────────────────────────────────────────
 
-  /** Wants a piece at this priority (replacing an earlier priority) with an optional deadline (ms). */
-  want(index: PieceIndex, priority: Priority, deadline?: number): void {
+  /**
+   * Wants a piece at this priority (replacing an earlier priority) with an optional deadline (ms).
+   * `now` (ms) dates the first want, for firstCopyGraceMs; without it the piece counts as waited.
+   */
+  want(index: PieceIndex, priority: Priority, deadline?: number, now = -Infinity): void {
     if (!this.#layout.isValidPiece(index)) throw new RangeError(`no piece ${index}`);
     const existing = this.#wanted.get(index);
     if (existing) {
@@ -289,8 +329,9 @@ export class Scheduler {
       if (this.#active[old].delete(index)) this.#active[priority].add(index);
       return;
     }
-    const piece = new WantedPiece(index, priority, deadline, this.#layout.pieceSize(index), this.#layout.blockCount(index));
+    const piece = new WantedPiece(index, priority, deadline, this.#layout.pieceSize(index), this.#layout.blockCount(index), now);
     this.#wanted.set(index, piece);
+    if (this.#firstCopies) this.#everWanted[index] = 1;
     this.#queued[priority].add(index, this.#availability[index]!);
     for (const peer of this.#peers.values()) if (peer.has(index)) peer.interesting++;
   }
@@ -347,11 +388,51 @@ export class Scheduler {
 
   // ── peers ──────────────────────────────────────────────────────────────────
 
-  addPeer(key: PeerKey, now: number, opts: { reqq?: number; fast?: boolean } = {}): void {
+  /** `peerId` (hex): a btmount peer's id makes it a first-copy member while it downloads (rule 8). */
+  addPeer(key: PeerKey, now: number, opts: { reqq?: number; fast?: boolean; peerId?: string } = {}): void {
     if (this.#peers.has(key)) throw new Error(`peer ${key} already added`);
     const peer = new PeerState(key, this.#layout.pieceCount, this.#clampReqq(opts.reqq), this.#opts.initialDepth, now);
     peer.fast = opts.fast ?? false;
     this.#peers.set(key, peer);
+    if (this.#firstCopies && followsFirstCopyRule(opts.peerId)) {
+      this.#memberIds.set(key, opts.peerId!);
+      this.#firstCopies.setMember(key, opts.peerId!, true);
+    }
+  }
+
+  /**
+   * This node takes the piece's first copy from an origin now (rule 8): it owns it, or nobody
+   * else could (no members, or no ownership), or its owner does not read what we read (most of
+   * its HAVEs are of pieces we never wanted: each node reads its own shard), or the piece has been
+   * wanted for firstCopyGraceMs (its owner lags, or sees another member set).
+   */
+  firstCopyHere(index: PieceIndex, now: number): boolean {
+    const owner = this.#firstCopies?.ownerOf(index);
+    if (owner === undefined) return true;
+    const piece = this.#wanted.get(index);
+    if (piece === undefined) return false;
+    if (!this.#readsWithUs(owner)) return true;
+    return now - piece.wantedAt >= this.#opts.firstCopyGraceMs;
+  }
+
+  /**
+   * The member reads what we read: at least half of its last HAVEs were of pieces we want or
+   * wanted, or it has sent too few to tell (then it is left its first copies, for firstCopyGraceMs
+   * at most).
+   */
+  #readsWithUs(key: PeerKey): boolean {
+    const h = this.#memberHaves.get(key);
+    if (!h || h.count < HAVE_HISTORY / 2) return true;
+    const n = Math.min(h.count, HAVE_HISTORY);
+    let wanted = 0;
+    for (let bits = h.wanted & ((1 << n) - 1); bits !== 0; bits &= bits - 1) wanted++;
+    return 2 * wanted >= n;
+  }
+
+  /** A member that turned seed (or back) leaves (or rejoins) the first-copy members. */
+  #memberChanged(peer: PeerState): void {
+    const id = this.#memberIds.get(peer.key);
+    if (id !== undefined) this.#firstCopies!.setMember(peer.key, id, !peer.isSeed(this.#layout.pieceCount));
   }
 
   hasPeer(key: PeerKey): boolean {
@@ -371,6 +452,7 @@ export class Scheduler {
   peerBitfield(key: PeerKey, bitfield: Uint8Array): void {
     const peer = this.#peer(key);
     this.#forgetPieces(peer);
+    this.#memberChanged(peer);
     const count = this.#layout.pieceCount;
     const bytes = Math.min(bitfield.length, peer.pieces.length);
     for (let i = 0; i < bytes; i++) {
@@ -381,12 +463,20 @@ export class Scheduler {
         if (index < count && byte & (0x80 >> bit)) this.#addHave(peer, index as PieceIndex);
       }
     }
+    this.#memberChanged(peer);
   }
 
   peerHave(key: PeerKey, index: PieceIndex): void {
     const peer = this.#peer(key);
     if (!this.#layout.isValidPiece(index) || peer.has(index)) return;
     this.#addHave(peer, index);
+    if (peer.haveCount === this.#layout.pieceCount) this.#memberChanged(peer);
+    if (this.#memberIds.has(key)) {
+      const h = this.#memberHaves.get(key) ?? { wanted: 0, count: 0 };
+      h.wanted = ((h.wanted << 1) | this.#everWanted[index]!) & ((1 << HAVE_HISTORY) - 1);
+      h.count++;
+      this.#memberHaves.set(key, h);
+    }
   }
 
   peerHaveAll(key: PeerKey): void {
@@ -396,6 +486,7 @@ export class Scheduler {
     peer.haveAll = true;
     this.#haveAllPeers++;
     peer.interesting = this.#wanted.size - this.#countVerifying();
+    this.#memberChanged(peer);
   }
 
   /** The peer has every piece (have-all, or a full bitfield). */
@@ -439,6 +530,9 @@ export class Scheduler {
     for (const f of [...peer.inflight.values()]) this.#release(peer, f, false);
     this.#forgetPieces(peer);
     this.#peers.delete(key);
+    this.#memberIds.delete(key);
+    this.#memberHaves.delete(key);
+    this.#firstCopies?.remove(key);
   }
 
   // ── blocks ─────────────────────────────────────────────────────────────────
@@ -644,13 +738,19 @@ export class Scheduler {
    * (a web seed): how many have it, how many of those may be asked now (not choking us, or
    * allowed-fast, and not snubbed), and when the soonest of those would deliver what is
    * missing of it (ms since the epoch; only with `withDelivery`, else the count stops at the
-   * first usable peer).
+   * first usable peer); with first-copy members, whether this node takes its first copy
+   * (firstCopyHere).
    */
-  peerSupply(index: PieceIndex, now: number, withDelivery: boolean): { availability: number; usablePeers: number; peerDeliveryAt: number } {
+  peerSupply(
+    index: PieceIndex,
+    now: number,
+    withDelivery: boolean,
+  ): { availability: number; usablePeers: number; peerDeliveryAt: number; firstCopyHere?: boolean } {
     const availability = this.#availability[index]! + this.#haveAllPeers;
     let usablePeers = 0;
     let peerDeliveryAt = Infinity;
-    if (availability === 0) return { availability, usablePeers, peerDeliveryAt };
+    const firstCopy = this.#firstCopies && this.#firstCopies.size > 0 ? { firstCopyHere: this.firstCopyHere(index, now) } : {};
+    if (availability === 0) return { availability, usablePeers, peerDeliveryAt, ...firstCopy };
     const piece = this.#wanted.get(index);
     const missing = piece?.started ? (piece.blockCount - piece.receivedCount) * BLOCK_SIZE : this.#layout.pieceSize(index);
     for (const p of this.#peers.values()) {
@@ -659,7 +759,7 @@ export class Scheduler {
       if (!withDelivery) break;
       peerDeliveryAt = Math.min(peerDeliveryAt, now + this.#etaMs(p, now, p.inflight.size * BLOCK_SIZE + missing));
     }
-    return { availability, usablePeers, peerDeliveryAt };
+    return { availability, usablePeers, peerDeliveryAt, ...firstCopy };
   }
 
   // ── internals ──────────────────────────────────────────────────────────────
@@ -903,8 +1003,13 @@ export class Scheduler {
       // Random among equally rare read-ahead pieces (nodes reading the same window spread over it); urgent and warm keep
       // the order they were asked in (a warm list is fetched in list order).
       const random = priority === 'readahead' ? this.#random : undefined;
-      const index =
-        peer.haveAll || peer.haveCount >= queued.size ? this.#firstQueuedFor(peer, queued, now, random) : this.#rarestQueuedAmong(peer, priority, now, random);
+      let index: PieceIndex | undefined;
+      if (peer.haveAll || peer.haveCount >= queued.size) {
+        // A seed (rule 8): our own first copies first, in the order they were wanted; then anything.
+        const firstCopies = priority !== 'urgent' && this.#firstCopies !== undefined && this.#firstCopies.size > 0 && peer.isSeed(this.#layout.pieceCount);
+        if (firstCopies) index = this.#firstQueuedFor(peer, queued, now, undefined, (i) => this.firstCopyHere(i, now));
+        index ??= this.#firstQueuedFor(peer, queued, now, random);
+      } else index = this.#rarestQueuedAmong(peer, priority, now, random);
       if (index === undefined) break;
       const piece = this.#wanted.get(index)!;
       if (priority !== 'urgent' && this.#partialBytes + piece.size > this.#opts.maxPartialBytes && this.#partialBytes > 0) break;
@@ -914,14 +1019,23 @@ export class Scheduler {
     return budget;
   }
 
-  /** The rarest queued piece the peer may be asked for (ties: the first filed, or a random one of the first few). */
-  #firstQueuedFor(peer: PeerState, queued: AvailabilityBuckets, now: number, random: (() => number) | undefined): PieceIndex | undefined {
+  /**
+   * The rarest queued piece the peer may be asked for (ties: the first filed, or a random one of
+   * the first few), among those `only` accepts.
+   */
+  #firstQueuedFor(
+    peer: PeerState,
+    queued: AvailabilityBuckets,
+    now: number,
+    random: (() => number) | undefined,
+    only?: (index: PieceIndex) => boolean,
+  ): PieceIndex | undefined {
     let ties: PieceIndex[] | undefined;
     let tieAvailability = 0;
     let passedOver = 0;
     for (const index of queued.inOrder()) {
       if (ties && (this.#availability[index] !== tieAvailability || ties.length >= TIE_SAMPLE)) break;
-      if (!this.#mayAsk(peer, this.#wanted.get(index)!, now)) {
+      if ((only && !only(index)) || !this.#mayAsk(peer, this.#wanted.get(index)!, now)) {
         if (++passedOver >= PASS_OVER_LIMIT) break;
         continue;
       }
