@@ -265,10 +265,6 @@ export function simulateCluster(o: ClusterSimOptions): ClusterSimResult {
     }
     // Deadlines: the sim's urgent pieces were asked with now + deadlineMs; the picker wants them per piece.
     const withDeadlines = candidates.map((c) => (c.priority === 'urgent' ? { ...c, deadline: urgentDeadline.get(`${i} ${c.index}`) } : c));
-    if (process.env['SIM_DEBUG'] && i === 0 && now % 500 === 0) {
-      const noPeer = withDeadlines.filter((c) => c.usablePeers === 0);
-      console.log(now, 'inflight', mine.length, 'cand', withDeadlines.length, 'noPeer', noPeer.length, 'ours', noPeer.filter((c) => c.firstCopyHere).length, 'urgent', withDeadlines.filter((c) => c.priority === 'urgent').map((c) => `${c.index}${c.firstCopyHere ? '*' : ''}${c.usablePeers}`).join(','), 'epoch', readers[0]!.epoch, 'pos', readers[0]!.pos, 'allfetches', webFetches.length);
-    }
     for (const pick of pickWebSeedFetches(withDeadlines, [{ id: 0, ready: true, freeSlots: free }], now, { random: webRandom[i]! })) {
       webFetches.push({ node: i, index: pick.index, sent: 0 });
     }
