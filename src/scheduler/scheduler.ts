@@ -32,13 +32,16 @@ import { RateMeter } from './rate-meter.js';
  *    and trade; a piece a peer rejected (a seed handing out distinct pieces says
  *    so: someone else is getting it) is not asked of that peer again for
  *    `declineMs`, or until its deadline is near, so a blocked read still gets it.
- * 8. First copies (with `selfId`): a seed is asked for the read-ahead and warm
- *    pieces this node owns (FirstCopyOwners: rendezvous hashing over this node and
- *    the connected btmount peers still downloading) before the pieces others own,
- *    and among those in the order they were wanted; a piece another member owns
- *    goes to the seed when no piece of our own is left to ask it for, or once it
- *    has been wanted for `firstCopyGraceMs` (its owner may not want it). Urgent
- *    pieces keep rules 1-3. So the nodes' first requests to an origin are distinct.
+ * 8. First copies (with `selfId`): a seed is asked only for the read-ahead and
+ *    warm pieces this node owns (FirstCopyOwners: rendezvous hashing over this node
+ *    and the connected btmount peers still downloading), in the order they were
+ *    wanted, and for those whose owner turned out to read other pieces than we do
+ *    (its HAVEs are of pieces we never wanted: sharded reads) or that have been
+ *    wanted for `firstCopyGraceMs` (see firstCopyHere). Urgent pieces keep rules
+ *    1-3, so a blocked read never waits for an owner. So the nodes' requests to an
+ *    origin are distinct in the first place: in the simulated 8-node cluster,
+ *    taking another member's piece whenever none of ours was left cost the origin
+ *    1.65x the dataset and 2.5x the bound; asking only for ours, 1.01x and 1.5x.
  */
 
 export type PeerKey = string;
@@ -1005,10 +1008,10 @@ export class Scheduler {
       const random = priority === 'readahead' ? this.#random : undefined;
       let index: PieceIndex | undefined;
       if (peer.haveAll || peer.haveCount >= queued.size) {
-        // A seed (rule 8): our own first copies first, in the order they were wanted; then anything.
+        // A seed (rule 8): only our own first copies, in the order they were wanted.
         const firstCopies = priority !== 'urgent' && this.#firstCopies !== undefined && this.#firstCopies.size > 0 && peer.isSeed(this.#layout.pieceCount);
         if (firstCopies) index = this.#firstQueuedFor(peer, queued, now, undefined, (i) => this.firstCopyHere(i, now));
-        index ??= this.#firstQueuedFor(peer, queued, now, random);
+        else index = this.#firstQueuedFor(peer, queued, now, random);
       } else index = this.#rarestQueuedAmong(peer, priority, now, random);
       if (index === undefined) break;
       const piece = this.#wanted.get(index)!;
