@@ -400,7 +400,7 @@ test('first copies: the seed is asked for our own read-ahead pieces, in the orde
   const mine = Array.from({ length: 64 }, (_, i) => i).filter((i) => view.isMine(i));
   t.true(mine.length > 2 && mine.length < 40);
   // Room for all of ours and more in one fill.
-  const s = member(l, 3, { random: seeded(1), initialDepth: BLOCKS_PER_PIECE * 64, firstCopyGraceMs: 5000 });
+  const s = member(l, 3, { random: seeded(1), initialDepth: BLOCKS_PER_PIECE * 64, firstCopyGraceMs: 5000, firstCopyIdleMs: 60_000 });
   for (let k = 0; k < 64; k++) s.want(p(k), 'readahead', undefined, 0);
   t.deepEqual(piecesOf(s.fill('S', 0)), mine, 'ours, in the order wanted (not at random), and nothing else');
   t.deepEqual(s.fill('S', 4999), [], 'others\' pieces are left to their owners');
@@ -434,7 +434,7 @@ test('first copies: a member that turns seed no longer owns pieces', (t) => {
 
 test('first copies: another member\'s piece is ours after firstCopyGraceMs, or once that member turns out to read other pieces', (t) => {
   const l = layout(64);
-  const s = member(l, 1, { firstCopyGraceMs: 5000 });
+  const s = member(l, 1, { firstCopyGraceMs: 5000, firstCopyIdleMs: 60_000 });
   for (let k = 0; k < 32; k++) s.want(p(k), 'readahead', undefined, 1000);
   const theirs = Array.from({ length: 32 }, (_, i) => i).filter((i) => !s.firstCopyHere(p(i), 1000));
   t.true(theirs.length > 3);
@@ -446,6 +446,19 @@ test('first copies: another member\'s piece is ours after firstCopyGraceMs, or o
   // One that announces pieces we never wanted (its own shard) does not: its pieces are ours at once.
   for (let k = 40; k < 52; k++) s.peerHave('N1', p(k));
   t.true(s.firstCopyHere(p(theirs[0]!), 2000));
+});
+
+test('first copies: a member that announces nothing for firstCopyIdleMs reads nothing: its pieces are ours', (t) => {
+  const l = layout(64);
+  const s = member(l, 1, { firstCopyIdleMs: 1000 });
+  for (let k = 0; k < 32; k++) s.want(p(k), 'readahead', undefined, 0);
+  const theirs = Array.from({ length: 32 }, (_, i) => i).filter((i) => !s.firstCopyHere(p(i), 0));
+  t.true(theirs.length > 0);
+  t.false(s.firstCopyHere(p(theirs[0]!), 1000), 'connected 1 s ago: still its own');
+  t.true(s.firstCopyHere(p(theirs[0]!), 1001), 'nothing announced since it connected');
+  s.peerHave('N1', p(theirs[1]!), 1500);
+  t.false(s.firstCopyHere(p(theirs[0]!), 2000), 'it announced a piece we want: it reads with us');
+  t.true(s.firstCopyHere(p(theirs[0]!), 2501));
 });
 
 test('first copies: the web seed is not asked for a piece another member owns, unless a read is blocked on it near its deadline', (t) => {
@@ -499,6 +512,13 @@ for (const nodes of [4, 8]) {
     t.true(after.every((r) => r.doneAtMs < Infinity));
     t.true(mean(after, (r) => r.timeOverBound) <= mean(before, (r) => r.timeOverBound) * 1.1, 'no more than 10 % slower');
     t.true(mean(after, (r) => r.originFactor) <= 1.1);
+  });
+
+  test(`simulated cluster, web seed, one reader among ${nodes} mounts: the idle mounts own nothing for long`, (t) => {
+    const { before, after } = compare({ nodes, pieces: 256, origin: 'web', workload: 'one', window: 64 });
+    t.log(`without owners: ${summary(before)}`);
+    t.log(`with owners:    ${summary(after)}`);
+    t.true(mean(after, (r) => r.timeOverBound) <= mean(before, (r) => r.timeOverBound) * 1.1, 'no more than 10 % slower');
   });
 
   for (const workload of ['full', 'shards'] as const) {

@@ -106,6 +106,11 @@ export interface SchedulerOptions {
    * has it (its owner may not want it, or sees another member set). Default 2 s.
    */
   firstCopyGraceMs?: number;
+  /**
+   * A member that has announced no piece for this long (since it connected, or its last HAVE) reads
+   * nothing: the pieces it owns are ours. Default 1 s.
+   */
+  firstCopyIdleMs?: number;
 }
 
 type Tunables = Required<Omit<SchedulerOptions, 'random' | 'selfId'>>;
@@ -125,6 +130,7 @@ const DEFAULTS: Tunables = {
   declineMs: 3000,
   rejectRetryMs: 300,
   firstCopyGraceMs: 10_000,
+  firstCopyIdleMs: 1000,
 };
 
 /** Equally rare candidates looked at for a random pick (bounds the scan). */
@@ -295,7 +301,7 @@ export class Scheduler {
    * want or wanted, and how many it sent; a member most of whose HAVEs are of pieces we never
    * wanted reads other pieces than we do (rule 8).
    */
-  readonly #memberHaves = new Map<PeerKey, { wanted: number; count: number }>();
+  readonly #memberHaves = new Map<PeerKey, { wanted: number; count: number; lastAt: number }>();
   /** Per piece: 1 once it was wanted (with first copies only). */
   readonly #everWanted: Uint8Array;
 
@@ -399,33 +405,37 @@ export class Scheduler {
     this.#peers.set(key, peer);
     if (this.#firstCopies && followsFirstCopyRule(opts.peerId)) {
       this.#memberIds.set(key, opts.peerId!);
+      this.#memberHaves.set(key, { wanted: 0, count: 0, lastAt: now });
       this.#firstCopies.setMember(key, opts.peerId!, true);
     }
   }
 
   /**
    * This node takes the piece's first copy from an origin now (rule 8): it owns it, or nobody
-   * else could (no members, or no ownership), or its owner does not read what we read (most of
-   * its HAVEs are of pieces we never wanted: each node reads its own shard), or the piece has been
-   * wanted for firstCopyGraceMs (its owner lags, or sees another member set).
+   * else could (no members, or no ownership), or its owner does not read what we read (it
+   * announced nothing for firstCopyIdleMs, or most of its HAVEs are of pieces we never wanted:
+   * each node reads its own shard), or the piece has been wanted for firstCopyGraceMs (its owner
+   * lags, or sees another member set).
    */
   firstCopyHere(index: PieceIndex, now: number): boolean {
     const owner = this.#firstCopies?.ownerOf(index);
     if (owner === undefined) return true;
     const piece = this.#wanted.get(index);
     if (piece === undefined) return false;
-    if (!this.#readsWithUs(owner)) return true;
+    if (!this.#readsWithUs(owner, now)) return true;
     return now - piece.wantedAt >= this.#opts.firstCopyGraceMs;
   }
 
   /**
-   * The member reads what we read: at least half of its last HAVEs were of pieces we want or
-   * wanted, or it has sent too few to tell (then it is left its first copies, for firstCopyGraceMs
-   * at most).
+   * The member reads what we read: it announced a piece (or connected) within firstCopyIdleMs (a
+   * mount that reads nothing is no owner), and at least half of its last HAVEs were of pieces we
+   * want or wanted, or it has sent too few to tell (then it is left its first copies, for
+   * firstCopyGraceMs at most).
    */
-  #readsWithUs(key: PeerKey): boolean {
+  #readsWithUs(key: PeerKey, now: number): boolean {
     const h = this.#memberHaves.get(key);
-    if (!h || h.count < HAVE_HISTORY / 2) return true;
+    if (!h || now - h.lastAt > this.#opts.firstCopyIdleMs) return false;
+    if (h.count < HAVE_HISTORY / 2) return true;
     const n = Math.min(h.count, HAVE_HISTORY);
     let wanted = 0;
     for (let bits = h.wanted & ((1 << n) - 1); bits !== 0; bits &= bits - 1) wanted++;
@@ -469,16 +479,17 @@ export class Scheduler {
     this.#memberChanged(peer);
   }
 
-  peerHave(key: PeerKey, index: PieceIndex): void {
+  /** `now` (ms): when, for first copies (a member that announces nothing for long reads nothing). */
+  peerHave(key: PeerKey, index: PieceIndex, now = -Infinity): void {
     const peer = this.#peer(key);
     if (!this.#layout.isValidPiece(index) || peer.has(index)) return;
     this.#addHave(peer, index);
     if (peer.haveCount === this.#layout.pieceCount) this.#memberChanged(peer);
-    if (this.#memberIds.has(key)) {
-      const h = this.#memberHaves.get(key) ?? { wanted: 0, count: 0 };
+    const h = this.#memberHaves.get(key);
+    if (h) {
       h.wanted = ((h.wanted << 1) | this.#everWanted[index]!) & ((1 << HAVE_HISTORY) - 1);
       h.count++;
-      this.#memberHaves.set(key, h);
+      h.lastAt = Math.max(h.lastAt, now);
     }
   }
 

@@ -534,7 +534,7 @@ export class Swarm extends EventEmitter {
     this.#uploader.addPeer(key, pc);
     pc.handle({
       bitfield: (bits) => update(() => this.#scheduler.peerBitfield(key, bits)),
-      have: (index) => update(() => this.#scheduler.peerHave(key, index as PieceIndex)),
+      have: (index) => update(() => this.#scheduler.peerHave(key, index as PieceIndex, Date.now())),
       haveAll: () => update(() => this.#scheduler.peerHaveAll(key)),
       choke: () => live() && this.#scheduler.setChoked(key, true),
       unchoke: () => update(() => this.#scheduler.setChoked(key, false)),

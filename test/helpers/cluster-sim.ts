@@ -36,7 +36,8 @@ export interface ClusterSimOptions {
   origin: 'seed' | 'web';
   /** Seed origin only: distinct (reject what another peer has or is getting) or all. Default distinct. */
   share?: 'distinct' | 'all';
-  workload: 'full' | 'shards';
+  /** `one`: node 0 reads every piece, the others are mounted and read nothing. */
+  workload: 'full' | 'shards' | 'one';
   seed: number;
   /** Blocks per tick each uploader sends. Default 2. */
   rate?: number;
@@ -140,8 +141,15 @@ export function simulateCluster(o: ClusterSimOptions): ClusterSimResult {
   const epochOrders: number[][] =
     o.workload === 'full'
       ? [Array.from({ length: pieceCount }, (_, i) => i)]
+      : o.workload === 'one'
+      ? [Array.from({ length: pieceCount }, (_, i) => i)]
       : [shuffled(pieceCount, seeded(o.seed * 7919 + 1)), shuffled(pieceCount, seeded(o.seed * 7919 + 2))];
-  const readers = keys.map((_, i) => new SimReader(o.workload === 'full' ? epochOrders : epochOrders.map((ord) => ord.filter((_, k) => k % n === i))));
+  const readers = keys.map(
+    (_, i) =>
+      new SimReader(
+        o.workload === 'full' ? epochOrders : o.workload === 'one' ? (i === 0 ? epochOrders : []) : epochOrders.map((ord) => ord.filter((_, k) => k % n === i)),
+      ),
+  );
 
   const ids = o.peerIds ?? true;
   const schedulers = keys.map((key, i) => {
@@ -279,7 +287,7 @@ export function simulateCluster(o: ClusterSimOptions): ClusterSimResult {
     rejectsInFlight = [];
     const haves = havesInFlight;
     havesInFlight = [];
-    for (const { from, index } of haves) for (let k = 0; k < n; k++) if (k !== from) schedulers[k]!.peerHave(keys[from]!, pieceIndex(index));
+    for (const { from, index } of haves) for (let k = 0; k < n; k++) if (k !== from) schedulers[k]!.peerHave(keys[from]!, pieceIndex(index), now);
 
     const originBefore = originBlocks;
     // Peer and seed uploads.
