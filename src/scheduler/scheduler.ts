@@ -36,12 +36,13 @@ import { RateMeter } from './rate-meter.js';
  *    warm pieces this node owns (FirstCopyOwners: rendezvous hashing over this node
  *    and the connected btmount peers still downloading), in the order they were
  *    wanted, and for those whose owner turned out to read other pieces than we do
- *    (its HAVEs are of pieces we never wanted: sharded reads) or that have been
- *    wanted for `firstCopyGraceMs` (see firstCopyHere). Urgent pieces keep rules
- *    1-3, so a blocked read never waits for an owner. So the nodes' requests to an
- *    origin are distinct in the first place: in the simulated 8-node cluster,
+ *    (it announced nothing for `firstCopyIdleMs`, or its HAVEs are of pieces we
+ *    never wanted: sharded reads) or that have been wanted for `firstCopyGraceMs`
+ *    (see firstCopyHere). Urgent pieces keep rules 1-3, so a blocked read never
+ *    waits for an owner. So the nodes' requests to an origin are distinct in the
+ *    first place: in the simulated 8-node cluster (test/scheduler-sharing.test.ts),
  *    taking another member's piece whenever none of ours was left cost the origin
- *    1.65x the dataset and 2.5x the bound; asking only for ours, 1.01x and 1.5x.
+ *    1.6x the dataset and 2.5x the bound; asking only for ours, 1.02x and 1.6x.
  */
 
 export type PeerKey = string;
@@ -103,7 +104,8 @@ export interface SchedulerOptions {
   selfId?: string;
   /**
    * A wanted piece another member owns counts as ours once it has been wanted this long and nobody
-   * has it (its owner may not want it, or sees another member set). Default 2 s.
+   * has it (its owner lags, or sees another member set). Default 10 s (longer than a read-ahead
+   * window takes to fill: a shorter grace let every node take the owners' pieces).
    */
   firstCopyGraceMs?: number;
   /**
