@@ -9,6 +9,9 @@ import test from 'ava';
 import { BLOCK_SIZE, PieceLayout, pieceIndex, type PieceIndex } from '../src/metainfo/piece-layout.js';
 import { Scheduler, type BlockRequest, type SchedulerOptions } from '../src/scheduler/index.js';
 import { SharePolicy, type ShareMode } from '../src/swarm/share-policy.js';
+import { FirstCopyOwners, followsFirstCopyRule } from '../src/scheduler/first-copies.js';
+import { pickWebSeedFetches } from '../src/swarm/web-seed-picker.js';
+import { describeSim, simPeerId, simulateCluster as simulateReaders, type ClusterSimOptions, type ClusterSimResult } from './helpers/cluster-sim.js';
 
 const p = pieceIndex;
 const BLOCKS_PER_PIECE = 4;
@@ -336,3 +339,199 @@ test('with one node the origin simply serves everything (nothing to trade)', (t)
   const one = simulateCluster(1, 32, 'distinct', 2);
   t.is(one.originBlocks, one.totalBlocks);
 });
+
+// ── first copies (issue 12): who asks the origin for a piece first ───────────
+
+const ids = Array.from({ length: 8 }, (_, i) => simPeerId(i));
+
+/** Node `me`'s view of first-copy owners, with the other ids as members. */
+function ownersSeenBy(me: number, members: readonly number[], pieceCount: number): FirstCopyOwners {
+  const o = new FirstCopyOwners(ids[me]!, pieceCount);
+  for (const m of members) if (m !== me) o.setMember(`k${m}`, ids[m]!, true);
+  return o;
+}
+
+test('first copies: with the same members every piece has exactly one owner, and the shares are even', (t) => {
+  const members = [0, 1, 2, 3, 4, 5, 6, 7];
+  const views = members.map((m) => ownersSeenBy(m, members, 1024));
+  const owned = members.map(() => 0);
+  for (let piece = 0; piece < 1024; piece++) {
+    const owners = members.filter((m) => views[m]!.isMine(piece));
+    t.is(owners.length, 1, `piece ${piece}: owners ${owners.join(',')}`);
+    owned[owners[0]!]!++;
+  }
+  for (const n of owned) t.true(n > 1024 / 8 / 2 && n < (1024 / 8) * 1.5, `shares ${owned.join(' ')}`);
+});
+
+test('first copies: a member that leaves (or finishes) hands on only its own pieces', (t) => {
+  const me = ownersSeenBy(0, [0, 1, 2, 3], 256);
+  const before = Array.from({ length: 256 }, (_, i) => me.ownerOf(i));
+  me.remove('k2');
+  for (let i = 0; i < 256; i++) {
+    if (before[i] !== 'k2') t.is(me.ownerOf(i), before[i], `piece ${i} kept its owner`);
+    else t.not(me.ownerOf(i), 'k2');
+  }
+  t.true(before.includes('k2'));
+});
+
+test('first copies: only btmount peer ids follow the rule', (t) => {
+  t.true(followsFirstCopyRule(simPeerId(3)));
+  t.true(followsFirstCopyRule(Buffer.from('-BM0100-abcdefghijkl').toString('hex')));
+  t.false(followsFirstCopyRule(Buffer.from('-lt2000-abcdefghijkl').toString('hex')));
+  t.false(followsFirstCopyRule(undefined));
+});
+
+/** Node 0 of a cluster: the origin S (a btmount id, have-all) and members N1..N{k}. */
+function member(l: PieceLayout, others: number, opts: SchedulerOptions = {}): Scheduler {
+  const s = new Scheduler(l, { initialDepth: BLOCKS_PER_PIECE, minDepth: 1, selfId: ids[0]!, ...opts });
+  s.addPeer('S', 0, { fast: true, peerId: simPeerId(99) });
+  s.peerHaveAll('S');
+  s.setChoked('S', false);
+  for (let i = 1; i <= others; i++) {
+    s.addPeer(`N${i}`, 0, { fast: true, peerId: ids[i]! });
+    s.setChoked(`N${i}`, false);
+  }
+  return s;
+}
+
+test('first copies: the seed is asked for our own read-ahead pieces, in the order wanted; others\' after the grace; a blocked read at once', (t) => {
+  const l = layout(64);
+  const view = ownersSeenBy(0, [0, 1, 2, 3], 64);
+  const mine = Array.from({ length: 64 }, (_, i) => i).filter((i) => view.isMine(i));
+  t.true(mine.length > 2 && mine.length < 40);
+  // Room for all of ours and more in one fill.
+  const s = member(l, 3, { random: seeded(1), initialDepth: BLOCKS_PER_PIECE * 64, firstCopyGraceMs: 5000, firstCopyIdleMs: 60_000 });
+  for (let k = 0; k < 64; k++) s.want(p(k), 'readahead', undefined, 0);
+  t.deepEqual(piecesOf(s.fill('S', 0)), mine, 'ours, in the order wanted (not at random), and nothing else');
+  t.deepEqual(s.fill('S', 4999), [], 'others\' pieces are left to their owners');
+  const theirs = piecesOf(s.fill('S', 5000));
+  t.true(theirs.length > 0 && theirs.every((i) => !mine.includes(i)), 'wanted for the grace: ours to take');
+
+  const u = member(l, 3);
+  const other = Array.from({ length: 64 }, (_, i) => i).find((i) => !view.isMine(i))!;
+  u.want(p(other), 'urgent', 3000, 0);
+  t.deepEqual(piecesOf(u.schedule(0).requests.get('S') ?? []), [other], 'a blocked read does not wait for the owner');
+});
+
+test('first copies: without members (alone, or only a seed and other clients) every piece is ours', (t) => {
+  const s = new Scheduler(layout(16), { initialDepth: BLOCKS_PER_PIECE, minDepth: 1, selfId: ids[0]! });
+  s.addPeer('S', 0, { fast: true, peerId: simPeerId(99) });
+  s.peerHaveAll('S');
+  s.addPeer('L', 0, { fast: true, peerId: Buffer.from('-lt2000-abcdefghijkl').toString('hex') });
+  for (let k = 0; k < 16; k++) t.true(s.firstCopyHere(p(k), 0));
+  t.is(s.peerSupply(p(3), 0, false).firstCopyHere, undefined, 'no first-copy information for the web-seed picker');
+});
+
+test('first copies: a member that turns seed no longer owns pieces', (t) => {
+  const l = layout(32);
+  const s = member(l, 1);
+  for (let k = 0; k < 32; k++) s.want(p(k), 'readahead', undefined, 0);
+  const theirs = Array.from({ length: 32 }, (_, i) => i).filter((i) => !s.firstCopyHere(p(i), 0));
+  t.true(theirs.length > 0);
+  s.peerHaveAll('N1');
+  for (const i of theirs) t.true(s.firstCopyHere(p(i), 0), `piece ${i} is ours once N1 has every piece`);
+});
+
+test('first copies: another member\'s piece is ours after firstCopyGraceMs, or once that member turns out to read other pieces', (t) => {
+  const l = layout(64);
+  const s = member(l, 1, { firstCopyGraceMs: 5000, firstCopyIdleMs: 60_000 });
+  for (let k = 0; k < 32; k++) s.want(p(k), 'readahead', undefined, 1000);
+  const theirs = Array.from({ length: 32 }, (_, i) => i).filter((i) => !s.firstCopyHere(p(i), 1000));
+  t.true(theirs.length > 3);
+  t.false(s.firstCopyHere(p(theirs[0]!), 5999));
+  t.true(s.firstCopyHere(p(theirs[0]!), 6000), 'wanted for the grace: ours');
+  // A member that announces pieces we want reads with us: its pieces stay its own.
+  for (const i of theirs.slice(1, 5)) s.peerHave('N1', p(i));
+  t.false(s.firstCopyHere(p(theirs[0]!), 2000));
+  // One that announces pieces we never wanted (its own shard) does not: its pieces are ours at once.
+  for (let k = 40; k < 52; k++) s.peerHave('N1', p(k));
+  t.true(s.firstCopyHere(p(theirs[0]!), 2000));
+});
+
+test('first copies: a member that announces nothing for firstCopyIdleMs reads nothing: its pieces are ours', (t) => {
+  const l = layout(64);
+  const s = member(l, 1, { firstCopyIdleMs: 1000 });
+  for (let k = 0; k < 32; k++) s.want(p(k), 'readahead', undefined, 0);
+  const theirs = Array.from({ length: 32 }, (_, i) => i).filter((i) => !s.firstCopyHere(p(i), 0));
+  t.true(theirs.length > 0);
+  t.false(s.firstCopyHere(p(theirs[0]!), 1000), 'connected 1 s ago: still its own');
+  t.true(s.firstCopyHere(p(theirs[0]!), 1001), 'nothing announced since it connected');
+  s.peerHave('N1', p(theirs[1]!), 1500);
+  t.false(s.firstCopyHere(p(theirs[0]!), 2000), 'it announced a piece we want: it reads with us');
+  t.true(s.firstCopyHere(p(theirs[0]!), 2501));
+});
+
+test('first copies: the web seed is not asked for a piece another member owns, unless a read is blocked on it near its deadline', (t) => {
+  const l = layout(64);
+  const s = member(l, 3);
+  s.removePeer('S'); // an HTTP origin: no seed peer
+  for (let k = 0; k < 16; k++) s.want(p(k), 'readahead', undefined, 0);
+  const ours = Array.from({ length: 16 }, (_, i) => i).filter((i) => s.firstCopyHere(p(i), 0));
+  const theirs = Array.from({ length: 16 }, (_, i) => i).filter((i) => !ours.includes(i));
+  t.true(ours.length > 0 && theirs.length > 0);
+  const supply = (now: number, urgent?: number) =>
+    Array.from({ length: 16 }, (_, i) => ({
+      index: p(i),
+      priority: i === urgent ? ('urgent' as const) : ('readahead' as const),
+      deadline: i === urgent ? 3000 : undefined,
+      ...s.peerSupply(p(i), now, i === urgent),
+    }));
+  const picked = pickWebSeedFetches(supply(0), [{ id: 0, ready: true, freeSlots: 16 }], 0).map((x) => x.index);
+  t.deepEqual(picked, ours, 'ours only, in order');
+  const u = theirs[0]!;
+  t.false(pickWebSeedFetches(supply(1000, u), [{ id: 0, ready: true, freeSlots: 16 }], 1000).some((x) => x.index === u), 'blocked, deadline 2 s away: its owner gets it');
+  t.true(pickWebSeedFetches(supply(2000, u), [{ id: 0, ready: true, freeSlots: 16 }], 2000).some((x) => x.index === u), 'within a second of the deadline: fetched');
+});
+
+// ── the simulated cluster with readers: both origins, full and sharded reads ─
+
+/** One configuration, with and without first-copy owners (peer ids), over a few seeds. */
+function compare(o: Omit<ClusterSimOptions, 'seed'>, seeds = [1, 2]): { before: ClusterSimResult[]; after: ClusterSimResult[] } {
+  const run = (peerIds: boolean): ClusterSimResult[] => seeds.map((seed) => simulateReaders({ ...o, seed, peerIds }));
+  return { before: run(false), after: run(true) };
+}
+const mean = (rs: readonly ClusterSimResult[], f: (r: ClusterSimResult) => number): number => rs.reduce((a, r) => a + f(r), 0) / rs.length;
+const summary = (rs: readonly ClusterSimResult[]): string =>
+  `time / bound ${mean(rs, (r) => r.timeOverBound).toFixed(2)}, origin factor ${mean(rs, (r) => r.originFactor).toFixed(2)} (${rs.map(describeSim).join('; ')})`;
+
+for (const nodes of [4, 8]) {
+  test(`simulated cluster, web seed, full reads, N = ${nodes}: first copies take the origin factor to about 1`, (t) => {
+    const { before, after } = compare({ nodes, pieces: 256, origin: 'web', workload: 'full', window: 64 });
+    t.log(`without owners: ${summary(before)}`);
+    t.log(`with owners:    ${summary(after)}`);
+    t.true(after.every((r) => r.doneAtMs < Infinity));
+    t.true(mean(after, (r) => r.originFactor) <= 1.2, 'origin factor ≤ 1.2');
+    t.true(mean(before, (r) => r.originFactor) > 2, 'without owners the nodes fetch the same pieces (the issue)');
+    t.true(mean(after, (r) => r.timeOverBound) < mean(before, (r) => r.timeOverBound));
+  });
+
+  test(`simulated cluster, web seed, sharded reads, N = ${nodes}: owners who do not read a piece do not slow it`, (t) => {
+    const { before, after } = compare({ nodes, pieces: 256, origin: 'web', workload: 'shards', window: 64 });
+    t.log(`without owners: ${summary(before)}`);
+    t.log(`with owners:    ${summary(after)}`);
+    t.true(after.every((r) => r.doneAtMs < Infinity));
+    t.true(mean(after, (r) => r.timeOverBound) <= mean(before, (r) => r.timeOverBound) * 1.1, 'no more than 10 % slower');
+    t.true(mean(after, (r) => r.originFactor) <= 1.1);
+  });
+
+  test(`simulated cluster, web seed, one reader among ${nodes} mounts: the idle mounts own nothing for long`, (t) => {
+    const { before, after } = compare({ nodes, pieces: 256, origin: 'web', workload: 'one', window: 64 });
+    t.log(`without owners: ${summary(before)}`);
+    t.log(`with owners:    ${summary(after)}`);
+    t.true(mean(after, (r) => r.timeOverBound) <= mean(before, (r) => r.timeOverBound) * 1.1, 'no more than 10 % slower');
+  });
+
+  for (const workload of ['full', 'shards'] as const) {
+    test(`simulated cluster, seed origin (distinct), ${workload} reads, N = ${nodes}: first copies ${workload === 'full' ? 'take fewer rejects and less time' : 'cost the shards nothing'}`, (t) => {
+      const { before, after } = compare({ nodes, pieces: 256, origin: 'seed', workload, window: 64 });
+      t.log(`without owners: ${summary(before)}`);
+      t.log(`with owners:    ${summary(after)}`);
+      t.true(after.every((r) => r.doneAtMs < Infinity), 'every node read every piece');
+      t.true(mean(after, (r) => r.originFactor) <= 1.1);
+      if (workload === 'full') {
+        t.true(mean(after, (r) => r.rejects) < mean(before, (r) => r.rejects) / 2, 'the origin sees distinct requests: fewer rejects');
+        t.true(mean(after, (r) => r.timeOverBound) < mean(before, (r) => r.timeOverBound));
+      } else t.true(mean(after, (r) => r.timeOverBound) <= mean(before, (r) => r.timeOverBound) * 1.1, 'no more than 10 % slower');
+    });
+  }
+}

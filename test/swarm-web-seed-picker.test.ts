@@ -213,3 +213,35 @@ test('a cluster over one web seed: nodes that trade fetch each piece from it abo
   t.is(fromOrigin.size, WINDOW, 'every piece came from the origin once at least');
   t.true(total <= WINDOW * 1.3, `origin sent ${total} pieces for ${WINDOW}`);
 });
+
+test('first copies: pieces another node owns are left to it (an urgent one until near its deadline); ours go in the order given, not at random', (t) => {
+  const none = { availability: 0, usablePeers: 0, peerDeliveryAt: Infinity };
+  const supply = (index: number, firstCopyHere: boolean, urgent = false): WantedPieceSupply => ({
+    index: pieceIndex(index),
+    priority: urgent ? 'urgent' : 'readahead',
+    deadline: urgent ? T0 + 3000 : undefined,
+    ...none,
+    firstCopyHere,
+  });
+  const pieces = [supply(1, false), supply(2, true), supply(3, false, true), supply(4, true), supply(5, true), supply(6, false)];
+  const always = (): number => 0.99; // a random pick would take the last of the ties
+  t.deepEqual(
+    pickWebSeedFetches(pieces, oneSeed(8), T0, { random: always }).map((p) => p.index),
+    [2, 4, 5],
+  );
+  t.deepEqual(
+    pickWebSeedFetches(pieces, oneSeed(8), T0 + 2000, { random: always }).map((p) => [p.index, p.reason]),
+    [
+      [3, 'no-peer'],
+      [2, 'no-peer'],
+      [4, 'no-peer'],
+      [5, 'no-peer'],
+    ],
+    'within a second of its deadline a blocked read takes the piece whoever owns it',
+  );
+  t.deepEqual(
+    pickWebSeedFetches(pieces, oneSeed(1), T0, { random: always }).map((p) => p.index),
+    [2],
+    'the first of ours, not a random one',
+  );
+});

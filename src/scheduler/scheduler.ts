@@ -1,5 +1,6 @@
 import { BLOCK_SIZE, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
 import { AvailabilityBuckets } from './availability.js';
+import { FirstCopyOwners, followsFirstCopyRule } from './first-copies.js';
 import { PRIORITIES_HIGH_FIRST, PRIORITY_RANK, type Priority } from './priority.js';
 import { RateMeter } from './rate-meter.js';
 
@@ -31,6 +32,17 @@ import { RateMeter } from './rate-meter.js';
  *    and trade; a piece a peer rejected (a seed handing out distinct pieces says
  *    so: someone else is getting it) is not asked of that peer again for
  *    `declineMs`, or until its deadline is near, so a blocked read still gets it.
+ * 8. First copies (with `selfId`): a seed is asked only for the read-ahead and
+ *    warm pieces this node owns (FirstCopyOwners: rendezvous hashing over this node
+ *    and the connected btmount peers still downloading), in the order they were
+ *    wanted, and for those whose owner turned out to read other pieces than we do
+ *    (it announced nothing for `firstCopyIdleMs`, or its HAVEs are of pieces we
+ *    never wanted: sharded reads) or that have been wanted for `firstCopyGraceMs`
+ *    (see firstCopyHere). Urgent pieces keep rules 1-3, so a blocked read never
+ *    waits for an owner. So the nodes' requests to an origin are distinct in the
+ *    first place: in the simulated 8-node cluster (test/scheduler-sharing.test.ts),
+ *    taking another member's piece whenever none of ours was left cost the origin
+ *    1.6x the dataset and 2.5x the bound; asking only for ours, 1.02x and 1.6x.
  */
 
 export type PeerKey = string;
@@ -85,9 +97,25 @@ export interface SchedulerOptions {
   rejectRetryMs?: number;
   /** Picks among equally rare read-ahead pieces ([0, 1)). Default: none, the lowest index first (deterministic). */
   random?: () => number;
+  /**
+   * This node's peer id (hex, as peers see it): turns on first-copy ownership (rule 8) over it and
+   * the peers added with a btmount `peerId`. Default: none (every piece is ours to take).
+   */
+  selfId?: string;
+  /**
+   * A wanted piece another member owns counts as ours once it has been wanted this long and nobody
+   * has it (its owner lags, or sees another member set). Default 10 s (longer than a read-ahead
+   * window takes to fill: a shorter grace let every node take the owners' pieces).
+   */
+  firstCopyGraceMs?: number;
+  /**
+   * A member that has announced no piece for this long (since it connected, or its last HAVE) reads
+   * nothing: the pieces it owns are ours. Default 1 s.
+   */
+  firstCopyIdleMs?: number;
 }
 
-type Tunables = Required<Omit<SchedulerOptions, 'random'>>;
+type Tunables = Required<Omit<SchedulerOptions, 'random' | 'selfId'>>;
 
 const DEFAULTS: Tunables = {
   targetQueueMs: 1000,
@@ -103,6 +131,8 @@ const DEFAULTS: Tunables = {
   assumedRate: 1024 * 1024,
   declineMs: 3000,
   rejectRetryMs: 300,
+  firstCopyGraceMs: 10_000,
+  firstCopyIdleMs: 1000,
 };
 
 /** Equally rare candidates looked at for a random pick (bounds the scan). */
@@ -113,6 +143,8 @@ const TIE_SAMPLE = 32;
  * Rarest first, so the pieces only the seed has come before these.
  */
 const PASS_OVER_LIMIT = 1024;
+/** A member's HAVEs remembered to tell whether it reads what we read (rule 8). */
+const HAVE_HISTORY = 8;
 
 /** What became of a block a peer sent. Only `accepted` data belongs in the piece. */
 export type BlockVerdict =
@@ -222,6 +254,8 @@ class WantedPiece {
     public deadline: number | undefined,
     readonly size: number,
     readonly blockCount: number,
+    /** When it was first wanted (ms; -Infinity when the caller did not say). */
+    readonly wantedAt: number,
   ) {}
 
   start(owner: PeerKey | undefined): void {
@@ -260,6 +294,18 @@ export class Scheduler {
   #haveAllPeers = 0;
   #totalInflight = 0;
   #partialBytes = 0;
+  /** First-copy owners (rule 8), with `selfId`. */
+  readonly #firstCopies: FirstCopyOwners | undefined;
+  /** Peers that follow the first-copy rule: key → peer id. */
+  readonly #memberIds = new Map<PeerKey, string>();
+  /**
+   * Per member: of its last HAVEs (up to HAVE_HISTORY, newest in bit 0), which were of pieces we
+   * want or wanted, and how many it sent; a member most of whose HAVEs are of pieces we never
+   * wanted reads other pieces than we do (rule 8).
+   */
+  readonly #memberHaves = new Map<PeerKey, { wanted: number; count: number; lastAt: number }>();
+  /** Per piece: 1 once it was wanted (with first copies only). */
+  readonly #everWanted: Uint8Array;
 
   readonly #layout: PieceLayout;
 
@@ -268,16 +314,21 @@ export class Scheduler {
     options: SchedulerOptions = {},
   ) {
     this.#layout = layout;
-    const { random, ...tunables } = options;
+    const { random, selfId, ...tunables } = options;
     this.#opts = { ...DEFAULTS, ...stripUndefined(tunables) };
     this.#random = random;
     this.#availability = new Uint32Array(layout.pieceCount);
+    this.#firstCopies = selfId === undefined ? undefined : new FirstCopyOwners(selfId, layout.pieceCount);
+    this.#everWanted = new Uint8Array(selfId === undefined ? 0 : layout.pieceCount);
   }
 
   // ── wanted pieces ──────────────────────────────────────────────────────────
 
-  /** Wants a piece at this priority (replacing an earlier priority) with an optional deadline (ms). */
-  want(index: PieceIndex, priority: Priority, deadline?: number): void {
+  /**
+   * Wants a piece at this priority (replacing an earlier priority) with an optional deadline (ms).
+   * `now` (ms) dates the first want, for firstCopyGraceMs; without it the piece counts as waited.
+   */
+  want(index: PieceIndex, priority: Priority, deadline?: number, now = -Infinity): void {
     if (!this.#layout.isValidPiece(index)) throw new RangeError(`no piece ${index}`);
     const existing = this.#wanted.get(index);
     if (existing) {
@@ -289,8 +340,9 @@ export class Scheduler {
       if (this.#active[old].delete(index)) this.#active[priority].add(index);
       return;
     }
-    const piece = new WantedPiece(index, priority, deadline, this.#layout.pieceSize(index), this.#layout.blockCount(index));
+    const piece = new WantedPiece(index, priority, deadline, this.#layout.pieceSize(index), this.#layout.blockCount(index), now);
     this.#wanted.set(index, piece);
+    if (this.#firstCopies) this.#everWanted[index] = 1;
     this.#queued[priority].add(index, this.#availability[index]!);
     for (const peer of this.#peers.values()) if (peer.has(index)) peer.interesting++;
   }
@@ -347,11 +399,55 @@ export class Scheduler {
 
   // ── peers ──────────────────────────────────────────────────────────────────
 
-  addPeer(key: PeerKey, now: number, opts: { reqq?: number; fast?: boolean } = {}): void {
+  /** `peerId` (hex): a btmount peer's id makes it a first-copy member while it downloads (rule 8). */
+  addPeer(key: PeerKey, now: number, opts: { reqq?: number; fast?: boolean; peerId?: string } = {}): void {
     if (this.#peers.has(key)) throw new Error(`peer ${key} already added`);
     const peer = new PeerState(key, this.#layout.pieceCount, this.#clampReqq(opts.reqq), this.#opts.initialDepth, now);
     peer.fast = opts.fast ?? false;
     this.#peers.set(key, peer);
+    if (this.#firstCopies && followsFirstCopyRule(opts.peerId)) {
+      this.#memberIds.set(key, opts.peerId!);
+      this.#memberHaves.set(key, { wanted: 0, count: 0, lastAt: now });
+      this.#firstCopies.setMember(key, opts.peerId!, true);
+    }
+  }
+
+  /**
+   * This node takes the piece's first copy from an origin now (rule 8): it owns it, or nobody
+   * else could (no members, or no ownership), or its owner does not read what we read (it
+   * announced nothing for firstCopyIdleMs, or most of its HAVEs are of pieces we never wanted:
+   * each node reads its own shard), or the piece has been wanted for firstCopyGraceMs (its owner
+   * lags, or sees another member set).
+   */
+  firstCopyHere(index: PieceIndex, now: number): boolean {
+    const owner = this.#firstCopies?.ownerOf(index);
+    if (owner === undefined) return true;
+    const piece = this.#wanted.get(index);
+    if (piece === undefined) return false;
+    if (!this.#readsWithUs(owner, now)) return true;
+    return now - piece.wantedAt >= this.#opts.firstCopyGraceMs;
+  }
+
+  /**
+   * The member reads what we read: it announced a piece (or connected) within firstCopyIdleMs (a
+   * mount that reads nothing is no owner), and at least half of its last HAVEs were of pieces we
+   * want or wanted, or it has sent too few to tell (then it is left its first copies, for
+   * firstCopyGraceMs at most).
+   */
+  #readsWithUs(key: PeerKey, now: number): boolean {
+    const h = this.#memberHaves.get(key);
+    if (!h || now - h.lastAt > this.#opts.firstCopyIdleMs) return false;
+    if (h.count < HAVE_HISTORY / 2) return true;
+    const n = Math.min(h.count, HAVE_HISTORY);
+    let wanted = 0;
+    for (let bits = h.wanted & ((1 << n) - 1); bits !== 0; bits &= bits - 1) wanted++;
+    return 2 * wanted >= n;
+  }
+
+  /** A member that turned seed (or back) leaves (or rejoins) the first-copy members. */
+  #memberChanged(peer: PeerState): void {
+    const id = this.#memberIds.get(peer.key);
+    if (id !== undefined) this.#firstCopies!.setMember(peer.key, id, !peer.isSeed(this.#layout.pieceCount));
   }
 
   hasPeer(key: PeerKey): boolean {
@@ -371,6 +467,7 @@ export class Scheduler {
   peerBitfield(key: PeerKey, bitfield: Uint8Array): void {
     const peer = this.#peer(key);
     this.#forgetPieces(peer);
+    this.#memberChanged(peer);
     const count = this.#layout.pieceCount;
     const bytes = Math.min(bitfield.length, peer.pieces.length);
     for (let i = 0; i < bytes; i++) {
@@ -381,12 +478,21 @@ export class Scheduler {
         if (index < count && byte & (0x80 >> bit)) this.#addHave(peer, index as PieceIndex);
       }
     }
+    this.#memberChanged(peer);
   }
 
-  peerHave(key: PeerKey, index: PieceIndex): void {
+  /** `now` (ms): when, for first copies (a member that announces nothing for long reads nothing). */
+  peerHave(key: PeerKey, index: PieceIndex, now = -Infinity): void {
     const peer = this.#peer(key);
     if (!this.#layout.isValidPiece(index) || peer.has(index)) return;
     this.#addHave(peer, index);
+    if (peer.haveCount === this.#layout.pieceCount) this.#memberChanged(peer);
+    const h = this.#memberHaves.get(key);
+    if (h) {
+      h.wanted = ((h.wanted << 1) | this.#everWanted[index]!) & ((1 << HAVE_HISTORY) - 1);
+      h.count++;
+      h.lastAt = Math.max(h.lastAt, now);
+    }
   }
 
   peerHaveAll(key: PeerKey): void {
@@ -396,6 +502,7 @@ export class Scheduler {
     peer.haveAll = true;
     this.#haveAllPeers++;
     peer.interesting = this.#wanted.size - this.#countVerifying();
+    this.#memberChanged(peer);
   }
 
   /** The peer has every piece (have-all, or a full bitfield). */
@@ -439,6 +546,9 @@ export class Scheduler {
     for (const f of [...peer.inflight.values()]) this.#release(peer, f, false);
     this.#forgetPieces(peer);
     this.#peers.delete(key);
+    this.#memberIds.delete(key);
+    this.#memberHaves.delete(key);
+    this.#firstCopies?.remove(key);
   }
 
   // ── blocks ─────────────────────────────────────────────────────────────────
@@ -644,13 +754,19 @@ export class Scheduler {
    * (a web seed): how many have it, how many of those may be asked now (not choking us, or
    * allowed-fast, and not snubbed), and when the soonest of those would deliver what is
    * missing of it (ms since the epoch; only with `withDelivery`, else the count stops at the
-   * first usable peer).
+   * first usable peer); with first-copy members, whether this node takes its first copy
+   * (firstCopyHere).
    */
-  peerSupply(index: PieceIndex, now: number, withDelivery: boolean): { availability: number; usablePeers: number; peerDeliveryAt: number } {
+  peerSupply(
+    index: PieceIndex,
+    now: number,
+    withDelivery: boolean,
+  ): { availability: number; usablePeers: number; peerDeliveryAt: number; firstCopyHere?: boolean } {
     const availability = this.#availability[index]! + this.#haveAllPeers;
     let usablePeers = 0;
     let peerDeliveryAt = Infinity;
-    if (availability === 0) return { availability, usablePeers, peerDeliveryAt };
+    const firstCopy = this.#firstCopies && this.#firstCopies.size > 0 ? { firstCopyHere: this.firstCopyHere(index, now) } : {};
+    if (availability === 0) return { availability, usablePeers, peerDeliveryAt, ...firstCopy };
     const piece = this.#wanted.get(index);
     const missing = piece?.started ? (piece.blockCount - piece.receivedCount) * BLOCK_SIZE : this.#layout.pieceSize(index);
     for (const p of this.#peers.values()) {
@@ -659,7 +775,7 @@ export class Scheduler {
       if (!withDelivery) break;
       peerDeliveryAt = Math.min(peerDeliveryAt, now + this.#etaMs(p, now, p.inflight.size * BLOCK_SIZE + missing));
     }
-    return { availability, usablePeers, peerDeliveryAt };
+    return { availability, usablePeers, peerDeliveryAt, ...firstCopy };
   }
 
   // ── internals ──────────────────────────────────────────────────────────────
@@ -903,8 +1019,13 @@ export class Scheduler {
       // Random among equally rare read-ahead pieces (nodes reading the same window spread over it); urgent and warm keep
       // the order they were asked in (a warm list is fetched in list order).
       const random = priority === 'readahead' ? this.#random : undefined;
-      const index =
-        peer.haveAll || peer.haveCount >= queued.size ? this.#firstQueuedFor(peer, queued, now, random) : this.#rarestQueuedAmong(peer, priority, now, random);
+      let index: PieceIndex | undefined;
+      if (peer.haveAll || peer.haveCount >= queued.size) {
+        // A seed (rule 8): only our own first copies, in the order they were wanted.
+        const firstCopies = priority !== 'urgent' && this.#firstCopies !== undefined && this.#firstCopies.size > 0 && peer.isSeed(this.#layout.pieceCount);
+        if (firstCopies) index = this.#firstQueuedFor(peer, queued, now, undefined, (i) => this.firstCopyHere(i, now));
+        else index = this.#firstQueuedFor(peer, queued, now, random);
+      } else index = this.#rarestQueuedAmong(peer, priority, now, random);
       if (index === undefined) break;
       const piece = this.#wanted.get(index)!;
       if (priority !== 'urgent' && this.#partialBytes + piece.size > this.#opts.maxPartialBytes && this.#partialBytes > 0) break;
@@ -914,14 +1035,23 @@ export class Scheduler {
     return budget;
   }
 
-  /** The rarest queued piece the peer may be asked for (ties: the first filed, or a random one of the first few). */
-  #firstQueuedFor(peer: PeerState, queued: AvailabilityBuckets, now: number, random: (() => number) | undefined): PieceIndex | undefined {
+  /**
+   * The rarest queued piece the peer may be asked for (ties: the first filed, or a random one of
+   * the first few), among those `only` accepts.
+   */
+  #firstQueuedFor(
+    peer: PeerState,
+    queued: AvailabilityBuckets,
+    now: number,
+    random: (() => number) | undefined,
+    only?: (index: PieceIndex) => boolean,
+  ): PieceIndex | undefined {
     let ties: PieceIndex[] | undefined;
     let tieAvailability = 0;
     let passedOver = 0;
     for (const index of queued.inOrder()) {
       if (ties && (this.#availability[index] !== tieAvailability || ties.length >= TIE_SAMPLE)) break;
-      if (!this.#mayAsk(peer, this.#wanted.get(index)!, now)) {
+      if ((only && !only(index)) || !this.#mayAsk(peer, this.#wanted.get(index)!, now)) {
         if (++passedOver >= PASS_OVER_LIMIT) break;
         continue;
       }

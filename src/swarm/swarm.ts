@@ -184,8 +184,10 @@ export class Swarm extends EventEmitter {
     this.layout = opts.layout;
     this.#storage = opts.storage;
     this.#log = (opts.log ?? silentLogger).child({ swarm: opts.infoHash.slice(0, 8) });
-    // Random among equally rare pieces: nodes reading the same window then fetch different pieces and trade.
-    this.#scheduler = new Scheduler(opts.layout, { random: Math.random, ...opts.scheduler });
+    this.peerId = Buffer.concat([Buffer.from(CLIENT_PREFIX, 'latin1'), randomBytes(12)]);
+    // Random among equally rare pieces: nodes reading the same window then fetch different pieces and trade;
+    // our peer id: first copies from an origin are spread over the btmount peers by it (rendezvous hashing).
+    this.#scheduler = new Scheduler(opts.layout, { random: Math.random, selfId: this.peerId.toString('hex'), ...opts.scheduler });
     this.#assembly = new PieceAssembly(opts.layout, { banThreshold: opts.banThreshold ?? 2 });
     this.#maxConnections = opts.maxConnections ?? 50;
     this.#slots = new ConnectionSlots(opts.uselessConnectionMs);
@@ -208,7 +210,6 @@ export class Swarm extends EventEmitter {
       },
     });
     this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
-    this.peerId = Buffer.concat([Buffer.from(CLIENT_PREFIX, 'latin1'), randomBytes(12)]);
     this.#storage.on('added', this.#onAdded);
     this.#tickTimer = setInterval(() => this.#tick(), 1000);
     this.#tickTimer.unref();
@@ -518,7 +519,7 @@ export class Swarm extends EventEmitter {
     const key = conn.key;
     this.#log.debug({ peer: pc.address, direction: pc.direction, fast: pc.hasFast }, 'peer connected');
     wireCounters.peersReady++;
-    this.#scheduler.addPeer(key, Date.now(), { fast: pc.hasFast });
+    this.#scheduler.addPeer(key, Date.now(), { fast: pc.hasFast, peerId });
     if (conn.candidate) this.#peerList.connected(conn.candidate);
     pc.sendPieceSet([...this.#storage.haveIndices()], this.layout.pieceCount);
 
@@ -533,7 +534,7 @@ export class Swarm extends EventEmitter {
     this.#uploader.addPeer(key, pc);
     pc.handle({
       bitfield: (bits) => update(() => this.#scheduler.peerBitfield(key, bits)),
-      have: (index) => update(() => this.#scheduler.peerHave(key, index as PieceIndex)),
+      have: (index) => update(() => this.#scheduler.peerHave(key, index as PieceIndex, Date.now())),
       haveAll: () => update(() => this.#scheduler.peerHaveAll(key)),
       choke: () => live() && this.#scheduler.setChoked(key, true),
       unchoke: () => update(() => this.#scheduler.setChoked(key, false)),
@@ -600,7 +601,7 @@ export class Swarm extends EventEmitter {
       this.#requestSchedule();
       return;
     }
-    if (!this.#storing.has(index)) this.#scheduler.want(index, want.priority, want.deadline);
+    if (!this.#storing.has(index)) this.#scheduler.want(index, want.priority, want.deadline, Date.now());
     this.#requestSchedule();
   }
 

@@ -12,9 +12,16 @@ import type { Priority } from '../scheduler/index.js';
  * - An urgent piece (a read is blocked on it) also goes to a web seed when the peers that
  *   have it would not deliver it by the read's deadline, or when the deadline is near and
  *   the piece is still not here (an estimate that was too kind must not cost the read).
+ * - First copies (issue 12): a piece no peer has, that another node of the cluster owns
+ *   (`firstCopyHere` false: Scheduler.firstCopyHere, rendezvous hashing over the downloading
+ *   btmount peers), is left to its owner: a web seed cannot reject, so two nodes that pick the
+ *   same piece both fetch it. It becomes ours once it has waited the scheduler's grace without
+ *   any peer getting it (the owner may not want it), and an urgent one also near its deadline.
  * - Urgent pieces first, soonest deadline first; then read-ahead, then warm; within those,
- *   rarest first and random among equally rare pieces, so that the nodes of a cluster
- *   reading the same window tend to take different pieces from the origin and trade them.
+ *   rarest first, then in the order given (the order they were wanted: each node fetches its
+ *   own first copies in the order the cluster reads them). Without first-copy information,
+ *   random among equally rare pieces, so that the nodes of a cluster reading the same window
+ *   tend to take different pieces from the origin and trade them.
  * - A seed gets at most its free slots (parallelPieces minus what it has in flight), and
  *   nothing while it is not ready (backing off after a failure).
  */
@@ -39,6 +46,8 @@ export interface WantedPieceSupply {
   readonly usablePeers: number;
   /** When the soonest usable peer would have delivered the piece (ms since the epoch); Infinity if none. */
   readonly peerDeliveryAt: number;
+  /** This node takes the piece's first copy (Scheduler.firstCopyHere); absent: no first-copy owners known. */
+  readonly firstCopyHere?: boolean;
 }
 
 export interface WebSeedPick {
@@ -71,13 +80,18 @@ export function pickWebSeedFetches(
   const urgent: Array<{ piece: WantedPieceSupply; reason: WebSeedPick['reason'] }> = [];
   const readahead: WantedPieceSupply[] = [];
   const warm: WantedPieceSupply[] = [];
+  let owners = false;
   for (const p of pieces) {
     const noPeer = p.usablePeers <= 0;
+    const ours = p.firstCopyHere !== false;
+    if (p.firstCopyHere !== undefined) owners = true;
     if (p.priority === 'urgent') {
       const deadline = p.deadline ?? Infinity;
-      if (noPeer) urgent.push({ piece: p, reason: 'no-peer' });
-      else if (p.peerDeliveryAt > deadline || now >= deadline - nearDeadlineMs) urgent.push({ piece: p, reason: 'late-peer' });
-    } else if (noPeer) {
+      const near = now >= deadline - nearDeadlineMs;
+      if (noPeer) {
+        if (ours || near) urgent.push({ piece: p, reason: 'no-peer' });
+      } else if (p.peerDeliveryAt > deadline || near) urgent.push({ piece: p, reason: 'late-peer' });
+    } else if (noPeer && ours) {
       (p.priority === 'readahead' ? readahead : warm).push(p);
     }
   }
@@ -99,7 +113,7 @@ export function pickWebSeedFetches(
   }
   for (const list of [readahead, warm]) {
     while (budget > 0 && list.length > 0) {
-      const at = rarestPick(list, opts.random);
+      const at = rarestPick(list, owners ? undefined : opts.random);
       assign(list[at]!.index, 'no-peer');
       list.splice(at, 1);
     }
