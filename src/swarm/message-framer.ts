@@ -40,6 +40,12 @@ const MAX_UNKNOWN = 32 * 1024;
 /** The largest block we accept in a "piece" message (we only ask for 16 KiB). */
 const MAX_BLOCK = BLOCK_SIZE;
 
+/**
+ * Takes "piece" messages (blocks) apart from the rest, when `push` is given one: the block
+ * is a view, valid only during the call, like what `emit` gets.
+ */
+export type PieceHandler = (index: number, offset: number, block: Buffer) => void;
+
 export interface FramerLimits {
   pieceCount: number;
 }
@@ -70,18 +76,27 @@ export class MessageFramer {
    * order. What `emit` gets is only valid during the call (it may view `chunk`
    * or the framer's own carry buffer): consume it synchronously. The exception
    * are the messages the Wire keeps (see above): each comes alone, in a copy.
+   * With `piece`, blocks go there instead, in the same order with the rest.
    * Throws FramingError when the peer breaks the protocol.
    */
-  push(chunk: Buffer, emit: (messages: Buffer) => void): void {
+  push(chunk: Buffer, emit: (messages: Buffer) => void, piece?: PieceHandler): void {
     let pos = 0;
     if (this.#carryLength > 0) {
-      pos = this.#fillCarry(chunk, emit);
+      pos = this.#fillCarry(chunk, emit, piece);
       if (pos < 0) return; // chunk used up, unit still incomplete
     }
     let start = pos;
     for (;;) {
       const size = this.#unitSize(chunk, pos);
       if (size < 0 || pos + size > chunk.length) break;
+      if (piece && this.#isPiece(chunk, pos)) {
+        if (pos > start) emit(chunk.subarray(start, pos));
+        this.#unitDone();
+        piece(chunk.readUInt32BE(pos + 5), chunk.readUInt32BE(pos + 9), chunk.subarray(pos + 13, pos + size));
+        pos += size;
+        start = pos;
+        continue;
+      }
       if (this.#keptByWire(chunk, pos)) {
         if (pos > start) emit(chunk.subarray(start, pos));
         emit(Buffer.from(chunk.subarray(pos, pos + size)));
@@ -95,7 +110,7 @@ export class MessageFramer {
   }
 
   /** Completes the carried unit from `chunk`; returns where the chunk's unused part starts, -1 if none. */
-  #fillCarry(chunk: Buffer, emit: (messages: Buffer) => void): number {
+  #fillCarry(chunk: Buffer, emit: (messages: Buffer) => void, piece: PieceHandler | undefined): number {
     let pos = 0;
     for (;;) {
       const size = this.#unitSize(this.#carry.subarray(0, this.#carryLength), 0);
@@ -119,6 +134,11 @@ export class MessageFramer {
       if (this.#carryLength < size) return -1;
       this.#carryLength = 0;
       const unit = this.#carry.subarray(0, size);
+      if (piece && this.#isPiece(unit, 0)) {
+        this.#unitDone();
+        piece(unit.readUInt32BE(5), unit.readUInt32BE(9), unit.subarray(13));
+        return pos;
+      }
       const kept = this.#keptByWire(unit, 0);
       this.#unitDone();
       emit(kept ? Buffer.from(unit) : unit);
@@ -137,6 +157,11 @@ export class MessageFramer {
     }
     chunk.copy(this.#carry, this.#carryLength, from, to);
     this.#carryLength += n;
+  }
+
+  /** The complete message at `pos` is a "piece" (a block). */
+  #isPiece(data: Buffer, pos: number): boolean {
+    return this.#handshakeDone && data[pos + 4] === 7 && data.readUInt32BE(pos) > 0;
   }
 
   /** The complete message at `pos` is one the Wire holds on to after parsing it. */

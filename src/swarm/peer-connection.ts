@@ -111,6 +111,8 @@ export class PeerConnection extends EventEmitter {
   /** What the peer sent while reading was paused, not parsed yet (see pauseReading). */
   #held: Buffer[] | undefined;
   #heldBytes = 0;
+  /** Set by `handle`; blocks that come before it are dropped (nobody asked for them yet). */
+  #handlers: PeerMessageHandlers | undefined;
 
   constructor(opts: PeerConnectionOptions) {
     super();
@@ -192,10 +194,7 @@ export class PeerConnection extends EventEmitter {
     });
     on('interested', handlers.interested);
     on('uninterested', handlers.uninterested);
-    on('piece', (index: number, offset: number, block: Uint8Array) => {
-      wireCounters.blocksReceived++;
-      handlers.piece(index, offset, block);
-    });
+    this.#handlers = handlers; // blocks: see #onPiece
     on('reject', handlers.reject);
     on('reject', () => wireCounters.rejectsReceived++);
     on('allowed-fast', handlers.allowedFast);
@@ -369,7 +368,7 @@ export class PeerConnection extends EventEmitter {
 
   #parse(chunk: Buffer): void {
     try {
-      this.#framer.push(chunk, this.#feedWire);
+      this.#framer.push(chunk, this.#feedWire, this.#onPiece);
     } catch (err) {
       if (err instanceof FramingError) return this.destroy(`protocol violation: ${err.message}`);
       // The Wire and its extensions throw on some messages (ut_metadata answers a request on a
@@ -381,6 +380,17 @@ export class PeerConnection extends EventEmitter {
 
   readonly #feedWire = (messages: Buffer): void => {
     if (!this.closed) (this.wire as unknown as WireInternals)._write(messages, noop);
+  };
+
+  /**
+   * A block, straight from the framer, not through the Wire: its parser cuts each message
+   * into views twice, logs it through `debug`, scans its own (always empty, see `request`)
+   * request list, updates a download meter nobody reads and emits two events, per 16 KiB.
+   */
+  readonly #onPiece = (index: number, offset: number, block: Buffer): void => {
+    if (this.closed) return;
+    wireCounters.blocksReceived++;
+    this.#handlers?.piece(index, offset, block);
   };
 
   /**
@@ -408,22 +418,38 @@ export class PeerConnection extends EventEmitter {
     };
   }
 
+  /**
+   * Everything the wire sends is held (corked) until the event loop has run this turn's I/O
+   * callbacks, then every connection's output goes out at once (setImmediate: after the poll
+   * phase). libuv hands one socket's data to several read callbacks in one turn, and each
+   * block received makes a request, each request served a block: flushed per callback
+   * (nextTick), that was one write syscall, one wake-up of the peer's process, per block sent
+   * in an 8-node cluster. One flush per turn sends what the whole turn made as one writev.
+   */
   #send(buf: Uint8Array): void {
     if (this.closed) return;
-    // Coalesce the many small messages the wire pushes in one turn into one write.
     if (!this.#corked) {
       this.#corked = true;
       this.#socket.cork();
       wireCounters.socketFlushes++;
-      process.nextTick(() => {
-        this.#corked = false;
-        this.#socket.uncork();
-      });
+      PeerConnection.#corkedThisTurn.push(this);
+      if (PeerConnection.#corkedThisTurn.length === 1) setImmediate(PeerConnection.#flushTurn);
     }
     wireCounters.socketWrites++;
     wireCounters.socketBytes += buf.length;
     this.#socket.write(buf);
   }
+
+  /** Connections whose output waits for the end of this turn (see `#send`). */
+  static readonly #corkedThisTurn: PeerConnection[] = [];
+
+  static readonly #flushTurn = (): void => {
+    const corked = PeerConnection.#corkedThisTurn.splice(0);
+    for (const pc of corked) {
+      pc.#corked = false;
+      pc.#socket.uncork();
+    }
+  };
 
   #onHandshake(infoHash: string, peerId: string): void {
     if (infoHash !== this.#opts.infoHash) return this.destroy(`handshake for another torrent (${infoHash})`);
