@@ -48,9 +48,9 @@ struct session {
   /* The kernel takes ENOSYS to open/opendir as "never send them again" (and then keeps the
    * page cache and the readdir cache by default): no round trip per open and close. */
   int no_open, no_opendir;
-  /* Cache hits of at least SPLICE_MIN_BYTES and at most splice_max bytes are spliced from the
-   * slot file into the reply (the kernel granted FUSE_CAP_SPLICE_WRITE; 0: never). */
-  size_t splice_max;
+  /* Cache hits of at least SPLICE_MIN_BYTES are spliced from the slot file into the reply (the
+   * kernel granted FUSE_CAP_SPLICE_WRITE and a pipe holds the largest reply). */
+  int splice;
   uint64_t data_size; /* atomic: the slot file's size as last seen (it only grows while mounted) */
   /* Written once to stop every worker, whatever state the connection is in. */
   int stop_fd;
@@ -105,29 +105,19 @@ static void fill_entry(const struct session *s, uint32_t node, struct fuse_entry
 }
 
 /*
- * The largest reply libfuse can splice: it moves the reply through a per-thread pipe that must
- * hold the header, the data and a page per buffer (its own estimate), and otherwise falls back
- * to a copy through a buffer it allocates per reply. A pipe grows past
- * /proc/sys/fs/pipe-max-size (1 MiB by default) only for root (CAP_SYS_RESOURCE), so without it
- * a 1 MiB read is copied as before.
+ * Whether libfuse can splice our largest reply: it moves a reply through a per-thread pipe that
+ * must hold the header, the data and a page per buffer (its own estimate), and otherwise copies
+ * it through a buffer it allocates per reply. An unprivileged pipe stops at pipe-max-size
+ * (1 MiB by default), which is why requests are MAX_REQUEST_BYTES.
  */
-static size_t splice_limit(void) {
-  const size_t overhead = (size_t)(SPLICE_MAX_SEGMENTS + 2) * 4096 + 64;
-  const size_t wanted = 2u << 20; /* a 1 MiB read and its overhead, rounded up as the kernel does */
+static int pipe_holds_largest_reply(void) {
+  const int needed = MAX_REQUEST_BYTES + (SPLICE_MAX_SEGMENTS + 2) * 4096 + 64;
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return 0;
-  long size = fcntl(fds[0], F_SETPIPE_SZ, (int)wanted);
-  if (size < 0) size = fcntl(fds[0], F_GETPIPE_SZ);
+  int fits = fcntl(fds[0], F_SETPIPE_SZ, needed) >= needed;
   close(fds[0]);
   close(fds[1]);
-  FILE *f = fopen("/proc/sys/fs/pipe-max-size", "r");
-  long max = 0;
-  if (f) {
-    if (fscanf(f, "%ld", &max) != 1) max = 0;
-    fclose(f);
-  }
-  if (max > size) size = max;
-  return size > (long)overhead ? (size_t)size - overhead : 0;
+  return fits;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn) {
@@ -136,17 +126,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
   s->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
   /* Reads of up to 512 KiB, many in flight (a 1 MiB O_DIRECT read goes as two at once).
    * libfuse 3.14 tells the kernel its largest request (max_pages) from max_write (writes are
-   * refused anyway). 512 KiB and not 1 MiB: a spliced reply must fit the pipe libfuse moves it
-   * through, and an unprivileged process's pipe stops at 1 MiB (pipe-max-size), header and
-   * all. A page-cached 1 GiB read by dd iflag=direct bs=1M, alternated on the same machine:
-   * 1 MiB requests copied 2.4-3.6 GB/s, 0.26-0.37 daemon CPU s; 512 KiB spliced 3.6-6.0
-   * GB/s, 0.20-0.33 s. */
+   * refused anyway); 512 KiB so that a spliced reply fits an unprivileged pipe. */
   conn->max_write = MAX_REQUEST_BYTES;
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) {
     conn->want |= FUSE_CAP_SPLICE_WRITE;
-    s->splice_max = splice_limit();
+    s->splice = pipe_holds_largest_reply();
   }
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO; /* always plus: saves a lookup per entry */
@@ -319,6 +305,31 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* ------------------------------------------------------------------- reads */
 
+/* The part of a read that falls in one piece: from `at` in the stream, at most `left` bytes. */
+struct segment {
+  uint64_t piece, in_piece;
+  size_t length;
+};
+
+static struct segment segment_at(const struct cache_view *c, uint64_t at, size_t left) {
+  struct segment g = {.piece = at / c->piece_length, .in_piece = at % c->piece_length, .length = left};
+  if (g.length > c->piece_length - g.in_piece) g.length = (size_t)(c->piece_length - g.in_piece);
+  return g;
+}
+
+/* A read from the start of a piece: ask the kernel for the whole slot now. Sequential reads
+ * arrive as several requests on several workers, out of order, and neighbouring pieces sit in
+ * unrelated slots, so the kernel's own readahead of the slot file rarely kicks in. */
+static void prefetch_slot(const struct cache_view *c, int32_t slot, uint64_t in_piece, size_t length) {
+  if (in_piece == 0 && length < c->slot_size) readahead(c->data_fd, (off_t)((uint64_t)slot * c->slot_size), c->slot_size);
+}
+
+static double seconds_since(const struct timespec *started) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - started->tv_sec) + (double)(now.tv_nsec - started->tv_nsec) / 1e9;
+}
+
 /* Reads bytes [offset, offset + length) of `piece` from its slot if it is verified in this
  * run and its slot does not change hands meanwhile. 1: served; 0: JS must answer. */
 static int read_piece(struct session *s, uint32_t piece, uint64_t offset, size_t length, char *out) {
@@ -332,10 +343,7 @@ static int read_piece(struct session *s, uint32_t piece, uint64_t offset, size_t
       __atomic_load_n(&c->piece_slot[piece], __ATOMIC_ACQUIRE) != slot) {
     return 0;
   }
-  /* A read from the start of a piece: ask the kernel for the whole slot now. Sequential reads
-   * arrive as 128 KiB requests on several workers, out of order, and neighbouring pieces sit
-   * in unrelated slots, so the kernel's own readahead of the slot file rarely kicks in. */
-  if (offset == 0 && length < c->slot_size) readahead(c->data_fd, (off_t)((uint64_t)slot * c->slot_size), c->slot_size);
+  prefetch_slot(c, slot, offset, length);
   /* Fault injection for the eviction-churn test: widens the window in which JS may evict and
    * reuse the slot, which the generation check must catch. 0 outside tests. */
   if (s->read_delay_us) usleep(s->read_delay_us);
@@ -355,16 +363,11 @@ static int read_piece(struct session *s, uint32_t piece, uint64_t offset, size_t
 }
 
 static int read_cached(struct session *s, uint64_t stream_offset, size_t length, char *out) {
-  uint64_t piece_length = s->cache.piece_length;
   size_t done = 0;
   while (done < length) {
-    uint64_t at = stream_offset + done;
-    uint64_t piece = at / piece_length;
-    uint64_t in_piece = at % piece_length;
-    size_t n = length - done;
-    if (n > piece_length - in_piece) n = (size_t)(piece_length - in_piece);
-    if (piece > UINT32_MAX || !read_piece(s, (uint32_t)piece, in_piece, n, out + done)) return 0;
-    done += n;
+    struct segment g = segment_at(&s->cache, stream_offset + done, length - done);
+    if (g.piece > UINT32_MAX || !read_piece(s, (uint32_t)g.piece, g.in_piece, g.length, out + done)) return 0;
+    done += g.length;
   }
   return 1;
 }
@@ -423,25 +426,21 @@ static int plan_splice(struct session *s, uint64_t stream_offset, size_t length,
   p->count = 0;
   size_t done = 0;
   while (done < length) {
-    uint64_t at = stream_offset + done;
-    uint64_t piece = at / c->piece_length;
-    uint64_t in_piece = at % c->piece_length;
-    size_t n = length - done;
-    if (n > c->piece_length - in_piece) n = (size_t)(c->piece_length - in_piece);
-    if (p->count == SPLICE_MAX_SEGMENTS || piece >= c->piece_count || in_piece + n > c->slot_size) break;
-    int32_t slot = __atomic_load_n(&c->piece_slot[piece], __ATOMIC_ACQUIRE);
+    struct segment g = segment_at(c, stream_offset + done, length - done);
+    if (p->count == SPLICE_MAX_SEGMENTS || g.piece >= c->piece_count || g.in_piece + g.length > c->slot_size) break;
+    int32_t slot = __atomic_load_n(&c->piece_slot[g.piece], __ATOMIC_ACQUIRE);
     if (slot < 0 || (uint32_t)slot >= c->slot_count) break;
     __atomic_add_fetch(&c->slot_pins[slot], 1, __ATOMIC_SEQ_CST);
-    p->pinned[p->count] = slot;
-    struct fuse_buf *b = &p->v.buf[p->count++];
-    uint64_t file_offset = (uint64_t)slot * c->slot_size + in_piece;
-    if (__atomic_load_n(&c->piece_state[piece], __ATOMIC_SEQ_CST) != c->verified_value ||
-        __atomic_load_n(&c->piece_slot[piece], __ATOMIC_SEQ_CST) != slot || !data_covers(s, file_offset + n)) {
+    p->pinned[p->count++] = slot;
+    uint64_t file_offset = (uint64_t)slot * c->slot_size + g.in_piece;
+    if (__atomic_load_n(&c->piece_state[g.piece], __ATOMIC_SEQ_CST) != c->verified_value ||
+        __atomic_load_n(&c->piece_slot[g.piece], __ATOMIC_SEQ_CST) != slot || !data_covers(s, file_offset + g.length)) {
       break;
     }
-    if (in_piece == 0 && n < c->slot_size) readahead(c->data_fd, (off_t)((uint64_t)slot * c->slot_size), c->slot_size);
-    *b = (struct fuse_buf){.size = n, .flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK, .fd = c->data_fd, .pos = (off_t)file_offset};
-    done += n;
+    prefetch_slot(c, slot, g.in_piece, g.length);
+    p->v.buf[p->count - 1] = (struct fuse_buf){
+        .size = g.length, .flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK, .fd = c->data_fd, .pos = (off_t)file_offset};
+    done += g.length;
   }
   if (done == length) return 1;
   unpin(s, p->pinned, p->count);
@@ -483,6 +482,11 @@ static void park(struct session *s, fuse_req_t req, uint64_t fh, uint32_t node, 
   s->hooks.miss(s->hooks.ctx, m);
 }
 
+static void note_hit(struct session *s, uint64_t fh, uint32_t node, off_t off, size_t length, double seconds) {
+  __atomic_add_fetch(&s->hits, 1, __ATOMIC_RELAXED);
+  log_record(s, fh, node, (double)off, (double)length, seconds);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   struct session *s = session_of(req);
   const struct tree *t = s->tree;
@@ -494,25 +498,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
   size_t length = size;
   if ((uint64_t)off + length > file_size) length = (size_t)(file_size - (uint64_t)off);
   uint64_t stream_offset = (uint64_t)t->stream_offsets[node] + (uint64_t)off;
-  struct timespec started, ended;
+  struct timespec started;
   clock_gettime(CLOCK_MONOTONIC, &started);
+  /* Each hit is counted and logged before its reply: once replied, the file may be closed and
+   * its release logged first. */
   struct splice_plan plan;
-  if (length >= SPLICE_MIN_BYTES && length <= s->splice_max && plan_splice(s, stream_offset, length, &plan)) {
-    __atomic_add_fetch(&s->hits, 1, __ATOMIC_RELAXED);
-    clock_gettime(CLOCK_MONOTONIC, &ended);
-    double seconds = (double)(ended.tv_sec - started.tv_sec) + (double)(ended.tv_nsec - started.tv_nsec) / 1e9;
-    log_record(s, fi->fh, node, (double)off, (double)length, seconds); /* before the reply, as below */
+  if (s->splice && length >= SPLICE_MIN_BYTES && plan_splice(s, stream_offset, length, &plan)) {
+    note_hit(s, fi->fh, node, off, length, seconds_since(&started));
     send_spliced(s, req, &plan);
     return;
   }
   char *read_buffer = thread_read_buffer(length);
   if (!read_buffer) return (void)fuse_reply_err(req, ENOMEM);
   if (read_cached(s, stream_offset, length, read_buffer)) {
-    __atomic_add_fetch(&s->hits, 1, __ATOMIC_RELAXED);
-    clock_gettime(CLOCK_MONOTONIC, &ended);
-    double seconds = (double)(ended.tv_sec - started.tv_sec) + (double)(ended.tv_nsec - started.tv_nsec) / 1e9;
-    /* Before the reply: once replied, the file may be closed and its release logged first. */
-    log_record(s, fi->fh, node, (double)off, (double)length, seconds);
+    note_hit(s, fi->fh, node, off, length, seconds_since(&started));
     fuse_reply_buf(req, read_buffer, length);
     return;
   }
