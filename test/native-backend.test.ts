@@ -60,30 +60,43 @@ for i in range(n):
 print('done', n, 'bad', bad, flush=True)
 `;
 
+/**
+ * A native mount of `files` (pieces of `pieceSize`) with a cache of `cachePieces` pieces, 300 µs
+ * of fault injection between C checking a piece and its read or reply (evictions land inside
+ * C's reads often enough that a missing guard shows as foreign bytes), then 16 CHURN_READERS
+ * of `reads` reads each, `lengths` long. Returns the mount's status after the readers.
+ */
+async function churn(
+  t: ExecutionContext,
+  files: Array<{ path: string; length: number }>,
+  pieceSize: number,
+  cachePieces: number,
+  reads: number,
+  lengths: number[],
+): Promise<MountStatus> {
+  const { dir, ds, port } = await seeded(t, files, pieceSize);
+  const mountpoint = path.join(dir, 'mnt');
+  await mkdir(mountpoint);
+  const args = ['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir, 'cache'), '--port', '0', '--no-dht'];
+  args.push('--peer', `127.0.0.1:${port}`, '--cache-size', String(cachePieces * pieceSize));
+  const m = await mountWithCli(mountpoint, args, { env: { ...NATIVE, BTMOUNT_NATIVE_READ_DELAY_US: '300' } });
+  t.teardown(m.unmount);
+  t.is((await status(m.mountpoint)).fuse.backend, 'native');
+
+  const names = files.map((f) => f.path);
+  const readerArgs = (i: number): string[] => [m.mountpoint, ds.root, String(reads), String(i + 1), lengths.join(','), ...names];
+  const results = await Promise.all(Array.from({ length: 16 }, (_, i) => python(CHURN_READERS, readerArgs(i), 200_000)));
+  for (const r of results) t.regex(r.stdout, new RegExp(`done ${reads} bad 0`), r.stdout.slice(0, 2000) + r.stderr.slice(0, 2000));
+  return status(m.mountpoint);
+}
+
 nativeTest('eviction churn under 16 readers: no read served by the native backend returns another piece\'s bytes', async (t) => {
   t.timeout(240_000);
   // 16 KiB pieces, a cache of 128 of them (2 MiB) for 9 MiB of data: reads keep evicting
   // and reusing slots while other threads read them.
   const files = [{ path: 'big.bin', length: 8 * 1024 * 1024 + 777 }];
   for (let i = 0; i < 40; i++) files.push({ path: `small/${String(i).padStart(3, '0')}.bin`, length: 3000 + i * 997 });
-  const { dir, ds, port } = await seeded(t, files, 16 * 1024);
-  // 300 µs between checking a piece and reading its slot (fault injection): evictions land
-  // inside C's reads often enough that, without the generation check, readers see foreign bytes.
-  const mountpoint = path.join(dir, 'mnt');
-  await mkdir(mountpoint);
-  const args = ['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir, 'cache'), '--port', '0', '--no-dht'];
-  args.push('--peer', `127.0.0.1:${port}`, '--cache-size', String(128 * 16 * 1024));
-  const m = await mountWithCli(mountpoint, args, { env: { ...NATIVE, BTMOUNT_NATIVE_READ_DELAY_US: '300' } });
-  t.teardown(m.unmount);
-  t.is((await status(m.mountpoint)).fuse.backend, 'native');
-
-  const names = files.map((f) => f.path);
-  const lengths = '1,511,4096,16384,20000,40000';
-  const readers = Array.from({ length: 16 }, (_, i) => python(CHURN_READERS, [m.mountpoint, ds.root, '400', String(i + 1), lengths, ...names], 200_000));
-  const results = await Promise.all(readers);
-  for (const r of results) t.regex(r.stdout, /done 400 bad 0/, r.stdout.slice(0, 2000) + r.stderr.slice(0, 2000));
-
-  const s = await status(m.mountpoint);
+  const s = await churn(t, files, 16 * 1024, 128, 400, [1, 511, 4096, 16384, 20000, 40000]);
   t.true(s.cache.evictions > 500, `evictions: ${s.cache.evictions}`);
   t.true(s.fuse.nativeReads!.servedInC > 100, `served in C: ${s.fuse.nativeReads!.servedInC}`);
   t.true(s.fuse.nativeReads!.sentToReader > 100, `sent to the reader: ${s.fuse.nativeReads!.sentToReader}`);
@@ -96,26 +109,11 @@ nativeTest('eviction churn under 16 readers of 64-512 KiB: replies spliced from 
   t.timeout(240_000);
   // 64 KiB pieces, a cache of 48 of them (3 MiB) for 12 MiB of data. Reads of 64 KiB and more
   // are spliced from the slot file (the kernel copies the pages when the reply is written, so
-  // no check after the copy is possible): the slot stays pinned until then, and the 300 µs of
-  // fault injection sit inside that window, while other readers keep evicting.
+  // no check after the copy is possible): the slot stays pinned until then, and the fault
+  // injection sits inside that window, while other readers keep evicting.
   const files = [{ path: 'big.bin', length: 12 * 1024 * 1024 + 4321 }];
   for (let i = 0; i < 8; i++) files.push({ path: `mid/${i}.bin`, length: 300_000 + i * 7777 });
-  const { dir, ds, port } = await seeded(t, files, 64 * 1024);
-  const mountpoint = path.join(dir, 'mnt');
-  await mkdir(mountpoint);
-  const args = ['mount', ds.torrentPath, mountpoint, '--cache', path.join(dir, 'cache'), '--port', '0', '--no-dht'];
-  args.push('--peer', `127.0.0.1:${port}`, '--cache-size', String(48 * 64 * 1024));
-  const m = await mountWithCli(mountpoint, args, { env: { ...NATIVE, BTMOUNT_NATIVE_READ_DELAY_US: '300' } });
-  t.teardown(m.unmount);
-  t.is((await status(m.mountpoint)).fuse.backend, 'native');
-
-  const names = files.map((f) => f.path);
-  const lengths = '65536,100000,131072,262144,524288';
-  const readers = Array.from({ length: 16 }, (_, i) => python(CHURN_READERS, [m.mountpoint, ds.root, '150', String(i + 1), lengths, ...names], 200_000));
-  const results = await Promise.all(readers);
-  for (const r of results) t.regex(r.stdout, /done 150 bad 0/, r.stdout.slice(0, 2000) + r.stderr.slice(0, 2000));
-
-  const s = await status(m.mountpoint);
+  const s = await churn(t, files, 64 * 1024, 48, 150, [65536, 100000, 131072, 262144, 524288]);
   t.true(s.cache.evictions > 300, `evictions: ${s.cache.evictions}`);
   t.true(s.fuse.nativeReads!.splicedFromCache > 100, `spliced: ${JSON.stringify(s.fuse)}`);
   t.is(s.reads.failed, 0);

@@ -11,7 +11,7 @@ import { Scheduler, type BlockRequest, type SchedulerOptions } from '../src/sche
 import { SharePolicy, type ShareMode } from '../src/swarm/share-policy.js';
 import { FirstCopyOwners, followsFirstCopyRule } from '../src/scheduler/first-copies.js';
 import { pickWebSeedFetches } from '../src/swarm/web-seed-picker.js';
-import { describeSim, simPeerId, simulateCluster as simulateReaders, type ClusterSimOptions, type ClusterSimResult } from './helpers/cluster-sim.js';
+import { describeSim, seeded, simPeerId, simulateCluster as simulateReaders, type ClusterSimOptions, type ClusterSimResult } from './helpers/cluster-sim.js';
 
 const p = pieceIndex;
 const BLOCKS_PER_PIECE = 4;
@@ -19,18 +19,6 @@ const BLOCKS_PER_PIECE = 4;
 function layout(pieceCount: number): PieceLayout {
   const pieceLength = BLOCK_SIZE * BLOCKS_PER_PIECE;
   return new PieceLayout(pieceLength, pieceLength * pieceCount, Buffer.alloc(20 * pieceCount));
-}
-
-/** mulberry32: a seeded PRNG, so every run of these tests makes the same choices. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function bitfield(pieceCount: number, has: (i: number) => boolean): Uint8Array {
