@@ -467,7 +467,6 @@ export class Scheduler {
   peerBitfield(key: PeerKey, bitfield: Uint8Array): void {
     const peer = this.#peer(key);
     this.#forgetPieces(peer);
-    this.#memberChanged(peer);
     const count = this.#layout.pieceCount;
     const bytes = Math.min(bitfield.length, peer.pieces.length);
     for (let i = 0; i < bytes; i++) {
