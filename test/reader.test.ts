@@ -212,6 +212,35 @@ test('the read-ahead window doubles up to its cap, survives a small step back an
   t.is(streams.windowBytesTotal, 200, 'another reader continuing it grows it');
 });
 
+test('16 readers walking the next files at once are one stream: its read-ahead runs as far ahead as one reader\'s would', (t) => {
+  // 192 files of half a piece; 16 readers (a DataLoader's workers) each open the next file and
+  // read it whole, their reads arriving in any order within each batch of 16 (8 pieces).
+  const files = Array.from({ length: 192 }, (_, i) => ({ path: ['train', `${String(i).padStart(3, '0')}.jpg`], length: PIECE / 2 }));
+  const { metainfo } = setup({ files });
+  const clock = fakeClock();
+  const streams = new ReadStreams(metainfo.byteMap, { initialBytes: PIECE, maxBytes: 32 * PIECE, backwardToleranceBytes: PIECE }, clock.now);
+  let seed = 7;
+  const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  let furthest = -1;
+  const leads: number[] = [];
+  for (let batch = 0; batch < files.length; batch += 16) {
+    const order = Array.from({ length: 16 }, (_, k) => batch + k);
+    for (let k = order.length - 1; k > 0; k--) {
+      const j = Math.floor(random() * (k + 1));
+      [order[k], order[j]] = [order[j]!, order[k]!];
+    }
+    for (const i of order) {
+      const ahead = streams.observe({}, metainfo.files[i]!, 0, PIECE / 2);
+      if (ahead) furthest = Math.max(furthest, ...ahead.pieces);
+    }
+    clock.advance(100);
+    leads.push(furthest - (batch + 16) / 2); // pieces asked for beyond the batch just read
+  }
+  // Each reader taken as its own stream, the budget was split ~17 ways: 0-4 pieces ahead. The
+  // batches checked are those with more than 16 pieces of the torrent (96) left after them.
+  t.true(Math.min(...leads.slice(0, 9)) >= 16, `read-ahead past the walk, per batch: ${leads.join(' ')} pieces`);
+});
+
 test('a folder walk in torrent order is one stream: read-ahead runs into the next files before they are opened', (t) => {
   // Five files of 1.5 pieces, so every file boundary falls inside a piece or on one.
   const files = [0, 1, 2, 3, 4].map((i) => ({ path: ['dir', `${i}.jpg`], length: PIECE + PIECE / 2 }));

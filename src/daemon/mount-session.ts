@@ -8,6 +8,7 @@ import type { Discovery } from '../discovery/index.js';
 import type { Logger } from '../log.js';
 import type { Metainfo } from '../metainfo/index.js';
 import { Reader } from '../reader/reader.js';
+import { wireCountersEnabled, wireGauges } from '../swarm/wire-counters.js';
 import { PieceStore } from '../store/piece-store.js';
 import { Swarm } from '../swarm/index.js';
 import { socketPath } from '../control/mount-registry.js';
@@ -136,6 +137,12 @@ export class MountSession {
         },
         log,
       });
+      if (wireCountersEnabled) {
+        wireGauges.reader = () => {
+          const { streams, windowBytes } = reader.readAheadState();
+          return { raStreams: streams, raWindowKiB: Math.round(windowBytes / 1024) };
+        };
+      }
       const view: MountView = {
         mountpoint: config.mountpoint,
         metainfo,

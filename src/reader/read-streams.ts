@@ -46,6 +46,8 @@ const MAX_LISTINGS = 16;
  * memory stays bounded whatever the torrent.
  */
 const MAX_LISTING_FILES = 65_536;
+/** Reads a stream remembers the starts of: about the most readers one walk has at once (a DataLoader's workers). */
+const RECENT_READS = 32;
 
 /** One run of forward reads in one ReadOrder. */
 class ReadStream {
@@ -61,6 +63,23 @@ class ReadStream {
   lastReadAt = 0;
   /** Who read it last (an open file): a jump by its only reader ends it. */
   lastReader: object | undefined;
+  /** Where its last RECENT_READS reads started (order space), a ring: the band a walk of several readers spans. */
+  readonly #recentStarts: number[] = [];
+  #recentNext = 0;
+
+  /** Notes where a read of the stream started. */
+  noteRead(at: number): void {
+    if (this.#recentStarts.length < RECENT_READS) this.#recentStarts.push(at);
+    else this.#recentStarts[this.#recentNext] = at;
+    this.#recentNext = (this.#recentNext + 1) % RECENT_READS;
+  }
+
+  /** The lowest start among its recent reads (`expected` if none). */
+  get bandLow(): number {
+    let low = this.expected;
+    for (const at of this.#recentStarts) if (at < low) low = at;
+    return low;
+  }
   /**
    * Made when the stream first asks for read-ahead: most streams never do (each random read
    * starts one), and an AbortController per read, aborted with an Error, cost the native
@@ -71,10 +90,24 @@ class ReadStream {
 
   constructor(readonly order: ReadOrder) {}
 
+  /** Streams found to be this one walk (see ReadStreams.#continued): they end with it. */
+  #absorbed: ReadStream[] | undefined;
+
   /** Cancels its read-ahead that has not arrived yet. */
   end(why: string): void {
     this.#ended = true;
     this.#abort?.abort(new Error(why));
+    for (const s of this.#absorbed ?? []) s.end(why);
+  }
+
+  /** Takes over `other`, the same walk: its position, window and what it asked for (cancelled when this one ends). */
+  absorb(other: ReadStream): void {
+    this.noteRead(other.bandLow);
+    this.expected = Math.max(this.expected, other.expected);
+    this.requestedThrough = Math.max(this.requestedThrough, other.requestedThrough);
+    this.windowBytes = Math.max(this.windowBytes, other.windowBytes);
+    this.largestReadBytes = Math.max(this.largestReadBytes, other.largestReadBytes);
+    (this.#absorbed ??= []).push(other);
   }
 
   get signal(): AbortSignal {
@@ -159,7 +192,14 @@ export class ReadStreams {
     const now = this.#now();
     this.#expire(now);
     const end = Math.min(file.length, offset + length);
-    let stream = this.#continued(file, offset);
+    const continued = this.#continued(reader, file, offset);
+    let stream = continued.pop();
+    // The read continues several streams: they are one walk of several readers, and one window serves it.
+    for (const same of continued) {
+      if (same.order !== stream!.order) continue;
+      this.#streams.delete(same);
+      stream!.absorb(same);
+    }
     if (stream) {
       stream.windowBytes = Math.min(this.#shareCap(stream), stream.windowBytes === 0 ? this.#opts.initialBytes : stream.windowBytes * 2);
     } else {
@@ -167,6 +207,7 @@ export class ReadStreams {
       stream = this.#start(file, offset);
     }
     stream.lastReader = reader;
+    stream.noteRead(stream.order.positionOf(file, offset)!);
     stream.largestReadBytes = Math.max(stream.largestReadBytes, end - offset);
     stream.lastReadAt = now;
     this.#streams.delete(stream);
@@ -184,14 +225,28 @@ export class ReadStreams {
     return { pieces, signal: stream.signal };
   }
 
-  /** The most recently read stream this read continues: it starts where that one ended, or a little before or after. */
-  #continued(file: TorrentFile, offset: number): ReadStream | undefined {
-    let found: ReadStream | undefined;
+  /**
+   * The streams this read continues, the most recently read last: it starts where one ended, or a
+   * little before or after; or, made by another reader than the stream's last, anywhere from
+   * the lowest of its recent reads to what it has already asked to fetch ahead. The last is a
+   * walk read by several readers at once (a DataLoader's workers opening the next files of a
+   * folder): their reads land in any order within that band. Taken as new streams, each got a share of the
+   * read-ahead budget over the same few megabytes (16 workers, ~17 streams: 2 MiB ahead where
+   * one stream looks up to 32 MiB ahead; in an 8-node cluster that shallow demand left one
+   * node the only one asking the origin for new pieces, see README "Clusters"). The same
+   * reader jumping forward is a seek, as before.
+   */
+  #continued(reader: object, file: TorrentFile, offset: number): ReadStream[] {
+    const found: ReadStream[] = [];
     for (const s of this.#streams) {
       const at = s.order.positionOf(file, offset);
       if (at === undefined) continue;
       const tolerance = this.#opts.backwardToleranceBytes;
-      if (at >= s.expected - tolerance && at <= s.expected + Math.min(tolerance, 2 * s.largestReadBytes)) found = s;
+      const step = s.expected + Math.min(tolerance, 2 * s.largestReadBytes);
+      const sameReader = reader === s.lastReader;
+      const ahead = sameReader ? step : Math.max(step, s.requestedThrough);
+      const behind = (sameReader ? s.expected : s.bandLow) - tolerance;
+      if (at >= behind && at <= ahead) found.push(s);
     }
     return found;
   }

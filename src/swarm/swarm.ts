@@ -213,7 +213,7 @@ export class Swarm extends EventEmitter {
     this.#storage.on('added', this.#onAdded);
     this.#tickTimer = setInterval(() => this.#tick(), 1000);
     this.#tickTimer.unref();
-    if (wireCountersEnabled) wireGauges.sample = () => this.#gauges();
+    if (wireCountersEnabled) wireGauges.swarm = () => this.#gauges();
   }
 
   /** What the debug counters sample each second (wire-counters.ts). */

@@ -48,8 +48,8 @@ export const wireCounters = {
 
 type Counters = typeof wireCounters;
 
-/** Gauges sampled with each line (the swarm sets this when the counters are written). */
-export const wireGauges: { sample?: () => Record<string, number> } = {};
+/** Gauges sampled with each line: the swarm's, the reader's (each sets its own key). */
+export const wireGauges: Partial<Record<'swarm' | 'reader', () => Record<string, number>>> = {};
 
 const dir = process.env['BTMOUNT_WIRE_COUNTERS_DIR'];
 /** Whether the counters are written (a gauge sampler is only worth setting then). */
@@ -82,7 +82,7 @@ function startWriting(dir: string): void {
 
 function safeSample(): Record<string, number> {
   try {
-    return wireGauges.sample?.() ?? {};
+    return { ...wireGauges.swarm?.(), ...wireGauges.reader?.() };
   } catch {
     return {};
   }
