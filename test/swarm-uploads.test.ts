@@ -315,3 +315,19 @@ test('a limited upload serves the peers waiting for tokens in turn, several bloc
 function activeTimeouts(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 }
+
+test('a cancel takes back one request: a block asked twice and cancelled once is still sent once', async (t) => {
+  // No tokens for a while (a fixed clock, a bucket smaller than a block): every request queues.
+  const { up } = uploader(await storageWith([0]), { bucket: new TokenBucket(1, 1, () => 0), queueLimit: 8 });
+  const conn = new FakeConnection();
+  up.addPeer('p', conn);
+  up.interested('p');
+  const r = responses();
+  up.request('p', pieceIndex(0), 0, BLOCK_SIZE, r.respond);
+  up.request('p', pieceIndex(0), 0, BLOCK_SIZE, r.respond); // asked again: the wire holds it twice too
+  up.request('p', pieceIndex(0), BLOCK_SIZE, BLOCK_SIZE, r.respond);
+  t.is(up.queued, 3);
+  up.cancel('p', 0, 0, BLOCK_SIZE);
+  t.is(up.queued, 2, 'one of the two copies is left: the requester still counts it in flight');
+  up.close();
+});

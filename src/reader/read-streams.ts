@@ -63,6 +63,8 @@ class ReadStream {
   lastReadAt = 0;
   /** Who read it last (an open file): a jump by its only reader ends it. */
   lastReader: object | undefined;
+  /** Read by more than one reader (a walk of several workers): one reader's jump is no seek of the stream. */
+  shared = false;
   /** Where its last RECENT_READS reads started (order space), a ring: the band a walk of several readers spans. */
   readonly #recentStarts: number[] = [];
   #recentNext = 0;
@@ -103,6 +105,7 @@ class ReadStream {
   /** Takes over `other`, the same walk: its position, window and what it asked for (cancelled when this one ends). */
   absorb(other: ReadStream): void {
     this.noteRead(other.bandLow);
+    this.shared = true;
     this.expected = Math.max(this.expected, other.expected);
     this.requestedThrough = Math.max(this.requestedThrough, other.requestedThrough);
     this.windowBytes = Math.max(this.windowBytes, other.windowBytes);
@@ -206,6 +209,7 @@ export class ReadStreams {
       this.#endSeekedFrom(reader);
       stream = this.#start(file, offset);
     }
+    if (stream.lastReader !== undefined && stream.lastReader !== reader) stream.shared = true;
     stream.lastReader = reader;
     stream.noteRead(stream.order.positionOf(file, offset)!);
     stream.largestReadBytes = Math.max(stream.largestReadBytes, end - offset);
@@ -227,14 +231,16 @@ export class ReadStreams {
 
   /**
    * The streams this read continues, the most recently read last: it starts where one ended, or a
-   * little before or after; or, made by another reader than the stream's last, anywhere from
-   * the lowest of its recent reads to what it has already asked to fetch ahead. The last is a
+   * little before or after; or, in a stream read by several readers (or by another reader than
+   * its last), anywhere from the lowest of its recent reads to what it has already asked to
+   * fetch ahead. The last is a
    * walk read by several readers at once (a DataLoader's workers opening the next files of a
    * folder): their reads land in any order within that band. Taken as new streams, each got a share of the
    * read-ahead budget over the same few megabytes (16 workers, ~17 streams: 2 MiB ahead where
    * one stream looks up to 32 MiB ahead; in an 8-node cluster that shallow demand left one
-   * node the only one asking the origin for new pieces, see README "Clusters"). The same
-   * reader jumping forward is a seek, as before.
+   * node the only one asking the origin for new pieces, see README "Clusters"). A stream's
+   * only reader jumping is a seek, as before; one reader of a shared walk lagging or jumping
+   * ends nothing (before, it ended the walk and cancelled ~1,000 requests of its read-ahead).
    */
   #continued(reader: object, file: TorrentFile, offset: number): ReadStream[] {
     const found: ReadStream[] = [];
@@ -243,9 +249,9 @@ export class ReadStreams {
       if (at === undefined) continue;
       const tolerance = this.#opts.backwardToleranceBytes;
       const step = s.expected + Math.min(tolerance, 2 * s.largestReadBytes);
-      const sameReader = reader === s.lastReader;
-      const ahead = sameReader ? step : Math.max(step, s.requestedThrough);
-      const behind = (sameReader ? s.expected : s.bandLow) - tolerance;
+      const alone = reader === s.lastReader && !s.shared;
+      const ahead = alone ? step : Math.max(step, s.requestedThrough);
+      const behind = (alone ? s.expected : s.bandLow) - tolerance;
       if (at >= behind && at <= ahead) found.push(s);
     }
     return found;
@@ -275,7 +281,7 @@ export class ReadStreams {
   /** A reader that jumped away from the stream it alone was reading has left it: its read-ahead is not needed. */
   #endSeekedFrom(reader: object): void {
     for (const s of this.#streams) {
-      if (s.lastReader !== reader) continue;
+      if (s.lastReader !== reader || s.shared) continue; // a walk of several readers ends by idleness
       this.#streams.delete(s);
       s.end('read-ahead stream left by a seek');
     }

@@ -203,9 +203,12 @@ export class Uploader {
     this.pump(key);
   }
 
+  /** One cancel takes back one request (the oldest match), as the wire does: a block asked twice stays asked once. */
   cancel(key: string, index: number, offset: number, length: number): void {
     const peer = this.#peers.get(key);
-    if (peer) peer.queue = peer.queue.filter((r) => !(r.index === index && r.offset === offset && r.length === length));
+    if (!peer) return;
+    const at = peer.queue.findIndex((r) => r.index === index && r.offset === offset && r.length === length);
+    if (at >= 0) peer.queue.splice(at, 1);
   }
 
   /** Every round (RECHOKE_EVERY_MS), the choker's decision; call about once a second. */
