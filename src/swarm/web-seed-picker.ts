@@ -15,8 +15,10 @@ import type { Priority } from '../scheduler/index.js';
  * - First copies (issue 12): a piece no peer has, that another node of the cluster owns
  *   (`firstCopyHere` false: Scheduler.firstCopyHere, rendezvous hashing over the downloading
  *   btmount peers), is left to its owner: a web seed cannot reject, so two nodes that pick the
- *   same piece both fetch it. It becomes ours once it has waited the scheduler's grace without
- *   any peer getting it (the owner may not want it), and an urgent one also near its deadline.
+ *   same piece both fetch it. An urgent one becomes ours once it has waited the scheduler's
+ *   grace without any peer getting it (the owner may not want it), or near its deadline; a
+ *   read-ahead one stays its owner's (deep read-ahead at a slow origin waits past the grace
+ *   as a matter of course).
  * - Urgent pieces first, soonest deadline first; then read-ahead, then warm; within those,
  *   rarest first, then in the order given (the order they were wanted: each node fetches its
  *   own first copies in the order the cluster reads them). Without first-copy information,
