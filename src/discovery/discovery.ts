@@ -7,7 +7,7 @@ import type { WireExtension } from '../swarm/peer-connection.js';
 import type { DhtDiscovery } from './dht-discovery.js';
 import { formatPeerAddress, type PeerAddress } from './peer-address.js';
 import { PEX_EXTENSION, PeerExchange } from './pex.js';
-import { makePeerId } from './peer-id.js';
+import { makePeerId } from '../peer-id.js';
 import type { TrackerAnnouncer, TrackerStatus } from './tracker-announcer.js';
 
 export type DiscoverySource = 'dht' | 'tracker' | 'pex';

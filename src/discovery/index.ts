@@ -3,7 +3,7 @@ export { Discovery, type DiscoveryOptions, type DiscoveryReport, type DiscoveryS
 export { PUBLIC_DHT_ROUTERS } from './dht-routers.js';
 export { fetchMetainfo, type FetchMetainfoOptions, type FetchedMetainfo } from './fetch-metainfo.js';
 export { MetadataFetcher, MetadataTimeoutError, type MetadataProgress } from './metadata-fetcher.js';
-export { makePeerId } from './peer-id.js';
+export { makePeerId } from '../peer-id.js';
 export { PortReservation } from './port-reservation.js';
 export { loadCachedTorrent, cachedTorrentPath, saveTorrent, torrentFileBytes } from './torrent-cache.js';
 export { parsePeerAddress, usableAddress, formatPeerAddress, type PeerAddress } from './peer-address.js';

@@ -1,3 +1,5 @@
+import { isBtmountPeerId } from '../peer-id.js';
+
 /**
  * Who takes the first copy of a piece from the origin (issues 11 and 12): rendezvous hashing
  * over the downloading members of the swarm. A member is this node and every connected btmount
@@ -15,12 +17,9 @@
  * Pure: peer ids in, answers out; O(members) per piece, cached until the member set changes.
  */
 
-/** btmount's peer-id prefix (`-BM` then the version), as the wire gives ids: hex. */
-const BTMOUNT_ID_PREFIX_HEX = '2d424d';
-
 /** A peer that follows the first-copy rule: another btmount (other clients pick their own way). */
 export function followsFirstCopyRule(peerId: string | undefined): boolean {
-  return peerId !== undefined && peerId.toLowerCase().startsWith(BTMOUNT_ID_PREFIX_HEX);
+  return isBtmountPeerId(peerId);
 }
 
 /** FNV-1a over the id's characters: a member's 32-bit seed. */

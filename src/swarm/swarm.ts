@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { makePeerId } from '../peer-id.js';
 import { type InfoHash, type PieceIndex, type PieceLayout } from '../metainfo/piece-layout.js';
 import { Scheduler, type BlockRequest, type PeerRequest, type Priority, type SchedulerOptions } from '../scheduler/index.js';
 import type { VerifiedPiece } from '../metainfo/verified-piece.js';
@@ -88,7 +88,6 @@ type Candidate = PeerCandidate<PeerWire, DialSource>;
 
 type PeerWire = PeerWireSource<Candidate>;
 
-const CLIENT_PREFIX = '-BM0100-';
 const MAX_UNREQUESTED_BLOCKS = 16;
 const IDLE_TIMEOUT_MS = 150_000;
 /**
@@ -184,7 +183,7 @@ export class Swarm extends EventEmitter {
     this.layout = opts.layout;
     this.#storage = opts.storage;
     this.#log = (opts.log ?? silentLogger).child({ swarm: opts.infoHash.slice(0, 8) });
-    this.peerId = Buffer.concat([Buffer.from(CLIENT_PREFIX, 'latin1'), randomBytes(12)]);
+    this.peerId = makePeerId();
     // Random among equally rare pieces: nodes reading the same window then fetch different pieces and trade;
     // our peer id: first copies from an origin are spread over the btmount peers by it (rendezvous hashing).
     this.#scheduler = new Scheduler(opts.layout, { random: Math.random, selfId: this.peerId.toString('hex'), ...opts.scheduler });
