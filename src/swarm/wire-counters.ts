@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks';
  * (issue 11): plain integers bumped on the per-message paths, so they cost an addition each.
  * With BTMOUNT_WIRE_COUNTERS_DIR set, the process appends one JSON line a second to
  * `<dir>/<pid>.jsonl`: the counters since the last line, the CPU used and the event loop's
- * utilisation, a timeline per daemon that `scripts/bench-cluster.ts --counters DIR` sums up.
+ * utilisation, a timeline per daemon (`scripts/bench-cluster.ts --counters DIR` sets the variable;
+ * `scripts/wire-timeline.ts` prints the timelines side by side).
  * Process-wide (one swarm per daemon); without the variable nothing is written.
  */
 export const wireCounters = {
