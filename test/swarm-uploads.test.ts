@@ -316,7 +316,7 @@ function activeTimeouts(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 }
 
-test('a cancel takes back one request: a block asked twice and cancelled once is still sent once', async (t) => {
+test('a cancel takes back one request: a block asked twice and cancelled once stays queued once', async (t) => {
   // No tokens for a while (a fixed clock, a bucket smaller than a block): every request queues.
   const { up } = uploader(await storageWith([0]), { bucket: new TokenBucket(1, 1, () => 0), queueLimit: 8 });
   const conn = new FakeConnection();

@@ -90,10 +90,10 @@ class ReadStream {
   #abort: AbortController | undefined;
   #ended = false;
 
-  constructor(readonly order: ReadOrder) {}
-
-  /** Streams found to be this one walk (see ReadStreams.#continued): they end with it. */
+  /** Streams found to be this one walk (see ReadStreams.#continued) whose read-ahead is still ahead of it: they end with it. */
   #absorbed: ReadStream[] | undefined;
+
+  constructor(readonly order: ReadOrder) {}
 
   /** Cancels its read-ahead that has not arrived yet. */
   end(why: string): void {
@@ -110,7 +110,10 @@ class ReadStream {
     this.requestedThrough = Math.max(this.requestedThrough, other.requestedThrough);
     this.windowBytes = Math.max(this.windowBytes, other.windowBytes);
     this.largestReadBytes = Math.max(this.largestReadBytes, other.largestReadBytes);
-    (this.#absorbed ??= []).push(other);
+    // Streams the walk has read past have nothing left to cancel: the list stays as short as the
+    // streams ahead of it, however long the walk lives.
+    this.#absorbed = (this.#absorbed ?? []).filter((s) => s.requestedThrough > this.expected);
+    this.#absorbed.push(other);
   }
 
   get signal(): AbortSignal {
@@ -233,12 +236,12 @@ export class ReadStreams {
    * The streams this read continues, the most recently read last: it starts where one ended, or a
    * little before or after; or, in a stream read by several readers (or by another reader than
    * its last), anywhere from the lowest of its recent reads to what it has already asked to
-   * fetch ahead. The last is a
-   * walk read by several readers at once (a DataLoader's workers opening the next files of a
-   * folder): their reads land in any order within that band. Taken as new streams, each got a share of the
-   * read-ahead budget over the same few megabytes (16 workers, ~17 streams: 2 MiB ahead where
-   * one stream looks up to 32 MiB ahead; in an 8-node cluster that shallow demand left one
-   * node the only one asking the origin for new pieces, see README "Clusters"). A stream's
+   * fetch ahead. The last is a walk read by several readers at once (a DataLoader's workers
+   * opening the next files of a folder): their reads land in any order within that band. Taken
+   * as new streams, each got a share of the read-ahead budget over the same few megabytes (16
+   * workers, ~17 streams: 2 MiB ahead where one stream looks up to 32 MiB ahead; in an 8-node
+   * cluster that shallow demand left one node the only one asking the origin for new pieces,
+   * see README "Clusters"). A stream's
    * only reader jumping is a seek, as before; one reader of a shared walk lagging or jumping
    * ends nothing (before, it ended the walk and cancelled ~1,000 requests of its read-ahead).
    */
@@ -250,9 +253,9 @@ export class ReadStreams {
       const tolerance = this.#opts.backwardToleranceBytes;
       const step = s.expected + Math.min(tolerance, 2 * s.largestReadBytes);
       const alone = reader === s.lastReader && !s.shared;
-      const ahead = alone ? step : Math.max(step, s.requestedThrough);
-      const behind = (alone ? s.expected : s.bandLow) - tolerance;
-      if (at >= behind && at <= ahead) found.push(s);
+      if (at > (alone ? step : Math.max(step, s.requestedThrough))) continue;
+      // bandLow scans the stream's recent reads: only for a read behind it that only a walk explains.
+      if (at >= s.expected - tolerance || (!alone && at >= s.bandLow - tolerance)) found.push(s);
     }
     return found;
   }

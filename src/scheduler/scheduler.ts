@@ -767,10 +767,10 @@ export class Scheduler {
     // For a web seed the grace is for a blocked read only. A web seed cannot reject a second
     // copy, and read-ahead far ahead at a slow origin waits past the grace as a matter of course
     // (8 nodes, 4 MiB/s, each wanting ~100 pieces: every node then fetched every piece, 3.6x).
-    const graceApplies = this.#wanted.get(index)?.priority === 'urgent';
+    const piece = this.#wanted.get(index);
+    const graceApplies = piece?.priority === 'urgent';
     const firstCopy = this.#firstCopies && this.#firstCopies.size > 0 ? { firstCopyHere: this.firstCopyHere(index, now, graceApplies) } : {};
     if (availability === 0) return { availability, usablePeers, peerDeliveryAt, ...firstCopy };
-    const piece = this.#wanted.get(index);
     const missing = piece?.started ? (piece.blockCount - piece.receivedCount) * BLOCK_SIZE : this.#layout.pieceSize(index);
     for (const p of this.#peers.values()) {
       if (p.snubbed || !this.#canRequest(p, index)) continue;

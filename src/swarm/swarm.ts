@@ -196,10 +196,11 @@ export class Swarm extends EventEmitter {
       storage: opts.storage,
       bucket: new TokenBucket(opts.uploadLimit ?? 0),
       slots: opts.uploadSlots ?? 8,
-      // Twice what we advertise: a requester at its cap (reqq in flight, as a fast one keeps)
-      // overshoots by the requests that cross the blocks we send, and each reject of that
-      // overshoot made it hold the piece back for seconds (a lone node with 64 MiB of read-ahead
-      // at a 20 MiB/s seed: 121 rejects in one second, then 2 s with nothing in flight).
+      // Twice what we advertise: a requester at its cap (reqq in flight, as a fast one keeps) was
+      // seen to overshoot it (our queue full with nothing being read; the cause is not found),
+      // and each reject of that overshoot made it hold the piece back for seconds (a lone node
+      // with 64 MiB of read-ahead at a 20 MiB/s seed: 121 rejects in one second, then 2 s with
+      // nothing in flight).
       queueLimit: 2 * this.#ourReqq,
       ...(opts.shareMode ? { shareMode: opts.shareMode } : {}),
       announcedEarly: (index) => this.#announcedEarly.has(index),
