@@ -23,6 +23,11 @@ export interface MountView {
   discovery(): DiscoveryReport;
   /** The FUSE backend serving the mount (none yet while the control socket starts before it). */
   fuse?(): FuseStatus;
+  /**
+   * Brings the Reader's counts up to date with reads the FUSE backend answered on its own
+   * (the native backend reports its cache hits in batches); called before a status is built.
+   */
+  settleReads?(): void;
   /** The mount's web seeds (url-list, ws=, --web-seed); none when absent. */
   webSeeds?(): WebSeedStatus[];
   log: Logger;

@@ -3,6 +3,7 @@ import { STATUS_SCHEMA_VERSION, type MountStatus, type WarmJobStatus } from './s
 
 /** Builds the `status` object of a mount from its parts' counters, at `now`. */
 export function buildStatus(view: MountView, jobs: WarmJobStatus[], now = Date.now()): MountStatus {
+  view.settleReads?.();
   const { metainfo, cache, swarm, reader } = view;
   const swarmStats = swarm.stats();
   const { cacheHits: hits, cacheMisses: misses } = reader.stats;

@@ -153,6 +153,7 @@ export class MountSession {
         warmReserveBytes: readAheadMaxBytes,
         discovery: () => config.discovery?.status() ?? discoveryStatus(config),
         fuse: () => fuseStatus(mounted),
+        settleReads: () => mounted?.takePendingHits?.(),
         webSeeds: () => webSeeds.status(),
         log,
       };

@@ -17,6 +17,8 @@ export interface MountedFilesystem {
   unmount(): Promise<void>;
   /** Native backend: reads served in C (hits) and sent to the Reader (misses). */
   nativeStats?(): { hits: number; misses: number; generationRetries: number; spliced: number };
+  /** Native backend: hands the Reader now the hits C logged since its last batch. */
+  takePendingHits?(): void;
 }
 
 export interface MountFilesystemOptions {

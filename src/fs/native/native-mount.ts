@@ -146,12 +146,15 @@ export class NativeMount {
     );
   }
 
+  takePendingHits(): void {
+    clearTimeout(this.#hitDrain);
+    this.#hitDrain = undefined;
+    const records = this.#handle && this.#addon.takeHits(this.#handle);
+    if (records) this.#noteHits(records);
+  }
+
   #hitsWaiting(): void {
-    this.#hitDrain ??= setTimeout(() => {
-      this.#hitDrain = undefined;
-      const records = this.#handle && this.#addon.takeHits(this.#handle);
-      if (records) this.#noteHits(records);
-    }, HIT_DRAIN_DELAY_MS);
+    this.#hitDrain ??= setTimeout(() => this.takePendingHits(), HIT_DRAIN_DELAY_MS);
   }
 
   #noteHits(records: Float64Array): void {
