@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--tracker", action="append", default=[], help="announce to this tracker too")
     ap.add_argument("--upload-limit", type=int, default=0, help="bytes/s for every peer, loopback ones included")
     ap.add_argument("--paused", action="store_true", help="add the torrent paused; SIGUSR1 resumes it")
+    ap.add_argument("--plaintext", action="store_true",
+                    help="dial in plain BitTorrent, not encrypted first (btmount refuses MSE; libtorrent then retries plainly, usually after 1 s)")
     args = ap.parse_args()
 
     settings = {
@@ -54,6 +56,8 @@ def main():
         "unchoke_slots_limit": 16,
         "user_agent": "lt_peer.py",
     }
+    if args.plaintext:
+        settings["out_enc_policy"] = lt.enc_policy.pe_disabled
     ses = lt.session(settings)
     if args.upload_limit:
         # libtorrent puts loopback and LAN peers in a "local" class that the session's rate limits

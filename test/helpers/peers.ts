@@ -283,12 +283,22 @@ export async function startListeningAria2Leecher(torrentPath: string, dir: strin
 /** A python3-libtorrent peer (see lt_peer.py); resolves once it listens. */
 export async function startLibtorrent(
   mode: 'seed' | 'leech',
-  opts: { torrentPath?: string; magnet?: string; savePath: string; listen: string; peers?: string[]; exitWhenDone?: boolean },
+  opts: {
+    torrentPath?: string;
+    magnet?: string;
+    savePath: string;
+    listen: string;
+    peers?: string[];
+    exitWhenDone?: boolean;
+    /** Dial without trying encryption first (libtorrent's plain retry after a refused MSE attempt was once seen to take 60 s). */
+    plaintext?: boolean;
+  },
 ): Promise<Proc & { port: number }> {
   const source = opts.magnet ? ['--magnet', opts.magnet] : ['--torrent', opts.torrentPath!];
   const args = [LT_PEER, mode, ...source, '--save-path', opts.savePath, '--listen', opts.listen];
   for (const p of opts.peers ?? []) args.push('--peer', p);
   if (opts.exitWhenDone) args.push('--exit-when-done');
+  if (opts.plaintext) args.push('--plaintext');
   const proc = startProcess('/usr/bin/python3', args);
   const m = await proc.waitFor(/"event": "listening", "port": (\d+)/, 20_000);
   const port = Number(m[1]);
