@@ -27,8 +27,8 @@ import type { Metainfo } from '../src/metainfo/index.js';
 import { TokenBucket } from '../src/swarm/rate-limiter.js';
 import { startTrackerServer } from '../test/helpers/discovery.js';
 import { liveStatus, mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
-import { freePort, startProcess } from '../test/helpers/peers.js';
-import { loadAverages, waitForCluster } from './bench-kit.js';
+import { freePort } from '../test/helpers/peers.js';
+import { loadAverages, readConcurrently, waitForCluster } from './bench-kit.js';
 
 const ORIGIN_HOST = '127.0.0.2';
 const nodeHost = (i: number): string => `127.0.0.${10 + i}`;
@@ -167,25 +167,14 @@ async function startHttpCluster(data: HttpBenchData, server: CappedServer, n: nu
   return { nodes, stop };
 }
 
-/** Every node reads every file, `readers` at a time, through bench-cluster's reader mode (which checks each file's SHA-1); seconds until the last is done. */
-async function readEverything(script: string, base: string, nodes: readonly MountedTorrent[], data: HttpBenchData, readers: string): Promise<number> {
-  const started = performance.now();
-  await Promise.all(
-    nodes.map(async (m, i) => {
-      const listFile = path.join(base, `http-${i}.list`);
-      // bench-cluster's reader list: `<sha1> <length> <path>` a line.
-      await writeFile(listFile, data.files.map((f) => `${f.sha1} ${f.length} ${path.join(m.mountpoint, f.path)}`).join('\n') + '\n');
-      const reader = startProcess(process.execPath, [script, '--read', listFile, readers]);
-      const code = await reader.exited;
-      if (code !== 0) throw new Error(`node ${i} (http origin) failed to read its files: ${reader.output().slice(-500)}`);
-    }),
-  );
-  return (performance.now() - started) / 1000;
+/** Every node reads every file, `readers` at a time (bench-kit's readConcurrently: readers started before the clock, each file's SHA-1 checked); seconds until the last is done. */
+async function readEverything(base: string, nodes: readonly MountedTorrent[], data: HttpBenchData, readers: string): Promise<number> {
+  const lists = nodes.map((m) => data.files.map((f) => ({ sha1: f.sha1, length: f.length, path: path.join(m.mountpoint, f.path) })));
+  return (await readConcurrently(base, 'http', lists, Number(readers))).seconds;
 }
 
-
 /** One N: the plain-HTTP baseline, then the cluster of mounts with the server as web seed, each against a fresh server. */
-export async function runHttpOrigin(data: HttpBenchData, n: number, rate: number, base: string, opts: { script: string; readers: string }): Promise<HttpOriginResult> {
+export async function runHttpOrigin(data: HttpBenchData, n: number, rate: number, base: string, opts: { readers: string }): Promise<HttpOriginResult> {
   const F = data.metainfo.layout.totalLength;
   const dir = path.dirname(data.root);
   const plainServer = await startCappedServer(dir, rate);
@@ -199,7 +188,7 @@ export async function runHttpOrigin(data: HttpBenchData, n: number, rate: number
   try {
     const cluster = await startHttpCluster(data, server, n, rate, base);
     try {
-      const seconds = await readEverything(opts.script, base, cluster.nodes, data, opts.readers);
+      const seconds = await readEverything(base, cluster.nodes, data, opts.readers);
       const statuses: MountStatus[] = await Promise.all(cluster.nodes.map((m) => liveStatus(m.mountpoint)));
       const webSeedBytes = statuses.reduce((sum, s) => sum + (s.webSeeds ?? []).reduce((a, w) => a + w.bytesFetched, 0), 0);
       const load = await loadAverages();

@@ -39,7 +39,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createTorrentFile } from '../src/cli/create.js';
@@ -50,7 +50,7 @@ import { startTrackerServer } from '../test/helpers/discovery.js';
 import { mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
 import { BTMOUNT_BIN, freePort, startProcess, type Proc } from '../test/helpers/peers.js';
 import { plotHttp, printHttpTable, runHttpOrigin, type HttpOriginResult } from './bench-cluster-http.js';
-import { cpuTime, loadAverages, waitForCluster, type CpuTime } from './bench-kit.js';
+import { cpuTime, loadAverages, readConcurrently, waitForCluster, type CpuTime } from './bench-kit.js';
 import { runLibtorrentCluster, printLibtorrentTable, type LibtorrentResult } from './bench-cluster-libtorrent.js';
 import { benchOptions } from './bench-options.js';
 
@@ -73,58 +73,7 @@ const DEFAULTS = {
   profile: '',
   counters: '',
 };
-// A reader child (`--read LIST N`, started by this script) takes no options.
-const options =
-  process.argv[2] === '--read'
-    ? DEFAULTS
-    : benchOptions('Cluster bench (issue 11): N mounts and one upload-capped origin, beside the swarm bound.', DEFAULTS);
-
-// ── reader mode: one child process per node reads a list of files through its mount ──
-
-/**
- * `--read <list> <concurrency>`: reads every file of the list (`<sha1> <length> <path>` a line)
- * to its end, `concurrency` at a time, as a DataLoader's workers do, and checks each one's
- * length and SHA-1; prints the bytes read and its own CPU time. One process per node, each
- * worker with one reused buffer: the readers' CPU is part of what the machine spends.
- */
-async function readerMain(listFile: string, concurrency: number): Promise<void> {
-  const files = (await readFile(listFile, 'utf8')).split('\n').filter(Boolean).map((line) => {
-    const [sha1, length, ...file] = line.split(' ');
-    return { sha1: sha1!, length: Number(length), file: file.join(' ') };
-  });
-  let next = 0;
-  let bytes = 0;
-  const worker = async (): Promise<void> => {
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    while (next < files.length) {
-      const { sha1, length, file } = files[next++]!;
-      const handle = await open(file, 'r');
-      const hash = createHash('sha1');
-      let got = 0;
-      try {
-        for (;;) {
-          const { bytesRead } = await handle.read(buf, 0, buf.length, got);
-          if (bytesRead === 0) break;
-          hash.update(buf.subarray(0, bytesRead));
-          got += bytesRead;
-        }
-      } finally {
-        await handle.close();
-      }
-      if (got !== length) throw new Error(`${file}: read ${got} bytes, the dataset's file has ${length}`);
-      if (hash.digest('hex') !== sha1) throw new Error(`${file}: the bytes read differ from the dataset's (SHA-1)`);
-      bytes += got;
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: concurrency }, worker));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
-    process.exit(1); // the other reads would each wait out the read timeout
-  }
-  const cpu = process.cpuUsage();
-  process.stdout.write(`read ${bytes} cpu ${cpu.user} ${cpu.system}\n`);
-}
+const options = benchOptions('Cluster bench (issue 11): N mounts and one upload-capped origin, beside the swarm bound.', DEFAULTS);
 
 // ── the dataset ──────────────────────────────────────────────────────────────
 
@@ -296,28 +245,18 @@ async function originBytes(cluster: Cluster): Promise<number> {
 }
 
 /**
- * Every node reads its list at the same moment (one reader process per node); resolves with the
- * seconds until the last one is done and the CPU seconds the readers used.
+ * Every node reads its list at the same moment (one reader process per node, started before
+ * the clock: bench-kit's readConcurrently); resolves with the seconds until the last one is
+ * done and the CPU seconds the readers used.
  */
-async function readAll(
+function readAll(
   base: string,
   nodes: readonly MountedTorrent[],
   lists: ReadonlyArray<readonly DataFile[]>,
   tag: string,
 ): Promise<{ seconds: number; readerCpu: CpuTime }> {
-  const started = performance.now();
-  const cpu = await Promise.all(
-    nodes.map(async (m, i) => {
-      const listFile = path.join(base, `${tag}-${i}.list`);
-      await writeFile(listFile, lists[i]!.map((f) => `${f.sha1} ${f.length} ${path.join(m.mountpoint, f.path)}`).join('\n') + '\n');
-      const reader = startProcess(process.execPath, [process.argv[1]!, '--read', listFile, options.readers]);
-      const code = await reader.exited;
-      if (code !== 0) throw new Error(`node ${i} (${tag}) failed to read its files: ${reader.output().slice(-500)}`);
-      const said = / cpu (\d+) (\d+)/.exec(reader.output());
-      return { user: Number(said?.[1] ?? 0) / 1e6, system: Number(said?.[2] ?? 0) / 1e6 };
-    }),
-  );
-  return { seconds: (performance.now() - started) / 1000, readerCpu: cpu.reduce(addCpu, { user: 0, system: 0 }) };
+  const entries = nodes.map((m, i) => lists[i]!.map((f) => ({ sha1: f.sha1, length: f.length, path: path.join(m.mountpoint, f.path) })));
+  return readConcurrently(base, tag, entries, Number(options.readers));
 }
 
 // ── the runs ─────────────────────────────────────────────────────────────────
@@ -511,7 +450,7 @@ async function main(): Promise<void> {
         }
         if (workload === 'http') {
           // The HTTP origin (scripts/bench-cluster-http.ts): its own table and plot.
-          const h = await runHttpOrigin(data, n, rate, base, { script: process.argv[1]!, readers: options.readers });
+          const h = await runHttpOrigin(data, n, rate, base, { readers: options.readers });
           httpResults.push(h);
           process.stderr.write(`http N=${n}: ${h.seconds.toFixed(1)} s (bound ${h.bound.toFixed(1)} s, ×${(h.seconds / h.bound).toFixed(2)}), origin factor ${h.originFactor.toFixed(2)}; plain HTTP ${h.plainSeconds.toFixed(1)} s; load ${h.load}\n`);
           await rm(base, { recursive: true, force: true });
@@ -536,5 +475,4 @@ async function main(): Promise<void> {
   if (httpPlot) await plotHttp(httpResults, path.resolve(httpPlot));
 }
 
-if (process.argv[2] === '--read') await readerMain(process.argv[3]!, Number(process.argv[4]));
-else await main();
+await main();

@@ -4,7 +4,7 @@
  * timing a command, dropping the page cache, DataLoader epochs, and the
  * markdown table. Needs root (drop_caches), aria2c, python3-libtorrent, python3-torch.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -18,6 +18,7 @@ export const execFileAsync = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = path.join(REPO, 'bin', 'btmount.js');
 export const EPOCH = path.join(REPO, 'scripts', 'dataloader_epoch.py');
+const CLUSTER_READER = fileURLToPath(new URL('./cluster-reader.js', import.meta.url));
 
 /** A markdown table printed row by row to stderr as it is measured, and whole at the end. */
 export class Table {
@@ -209,4 +210,53 @@ export async function waitForCluster(peersOf: ReadonlyArray<() => Promise<number
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** One line of a cluster reader's list (scripts/cluster-reader.ts): a file to read through a mount and what it must hold. */
+export interface ReaderListEntry {
+  sha1: string;
+  length: number;
+  path: string;
+}
+
+/**
+ * Every node's reader (scripts/cluster-reader.ts), started and loaded before the clock: the
+ * timed window is from the go every reader is given at once until the last is done. Resolves
+ * the seconds and the readers' CPU from the go; throws naming the node whose reads failed.
+ */
+export async function readConcurrently(base: string, tag: string, lists: ReadonlyArray<readonly ReaderListEntry[]>, concurrency: number): Promise<{ seconds: number; readerCpu: CpuTime }> {
+  const readers = await Promise.all(
+    lists.map(async (list, i) => {
+      const listFile = path.join(base, `${tag}-${i}.list`);
+      await writeFile(listFile, list.map((f) => `${f.sha1} ${f.length} ${f.path}`).join('\n') + '\n');
+      const child = spawn(process.execPath, [CLUSTER_READER, listFile, String(concurrency)], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+      const ready = new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', () => output.includes('ready\n') && resolve());
+        void exited.then((code) => reject(new Error(`node ${i} (${tag}): its reader exited (${code}) before it was ready: ${output.slice(-500)}`)));
+      });
+      return { child, exited, ready, output: () => output, node: i };
+    }),
+  );
+  try {
+    await Promise.all(readers.map((r) => r.ready));
+  } catch (err) {
+    for (const r of readers) r.child.kill();
+    throw err;
+  }
+  const started = performance.now();
+  for (const r of readers) r.child.stdin.end('go\n');
+  const cpu = await Promise.all(
+    readers.map(async (r) => {
+      const code = await r.exited;
+      if (code !== 0) throw new Error(`node ${r.node} (${tag}) failed to read its files: ${r.output().slice(-500)}`);
+      const said = / cpu (\d+) (\d+)/.exec(r.output());
+      return { user: Number(said?.[1] ?? 0) / 1e6, system: Number(said?.[2] ?? 0) / 1e6 };
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { seconds, readerCpu: cpu.reduce((a, b) => ({ user: a.user + b.user, system: a.system + b.system }), { user: 0, system: 0 }) };
 }
