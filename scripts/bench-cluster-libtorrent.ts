@@ -23,7 +23,7 @@ import { cpuTime, loadAverages, type CpuTime } from './bench-kit.js';
 
 const ORIGIN_HOST = '127.0.0.2';
 const nodeHost = (i: number): string => `127.0.0.${10 + i}`;
-/** A run that takes longer than this is stuck, not slow (the 256 MiB default at 20 MiB/s needs 13 s). */
+/** A run that takes longer than this is stuck, not slow (the 64 MiB default at 4 MiB/s needs 16 s). */
 const RUN_TIMEOUT_MS = 15 * 60_000;
 
 export interface LibtorrentResult {

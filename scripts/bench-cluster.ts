@@ -22,8 +22,8 @@
  * endpoint); the central-server time N·F/u_s; and the CPU seconds (user + system)
  * the mount daemons, the origin and the readers used while the nodes read.
  *
- *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 256]
- *     [--rate 20M] [--workloads full,shards[,http][,libtorrent]] [--rounds 2] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
+ *   npx tsc -p . && node dist/scripts/bench-cluster.js [--nodes 1,2,4,8] [--mib 64]
+ *     [--rate 4M] [--workloads full,shards[,http][,libtorrent]] [--rounds 2] [--share distinct|all] [--readers 16] [--plot cluster.png] [--dir /tmp/btmount-bench-cluster]
  *     [--profile DIR]   (CPU profiles of the daemons and the origin: see scripts/cpu-profile.ts)
  *     [--counters DIR]  (each daemon's wire counters, a JSON line a second: src/swarm/wire-counters.ts)
  *     [--plot-http cluster-http.png]
@@ -61,8 +61,10 @@ const MiB = 1024 * 1024;
 
 const DEFAULTS = {
   nodes: '1,2,4,8',
-  mib: '256',
-  rate: '20M',
+  // Caps the 2-core machine can carry at N = 8 (the bound assumes the caps are the limit):
+  // at 20M and 256 MiB the daemons need more CPU than the machine has (README, Clusters).
+  mib: '64',
+  rate: '4M',
   workloads: 'full,shards',
   rounds: '2',
   share: 'distinct',
