@@ -50,7 +50,7 @@ import { startTrackerServer } from '../test/helpers/discovery.js';
 import { mountWithCli, type MountedTorrent } from '../test/helpers/mount.js';
 import { BTMOUNT_BIN, freePort, startProcess, type Proc } from '../test/helpers/peers.js';
 import { plotHttp, printHttpTable, runHttpOrigin, type HttpOriginResult } from './bench-cluster-http.js';
-import { cpuTime, loadAverages, readConcurrently, waitForCluster, type CpuTime } from './bench-kit.js';
+import { addCpu, cpuTime, loadAverages, readConcurrently, waitForCluster, type CpuTime } from './bench-kit.js';
 import { runLibtorrentCluster, printLibtorrentTable, type LibtorrentResult } from './bench-cluster-libtorrent.js';
 import { benchOptions } from './bench-options.js';
 
@@ -263,7 +263,6 @@ function readAll(
 
 // ── the runs ─────────────────────────────────────────────────────────────────
 
-const addCpu = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user + b.user, system: a.system + b.system });
 
 /** The CPU the cluster's processes use from now until `done()`: the mount daemons and the origin apart. */
 async function cpuMeter(c: Cluster): Promise<() => Promise<{ nodes: CpuTime; origin: CpuTime }>> {

@@ -48,6 +48,8 @@ export interface CpuTime {
   system: number;
 }
 
+export const addCpu = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user + b.user, system: a.system + b.system });
+
 /** CPU seconds the processes have used, user and system apart: /proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms. */
 export async function cpuTime(pids: readonly number[]): Promise<CpuTime> {
   const t = { user: 0, system: 0 };
@@ -231,13 +233,15 @@ export async function readConcurrently(base: string, tag: string, lists: Readonl
       await writeFile(listFile, list.map((f) => `${f.sha1} ${f.length} ${f.path}`).join('\n') + '\n');
       const child = spawn(process.execPath, [CLUSTER_READER, listFile, String(concurrency)], { stdio: ['pipe', 'pipe', 'pipe'] });
       let output = '';
-      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
       const ready = new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', () => output.includes('ready\n') && resolve());
+        child.stdout.on('data', (d: Buffer) => {
+          output += d.toString();
+          if (output.includes('ready\n')) resolve();
+        });
         void exited.then((code) => reject(new Error(`node ${i} (${tag}): its reader exited (${code}) before it was ready: ${output.slice(-500)}`)));
       });
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
       return { child, exited, ready, output: () => output, node: i };
     }),
   );
@@ -258,5 +262,5 @@ export async function readConcurrently(base: string, tag: string, lists: Readonl
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  return { seconds, readerCpu: cpu.reduce((a, b) => ({ user: a.user + b.user, system: a.system + b.system }), { user: 0, system: 0 }) };
+  return { seconds, readerCpu: cpu.reduce(addCpu, { user: 0, system: 0 }) };
 }

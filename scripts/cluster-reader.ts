@@ -7,8 +7,9 @@
  *
  * It starts, prints `ready`, and reads only when a line comes on stdin: the benches start
  * every node's reader first and time from the go, so a node process's start (parsing and
- * compiling its code, seen as about a third of the readers' CPU at 4 MiB/s when it was
- * inside the timed window) is not part of what the cluster is timed on. It imports nothing
+ * compiling its code) is not part of what the cluster is timed on: at 4 MiB/s and N = 8 the
+ * readers used 6.7 user s when the whole bench script was started inside the timed window,
+ * 1.1 with this. It imports nothing
  * but Node for the same reason. Prints `read <bytes> cpu <user µs> <system µs>`, CPU counted
  * from the go.
  */

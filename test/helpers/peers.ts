@@ -290,7 +290,7 @@ export async function startLibtorrent(
     listen: string;
     peers?: string[];
     exitWhenDone?: boolean;
-    /** Dial without trying encryption first (libtorrent's plain retry after a refused MSE attempt was once seen to take 60 s). */
+    /** Dial without trying encryption first (btmount refuses MSE; libtorrent's plain retry is not always quick). */
     plaintext?: boolean;
   },
 ): Promise<Proc & { port: number }> {
