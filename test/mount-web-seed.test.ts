@@ -246,7 +246,7 @@ test('a --web-seed that is not an http(s) URL is one line naming the flag, befor
   t.is(res.stderr, 'btmount: cannot mount: --web-seed: a web seed must be an http:// or https:// URL, not ftp://mirror.example/ds/\n');
 });
 
-test('seed --web-seed fills the pieces its dataset lacks (a truncated file, a changed byte) from the origin, without writing the dataset; a mount gets every byte from that seed alone', async (t) => {
+test('seed --web-seed (repeated: a 404 origin, then a good one) fills the pieces its dataset lacks (a truncated file, a changed byte) from the origin that has them, without writing the dataset; a mount gets every byte from that seed alone', async (t) => {
   const damaged = path.join(base, 'damaged', 'ds');
   await cp(ds.root, damaged, { recursive: true });
   const truncated = path.join(damaged, 'train/c.bin');
@@ -258,7 +258,7 @@ test('seed --web-seed fills the pieces its dataset lacks (a truncated file, a ch
   const port = await freePort();
   const seeder = startProcess(process.execPath, [
     BTMOUNT_BIN, 'seed', ds.torrentPath, damaged, '--host', '127.0.0.1', '--port', String(port), '--no-dht',
-    '--cache', path.join(base, 'cache-seed-fill'), '--web-seed', `${server.base}/good/`,
+    '--cache', path.join(base, 'cache-seed-fill'), '--web-seed', `${server.base}/404/`, '--web-seed', `${server.base}/good/`,
   ]);
   t.teardown(() => seeder.stop().then(() => undefined));
   await seeder.waitFor(/seeding .* on port/, 60_000);

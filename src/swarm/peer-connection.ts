@@ -15,6 +15,8 @@ interface WireInternals {
   readonly _finished: boolean;
   /** Payload bytes sent in piece messages (counted by `wire.piece`). */
   readonly uploaded: number;
+  /** The peer's requests the wire has not answered or seen cancelled yet. */
+  readonly peerRequests: readonly unknown[];
 }
 
 function noop(): void {}
@@ -225,6 +227,14 @@ export class PeerConnection extends EventEmitter {
 
   get amInterested(): boolean {
     return this.wire.amInterested;
+  }
+
+  /**
+   * The peer's requests the wire itself still holds (answered, rejected or cancelled ones
+   * leave it): a debug gauge beside the uploader's own queue.
+   */
+  get pendingPeerRequests(): number {
+    return (this.wire as unknown as WireInternals).peerRequests.length;
   }
 
   /** Both ends speak the fast extension (BEP 6: have-all, reject, allowed-fast). */

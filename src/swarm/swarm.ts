@@ -231,7 +231,7 @@ export class Swarm extends EventEmitter {
       if (!p.usable) continue;
       // The wire's own list of the peer's pending requests, beside the uploader's queue: where
       // they disagree, a request was dropped without an answer.
-      peerRequests += (p.pc.wire as unknown as { peerRequests: unknown[] }).peerRequests.length;
+      peerRequests += p.pc.pendingPeerRequests;
       if (!p.pc.peerChoking) unchokedBy++;
       if (p.pc.amInterested) interestedIn++;
       const n = p.inflight;
